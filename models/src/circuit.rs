@@ -1,0 +1,283 @@
+//! The halo2 circuit of a quantized model, built on halo2-base's flex gate and range chip.
+//!
+//! Every value is an [`AssignedValue`]. Weights and biases enter as `Constant` cells: halo2-base
+//! places each distinct constant in a *fixed* column and wires it to its uses with copy
+//! constraints, so the fixed-column commitments and the permutation commitments in the verifying
+//! key pin the exact weights. Different weights give a different verifying key, hence a different
+//! verifier bytecode and a different model id.
+//!
+//! Public instances, in order: `[binding, input_0 .. input_{n-1}, output_0 .. output_{m-1}]`.
+//! `binding` is opaque to the model: the coordinator sets it to
+//! `keccak256(abi.encode(requestId, fulfiller)) mod r`, so a proof is only valid for the request
+//! and the fulfiller it was made for. It is squared in a gate so that it is part of the constraint
+//! system, and it is absorbed into the Fiat–Shamir transcript like every instance.
+//!
+//! Gadgets (with `B = value_bits`, `H = 2^(B-1)`):
+//! * **signed range check** of `x`: `x + H ∈ [0, 2^B)` by lookup.
+//! * **rounding division** of an accumulator `a` by a constant `d` (`d = 2^shift` for rescaling):
+//!   witness `q' = y + H` and `r`, constrain `d·q' + r = a + ⌊d/2⌋ + d·H`, `r ∈ [0, d)`,
+//!   `q' ∈ [0, 2^B)`. With ReLU fused, `q' = 2^(B-1)·s + l` with `s` a bit and `l ∈ [0, 2^(B-1))`,
+//!   and the output is `s·l` (`s = 1` exactly when `y ≥ 0`, and then `y = l`).
+//! * **ReLU** of a range-checked `x`: the same sign decomposition of `x + H`.
+//! * **max** of two range-checked values: `is_less_than` on the shifted values, then `select`.
+
+use halo2_base::{
+    gates::{
+        circuit::builder::BaseCircuitBuilder, GateChip, GateInstructions, RangeChip,
+        RangeInstructions,
+    },
+    halo2_proofs::halo2curves::bn256::Fr,
+    AssignedValue, Context,
+    QuantumCell::{Constant, Existing},
+};
+
+use crate::{
+    error::{Error, Result},
+    graph::{QuantModel, QuantOp},
+    quant::{div_round, from_field, to_field},
+};
+
+/// How strictly synthesis treats values: real proofs must be exact, key generation only needs
+/// the circuit's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Witnessing {
+    /// Every value must be in range; an overflow is an error.
+    Exact,
+    /// Shape only: out-of-range values are replaced by zero (the constraints are the same).
+    ShapeOnly,
+}
+
+/// What synthesis produced.
+#[derive(Clone, Debug)]
+pub struct Synthesized {
+    /// The quantized output, as computed inside the circuit.
+    pub output: Vec<i64>,
+    /// The public instances, in circuit order.
+    pub instances: Vec<Fr>,
+}
+
+struct Chips<'a> {
+    range: &'a RangeChip<Fr>,
+    bits: usize,
+    half: Fr,
+    mode: Witnessing,
+}
+
+impl Chips<'_> {
+    fn gate(&self) -> &GateChip<Fr> {
+        self.range.gate()
+    }
+
+    fn value(&self, a: &AssignedValue<Fr>) -> i128 {
+        from_field(a.value()).unwrap_or(i128::MAX)
+    }
+
+    /// Constrains `x ∈ [-2^(B-1), 2^(B-1))`.
+    fn range_signed(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>) {
+        let shifted = self.gate().add(ctx, x, Constant(self.half));
+        self.range.range_check(ctx, shifted, self.bits);
+    }
+
+    /// Splits `v + H` (for `v` in range) into `(sign bit, low bits)`.
+    fn sign_split(&self, v: i128) -> (u64, u64) {
+        let h = 1i128 << (self.bits - 1);
+        let shifted = (v + h) as u64;
+        (shifted >> (self.bits - 1), shifted & ((1u64 << (self.bits - 1)) - 1))
+    }
+
+    fn in_range(&self, v: i128) -> bool {
+        let h = 1i128 << (self.bits - 1);
+        (-h..h).contains(&v)
+    }
+
+    fn check(&self, node: &str, v: i128) -> Result<i128> {
+        if self.in_range(v) {
+            return Ok(v);
+        }
+        match self.mode {
+            Witnessing::Exact => Err(Error::Overflow { node: node.into(), value: v, bits: self.bits as u32 }),
+            Witnessing::ShapeOnly => Ok(0),
+        }
+    }
+
+    /// `s·l` where `x + H = 2^(B-1)·s + l`: ReLU of a value known to be in range.
+    fn relu(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, node: &str) -> Result<AssignedValue<Fr>> {
+        let v = self.check(node, self.value(&x))?;
+        let (s, l) = self.sign_split(v);
+        let sign = ctx.load_witness(Fr::from(s));
+        let low = ctx.load_witness(Fr::from(l));
+        self.gate().assert_bit(ctx, sign);
+        self.range.range_check(ctx, low, self.bits - 1);
+        let recomposed = self.gate().mul_add(ctx, sign, Constant(self.half), low);
+        let shifted = self.gate().add(ctx, x, Constant(self.half));
+        ctx.constrain_equal(&recomposed, &shifted);
+        Ok(self.gate().mul(ctx, sign, low))
+    }
+
+    /// `div_round(acc, d)`, range checked, optionally followed by ReLU.
+    fn div_round(&self, ctx: &mut Context<Fr>, acc: AssignedValue<Fr>, d: u64, relu: bool, node: &str) -> Result<AssignedValue<Fr>> {
+        let a = self.value(&acc);
+        let y = self.check(node, div_round(a, d as i128))?;
+        let rem = match self.mode {
+            Witnessing::Exact => a + (d / 2) as i128 - y * d as i128,
+            Witnessing::ShapeOnly => 0,
+        };
+        let rem_cell = ctx.load_witness(Fr::from(rem as u64));
+        if d.is_power_of_two() {
+            self.range.range_check(ctx, rem_cell, d.trailing_zeros() as usize);
+        } else {
+            self.range.check_less_than_safe(ctx, rem_cell, d);
+        }
+        let (q_shifted, out) = if relu {
+            let (s, l) = self.sign_split(y);
+            let sign = ctx.load_witness(Fr::from(s));
+            let low = ctx.load_witness(Fr::from(l));
+            self.gate().assert_bit(ctx, sign);
+            self.range.range_check(ctx, low, self.bits - 1);
+            let q = self.gate().mul_add(ctx, sign, Constant(self.half), low);
+            (q, self.gate().mul(ctx, sign, low))
+        } else {
+            let q = ctx.load_witness(to_field(y + (1i128 << (self.bits - 1))));
+            self.range.range_check(ctx, q, self.bits);
+            (q, self.gate().sub(ctx, q, Constant(self.half)))
+        };
+        // d·q' + r == acc + ⌊d/2⌋ + d·H
+        let lhs = self.gate().mul_add(ctx, q_shifted, Constant(Fr::from(d)), rem_cell);
+        let offset = Fr::from(d / 2) + Fr::from(d) * self.half;
+        let rhs = self.gate().add(ctx, acc, Constant(offset));
+        ctx.constrain_equal(&lhs, &rhs);
+        Ok(out)
+    }
+
+    fn max(&self, ctx: &mut Context<Fr>, a: AssignedValue<Fr>, b: AssignedValue<Fr>) -> AssignedValue<Fr> {
+        let sa = self.gate().add(ctx, a, Constant(self.half));
+        let sb = self.gate().add(ctx, b, Constant(self.half));
+        let a_lt_b = self.range.is_less_than(ctx, sa, sb, self.bits);
+        self.gate().select(ctx, b, a, a_lt_b)
+    }
+}
+
+/// Lays out `model` on `input` in `builder` and sets its public instances.
+///
+/// The builder must have `k` and `lookup_bits` set. The reference pass is the specification;
+/// this function recomputes every value from the assigned cells.
+pub fn synthesize(
+    builder: &mut BaseCircuitBuilder<Fr>,
+    model: &QuantModel,
+    input: &[i64],
+    binding: Fr,
+    mode: Witnessing,
+) -> Result<Synthesized> {
+    if mode == Witnessing::Exact {
+        model.check_input(input)?;
+    } else if input.len() != model.input_len() {
+        return Err(Error::InputLength { expected: model.input_len(), got: input.len(), shape: model.shapes[0].clone() });
+    }
+    let bits = model.params.value_bits as usize;
+    let range = builder.range_chip();
+    let chips = Chips { range: &range, bits, half: Fr::from(1u64 << (bits - 1)), mode };
+    let ctx = builder.main(0);
+
+    let binding_cell = ctx.load_witness(binding);
+    chips.gate().mul(ctx, binding_cell, binding_cell);
+
+    let mut tensors: Vec<Option<Vec<AssignedValue<Fr>>>> = vec![None; model.shapes.len()];
+    let inputs: Vec<AssignedValue<Fr>> = input
+        .iter()
+        .map(|v| {
+            let cell = ctx.load_witness(to_field(*v as i128));
+            chips.range_signed(ctx, cell);
+            cell
+        })
+        .collect();
+    tensors[0] = Some(inputs.clone());
+
+    for layer in &model.layers {
+        let node = layer.node.as_str();
+        let x = tensors[layer.inputs[0]].clone().ok_or_else(|| Error::InvalidGraph { node: node.into(), reason: "input computed after use".into() })?;
+        let out: Vec<AssignedValue<Fr>> = match &layer.op {
+            QuantOp::Linear { terms, bias, shift, relu } => terms
+                .iter()
+                .zip(bias)
+                .map(|(t, b)| {
+                    let a = std::iter::once(Constant(to_field(*b as i128))).chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
+                    let w = std::iter::once(Constant(Fr::from(1u64))).chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
+                    let acc = chips.gate().inner_product(ctx, a, w);
+                    chips.div_round(ctx, acc, 1u64 << shift, *relu, node)
+                })
+                .collect::<Result<_>>()?,
+            QuantOp::AddConst { values } => x
+                .iter()
+                .zip(values)
+                .map(|(a, c)| {
+                    let y = chips.gate().add(ctx, *a, Constant(to_field(*c as i128)));
+                    chips.check(node, chips.value(&y))?;
+                    chips.range_signed(ctx, y);
+                    Ok(y)
+                })
+                .collect::<Result<_>>()?,
+            QuantOp::Add { a_shift, b_shift } => {
+                let y = tensors[layer.inputs[1]].clone().ok_or_else(|| Error::InvalidGraph { node: node.into(), reason: "input computed after use".into() })?;
+                x.iter()
+                    .zip(&y)
+                    .map(|(a, b)| {
+                        let b_scaled = chips.gate().mul(ctx, *b, Constant(Fr::from(1u64 << b_shift)));
+                        let sum = chips.gate().mul_add(ctx, *a, Constant(Fr::from(1u64 << a_shift)), b_scaled);
+                        chips.check(node, chips.value(&sum))?;
+                        chips.range_signed(ctx, sum);
+                        Ok(sum)
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::Relu => x.iter().map(|a| chips.relu(ctx, *a, node)).collect::<Result<_>>()?,
+            QuantOp::AvgPool { windows, divisors } => windows
+                .iter()
+                .zip(divisors)
+                .map(|(w, d)| {
+                    let sum = chips.gate().sum(ctx, w.iter().map(|i| Existing(x[*i as usize])));
+                    chips.div_round(ctx, sum, *d as u64, false, node)
+                })
+                .collect::<Result<_>>()?,
+            QuantOp::MaxPool { windows } => windows
+                .iter()
+                .map(|w| {
+                    let mut m = x[w[0] as usize];
+                    for i in &w[1..] {
+                        m = chips.max(ctx, m, x[*i as usize]);
+                    }
+                    m
+                })
+                .collect(),
+            QuantOp::Reshape => x,
+        };
+        tensors[layer.output] = Some(out);
+    }
+
+    let outputs = tensors[model.output].clone().ok_or_else(|| Error::InvalidGraph { node: "output".into(), reason: "never computed".into() })?;
+    let output = outputs.iter().map(|c| from_field(c.value()).unwrap_or(0) as i64).collect();
+    let mut public = Vec::with_capacity(1 + inputs.len() + outputs.len());
+    public.push(binding_cell);
+    public.extend(inputs);
+    public.extend(outputs);
+    let instances = public.iter().map(|c| *c.value()).collect();
+    builder.assigned_instances = vec![public];
+    Ok(Synthesized { output, instances })
+}
+
+/// Public instances for a given binding, input and output (what a verifier recomputes).
+pub fn public_instances(binding: Fr, input: &[i64], output: &[i64]) -> Vec<Fr> {
+    std::iter::once(binding)
+        .chain(input.iter().chain(output).map(|v| to_field(*v as i128)))
+        .collect()
+}
+
+/// Splits public instances back into `(binding, input, output)`.
+pub fn split_instances(instances: &[Fr], input_len: usize, output_len: usize) -> Option<(Fr, Vec<i64>, Vec<i64>)> {
+    if instances.len() != 1 + input_len + output_len {
+        return None;
+    }
+    let decode = |f: &Fr| from_field(f).and_then(|v| i64::try_from(v).ok());
+    let input = instances[1..=input_len].iter().map(decode).collect::<Option<Vec<_>>>()?;
+    let output = instances[1 + input_len..].iter().map(decode).collect::<Option<Vec<_>>>()?;
+    Some((instances[0], input, output))
+}

@@ -1,0 +1,83 @@
+//! Errors of the `models` crate. Every variant carries what a user needs to act on it.
+
+use std::path::PathBuf;
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong between an ONNX file and a verified proof.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid ONNX protobuf.
+    #[error("{} is not a readable ONNX model: {reason}", path.display())]
+    MalformedOnnx { path: PathBuf, reason: String },
+    /// The graph uses an operator zkinfer cannot prove.
+    #[error("unsupported ONNX operator `{op}` at node `{node}` (supported: {supported})")]
+    UnsupportedOp { node: String, op: String, supported: &'static str },
+    /// The operator is supported but not with this attribute value.
+    #[error("node `{node}` ({op}): unsupported {attribute} = {value}")]
+    UnsupportedAttribute { node: String, op: String, attribute: String, value: String },
+    /// The graph is structurally invalid or outside what zkinfer handles.
+    #[error("node `{node}`: {reason}")]
+    InvalidGraph { node: String, reason: String },
+    /// A tensor has the wrong shape.
+    #[error("node `{node}`: shape mismatch, expected {expected:?}, got {got:?}")]
+    ShapeMismatch { node: String, expected: Vec<usize>, got: Vec<usize> },
+    /// The input has the wrong number of values.
+    #[error("wrong input length: the model takes {expected} values (shape {shape:?}), got {got}")]
+    InputLength { expected: usize, got: usize, shape: Vec<usize> },
+    /// An input value is outside the model's quantized range.
+    #[error(
+        "input[{index}] = {value} is outside the model's quantized input range [{min}, {max}]"
+    )]
+    InputOutOfRange { index: usize, value: i128, min: i64, max: i64 },
+    /// A float input is NaN or infinite.
+    #[error("input[{index}] is not a finite number")]
+    InputNotFinite { index: usize },
+    /// A quantized value left the circuit's value range during the forward pass.
+    #[error(
+        "node `{node}`: quantized value {value} overflows the {bits}-bit value range; \
+         raise --value-bits or lower the activation scale"
+    )]
+    Overflow { node: String, value: i128, bits: u32 },
+    /// Quantization parameters that cannot work.
+    #[error("invalid quantization parameters: {0}")]
+    InvalidParams(String),
+    /// The SRS cannot serve a circuit of this size.
+    #[error("the SRS supports circuits up to k = {srs_k}, but this circuit needs k = {circuit_k}; use a larger SRS")]
+    SrsTooSmall { srs_k: u32, circuit_k: u32 },
+    /// A key, SRS or proof file failed its integrity checks.
+    #[error("{} is not a valid {what}: {reason}", path.display())]
+    CorruptArtifact { path: PathBuf, what: &'static str, reason: String },
+    /// The circuit does not fit the chosen parameters.
+    #[error("circuit does not fit: {0}")]
+    CircuitTooLarge(String),
+    /// Proof generation failed.
+    #[error("proving failed: {0}")]
+    Prove(String),
+    /// The proof does not verify against the verifying key and instances.
+    #[error("proof rejected: {0}")]
+    InvalidProof(String),
+    /// A JSON document could not be parsed.
+    #[error("{} is not valid {what} JSON: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { action, path: path.into(), source }
+    }
+}

@@ -1,0 +1,22 @@
+//! zkinfer models: from an ONNX file to a halo2-KZG proof of a quantized inference.
+//!
+//! * [`onnx`] imports a model (via `tract-onnx`) into a small layer graph.
+//! * [`graph`] quantizes it to integers and defines the semantics with a plain-integer
+//!   reference forward pass.
+//! * [`circuit`] lays the same computation out as a halo2 circuit (weights in fixed columns).
+//! * [`prover`] runs key generation, proving and native verification; [`srs`] loads the KZG SRS;
+//!   [`artifact`] frames key files with checksums; [`card`] is the published model card.
+
+pub mod artifact;
+pub mod card;
+pub mod circuit;
+pub mod error;
+pub mod eval;
+pub mod graph;
+pub mod onnx;
+pub mod prover;
+pub mod quant;
+pub mod srs;
+
+pub use error::{Error, Result};
+pub use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
