@@ -1,1 +1,158 @@
-//! card
+//! The model card: the published description of a proved model, and where its artifacts are.
+//!
+//! Anyone can recompute the model id from it: compile the verifier source with the recorded
+//! compiler settings, hash the runtime bytecode (`verifier.codehash`), and hash that with the
+//! encoding fields (see `verifier_gen::model_id`). The verifier embeds the verifying key, whose
+//! fixed-column commitments pin the weights; `vk_keccak256` identifies the key file itself.
+
+use std::path::{Path, PathBuf};
+
+use halo2_base::halo2_proofs::{halo2curves::bn256::G1Affine, plonk::ProvingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    artifact,
+    error::{Error, Result},
+    eval::Accuracy,
+    graph::QuantModel,
+    onnx,
+    prover::{self, CircuitShape},
+    quant::QuantParams,
+    srs::SrsInfo,
+};
+
+/// Artifact kind tag of proving key files.
+pub const PK_KIND: &str = "zkinfer proving key";
+/// Artifact kind tag of verifying key files.
+pub const VK_KIND: &str = "zkinfer verifying key";
+
+/// The on-chain verifier of a model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifierInfo {
+    /// Solidity contract name.
+    pub contract: String,
+    /// `keccak256` of the runtime bytecode (the deployed `EXTCODEHASH`).
+    pub codehash: String,
+    /// Runtime bytecode size (EIP-170 limit: 24,576).
+    pub runtime_bytes: usize,
+    /// Compiler version.
+    pub compiler: String,
+}
+
+/// Circuit dimensions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitInfo {
+    /// 2^k rows.
+    pub k: u32,
+    /// Advice columns.
+    pub advice_columns: usize,
+    /// Advice columns with range lookups.
+    pub lookup_advice_columns: usize,
+    /// Fixed columns (weights and constants).
+    pub fixed_columns: usize,
+    /// Public instances: 1 binding + packed inputs + packed outputs.
+    pub num_instances: usize,
+}
+
+/// Files of a model, relative to the card's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Files {
+    /// The ONNX model.
+    pub onnx: String,
+    /// Proving key.
+    pub proving_key: String,
+    /// Verifying key.
+    pub verifying_key: String,
+    /// Solidity verifier source.
+    pub verifier_sol: String,
+    /// Compiled verifier (JSON with bytecode).
+    pub verifier_artifact: String,
+}
+
+/// Published description of a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Short name.
+    pub name: String,
+    /// What the model does.
+    pub description: String,
+    /// On-chain model id (hex).
+    pub model_id: String,
+    /// `keccak256` of the serialized verifying key.
+    pub vk_keccak256: String,
+    /// SHA-256 of the ONNX file.
+    pub onnx_sha256: String,
+    /// Input shape (batch 1 included).
+    pub input_shape: Vec<usize>,
+    /// Output shape.
+    pub output_shape: Vec<usize>,
+    /// Quantization parameters.
+    pub quantization: QuantParams,
+    /// Scale (bits) of the output values.
+    pub output_scale_bits: u32,
+    /// Accepted quantized input range (inclusive).
+    pub input_range: (i64, i64),
+    /// Possible quantized output range (inclusive).
+    pub output_range: (i64, i64),
+    /// Circuit dimensions.
+    pub circuit: CircuitInfo,
+    /// The SRS the keys were made with.
+    pub srs: SrsInfo,
+    /// The generated verifier.
+    pub verifier: VerifierInfo,
+    /// Accuracy on a held-out set, if one was given.
+    pub accuracy: Option<Accuracy>,
+    /// Artifact files.
+    pub files: Files,
+}
+
+impl ModelCard {
+    /// Reads a card.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("reading model card", path, e))?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.into(), what: "model card", source })
+    }
+
+    /// Writes the card as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("cards serialize");
+        std::fs::write(path, json + "\n").map_err(|e| Error::io("writing model card", path, e))
+    }
+
+    /// Resolves a file named in the card relative to the card's directory.
+    pub fn resolve(card_path: &Path, file: &str) -> PathBuf {
+        card_path.parent().unwrap_or(Path::new(".")).join(file)
+    }
+
+    /// Re-imports and quantizes the model, checking the ONNX file is the one the card describes.
+    pub fn load_model(&self, card_path: &Path) -> Result<QuantModel> {
+        let onnx_path = Self::resolve(card_path, &self.files.onnx);
+        let bytes = std::fs::read(&onnx_path).map_err(|e| Error::io("reading ONNX model", &onnx_path, e))?;
+        let digest = artifact::sha256_hex(&bytes);
+        if digest != self.onnx_sha256 {
+            return Err(Error::CorruptArtifact { path: onnx_path, what: "ONNX model for this card", reason: format!("SHA-256 {digest} differs from the card's {}", self.onnx_sha256) });
+        }
+        let float = onnx::import(&onnx_path)?;
+        QuantModel::quantize(&float, self.quantization, Some(self.input_range))
+    }
+
+    /// Loads the proving key and circuit shape.
+    pub fn load_proving_key(&self, card_path: &Path) -> Result<(ProvingKey<G1Affine>, CircuitShape)> {
+        let path = Self::resolve(card_path, &self.files.proving_key);
+        let (shape, payload): (CircuitShape, Vec<u8>) = artifact::read(&path, PK_KIND)?;
+        let pk = prover::pk_from_bytes(&payload, &shape).map_err(|reason| Error::CorruptArtifact { path, what: PK_KIND, reason })?;
+        Ok((pk, shape))
+    }
+
+    /// Loads the verifying key and circuit shape.
+    pub fn load_verifying_key(&self, card_path: &Path) -> Result<(halo2_base::halo2_proofs::plonk::VerifyingKey<G1Affine>, CircuitShape)> {
+        load_verifying_key(&Self::resolve(card_path, &self.files.verifying_key))
+    }
+}
+
+/// Loads a verifying key file.
+pub fn load_verifying_key(path: &Path) -> Result<(halo2_base::halo2_proofs::plonk::VerifyingKey<G1Affine>, CircuitShape)> {
+    let (shape, payload): (CircuitShape, Vec<u8>) = artifact::read(path, VK_KIND)?;
+    let vk = prover::vk_from_bytes(&payload, &shape).map_err(|reason| Error::CorruptArtifact { path: path.into(), what: VK_KIND, reason })?;
+    Ok((vk, shape))
+}

@@ -6,8 +6,11 @@
 //! key pin the exact weights. Different weights give a different verifying key, hence a different
 //! verifier bytecode and a different model id.
 //!
-//! Public instances, in order: `[binding, input_0 .. input_{n-1}, output_0 .. output_{m-1}]`.
-//! `binding` is opaque to the model: the coordinator sets it to
+//! Public instances, in order: `[binding, packed inputs.., packed outputs..]`. Values are packed
+//! [`values_per_word`] to a field element, least significant first, each as the unsigned offset
+//! value `v + 2^(B-1) ∈ [0, 2^B)` (already range checked, so the packing is injective):
+//! `word = Σ_j (v_j + 2^(B-1)) · 2^(B·j)`. Packing cuts the verifier's per-instance work, which
+//! dominates both its bytecode size and its gas. `binding` is opaque to the model: the coordinator sets it to
 //! `keccak256(abi.encode(requestId, fulfiller)) mod r`, so a proof is only valid for the request
 //! and the fulfiller it was made for. It is squared in a gate so that it is part of the constraint
 //! system, and it is absorbed into the Fiat–Shamir transcript like every instance.
@@ -22,6 +25,7 @@
 //! * **max** of two range-checked values: `is_less_than` on the shifted values, then `select`.
 
 use halo2_base::{
+    halo2_proofs::halo2curves::ff::Field,
     gates::{
         circuit::builder::BaseCircuitBuilder, GateChip, GateInstructions, RangeChip,
         RangeInstructions,
@@ -182,15 +186,18 @@ pub fn synthesize(
     chips.gate().mul(ctx, binding_cell, binding_cell);
 
     let mut tensors: Vec<Option<Vec<AssignedValue<Fr>>>> = vec![None; model.shapes.len()];
+    let mut inputs_shifted = Vec::with_capacity(input.len());
     let inputs: Vec<AssignedValue<Fr>> = input
         .iter()
         .map(|v| {
             let cell = ctx.load_witness(to_field(*v as i128));
-            chips.range_signed(ctx, cell);
+            let shifted = chips.gate().add(ctx, cell, Constant(chips.half));
+            chips.range.range_check(ctx, shifted, bits);
+            inputs_shifted.push(shifted);
             cell
         })
         .collect();
-    tensors[0] = Some(inputs.clone());
+    tensors[0] = Some(inputs);
 
     for layer in &model.layers {
         let node = layer.node.as_str();
@@ -255,29 +262,57 @@ pub fn synthesize(
 
     let outputs = tensors[model.output].clone().ok_or_else(|| Error::InvalidGraph { node: "output".into(), reason: "never computed".into() })?;
     let output = outputs.iter().map(|c| from_field(c.value()).unwrap_or(0) as i64).collect();
-    let mut public = Vec::with_capacity(1 + inputs.len() + outputs.len());
-    public.push(binding_cell);
-    public.extend(inputs);
-    public.extend(outputs);
+    // Every tensor is range checked where it is produced, except the bare input of a model
+    // without layers; checking the shifted outputs again keeps the packing injective regardless.
+    let outputs_shifted: Vec<AssignedValue<Fr>> = outputs
+        .iter()
+        .map(|c| {
+            let shifted = chips.gate().add(ctx, *c, Constant(chips.half));
+            chips.range.range_check(ctx, shifted, bits);
+            shifted
+        })
+        .collect();
+    let per_word = values_per_word(model.params.value_bits);
+    let mut public = vec![binding_cell];
+    for values in [inputs_shifted, outputs_shifted] {
+        for chunk in values.chunks(per_word) {
+            let coeffs = (0..chunk.len()).map(|j| Constant(Fr::from(2u64).pow_vartime([(bits * j) as u64])));
+            public.push(chips.gate().inner_product(ctx, chunk.iter().map(|c| Existing(*c)), coeffs));
+        }
+    }
     let instances = public.iter().map(|c| *c.value()).collect();
     builder.assigned_instances = vec![public];
     Ok(Synthesized { output, instances })
 }
 
-/// Public instances for a given binding, input and output (what a verifier recomputes).
-pub fn public_instances(binding: Fr, input: &[i64], output: &[i64]) -> Vec<Fr> {
-    std::iter::once(binding)
-        .chain(input.iter().chain(output).map(|v| to_field(*v as i128)))
+/// How many `bits`-bit values are packed into one public instance (248 bits per word).
+pub fn values_per_word(bits: u32) -> usize {
+    (248 / bits) as usize
+}
+
+/// Packs signed values of `bits` bits into field elements (see the module docs).
+pub fn pack(values: &[i64], bits: u32) -> Vec<Fr> {
+    let half = 1i128 << (bits - 1);
+    values
+        .chunks(values_per_word(bits))
+        .map(|chunk| {
+            chunk.iter().enumerate().fold(Fr::from(0u64), |acc, (j, v)| {
+                acc + to_field(*v as i128 + half) * Fr::from(2u64).pow_vartime([(bits as usize * j) as u64])
+            })
+        })
         .collect()
 }
 
-/// Splits public instances back into `(binding, input, output)`.
-pub fn split_instances(instances: &[Fr], input_len: usize, output_len: usize) -> Option<(Fr, Vec<i64>, Vec<i64>)> {
-    if instances.len() != 1 + input_len + output_len {
-        return None;
-    }
-    let decode = |f: &Fr| from_field(f).and_then(|v| i64::try_from(v).ok());
-    let input = instances[1..=input_len].iter().map(decode).collect::<Option<Vec<_>>>()?;
-    let output = instances[1 + input_len..].iter().map(decode).collect::<Option<Vec<_>>>()?;
-    Some((instances[0], input, output))
+/// Public instances for a given binding, input and output (what a verifier recomputes).
+pub fn public_instances(binding: Fr, input: &[i64], output: &[i64], bits: u32) -> Vec<Fr> {
+    let mut out = vec![binding];
+    out.extend(pack(input, bits));
+    out.extend(pack(output, bits));
+    out
+}
+
+/// Number of public instances of a model with `n_in` inputs and `n_out` outputs.
+pub fn num_instances(n_in: usize, n_out: usize, bits: u32) -> usize {
+    let per = values_per_word(bits);
+    1 + n_in.div_ceil(per) + n_out.div_ceil(per)
 }

@@ -20,3 +20,11 @@ pub mod srs;
 
 pub use error::{Error, Result};
 pub use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+
+/// halo2 types that appear in this crate's API.
+pub mod halo2_base_reexports {
+    pub use halo2_base::halo2_proofs::{
+        plonk::{ProvingKey, VerifyingKey},
+        poly::kzg::commitment::ParamsKZG,
+    };
+}

@@ -33,11 +33,14 @@ use crate::{
 
 /// Rows reserved at the bottom of the circuit for blinding factors.
 pub const MINIMUM_ROWS: usize = 20;
+/// Smallest circuit size we use.
+pub const MIN_K: u32 = 8;
 /// Largest circuit size we try.
 pub const MAX_K: u32 = 22;
-/// Default cap on advice columns when choosing `k` automatically: fewer columns mean a cheaper
-/// on-chain verifier, more rows mean slower proving; this balances the two for small models.
-pub const DEFAULT_MAX_ADVICE: usize = 4;
+/// Default largest `k` when sizing automatically. Within it, the fewest advice columns win: every
+/// advice column adds a commitment, evaluations and MSM terms to the on-chain verifier (about
+/// 45k gas each measured on the digits MLP), while proving time grows with `columns · 2^k`.
+pub const DEFAULT_MAX_K: u32 = 14;
 
 /// Everything needed to rebuild the circuit's constraint system exactly.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -46,7 +49,7 @@ pub struct CircuitShape {
     pub params: BaseCircuitParams,
     /// Where the prover breaks rows across advice columns (from key generation).
     pub break_points: MultiPhaseThreadBreakPoints,
-    /// Number of public instances: 1 + inputs + outputs.
+    /// Number of public instances: 1 binding + packed inputs + packed outputs.
     pub num_instances: usize,
 }
 
@@ -77,22 +80,32 @@ impl ZeroValue for Fr {
     }
 }
 
-/// Picks the circuit size: the given `k`, or the smallest `k` that needs at most `max_advice`
-/// advice columns.
-pub fn choose_k(model: &QuantModel, k: Option<u32>, max_advice: usize) -> Result<BaseCircuitParams> {
+/// Picks the circuit size: the given `k`, or the `k ≤ max_k` that needs the fewest advice columns
+/// (the smallest such `k` on ties).
+pub fn choose_k(model: &QuantModel, k: Option<u32>, max_k: u32) -> Result<BaseCircuitParams> {
+    let probe = |k: u32| -> Result<BaseCircuitParams> {
+        let (mut builder, params) = shape_builder(model, k)?;
+        // Dropping a builder that was never synthesized makes halo2-base warn; it was only a probe.
+        builder.clear();
+        Ok(params)
+    };
     if let Some(k) = k {
-        if !(8..=MAX_K).contains(&k) {
-            return Err(Error::InvalidParams(format!("k = {k} must be in 8..={MAX_K}")));
+        if !(MIN_K..=MAX_K).contains(&k) {
+            return Err(Error::InvalidParams(format!("k = {k} must be in {MIN_K}..={MAX_K}")));
         }
-        return Ok(shape_builder(model, k)?.1);
+        return probe(k);
     }
-    for k in 8..=MAX_K {
-        let (_, params) = shape_builder(model, k)?;
-        if params.num_advice_per_phase[0] <= max_advice {
-            return Ok(params);
+    if !(MIN_K..=MAX_K).contains(&max_k) {
+        return Err(Error::InvalidParams(format!("max k = {max_k} must be in {MIN_K}..={MAX_K}")));
+    }
+    let mut best: Option<BaseCircuitParams> = None;
+    for k in MIN_K..=max_k {
+        let params = probe(k)?;
+        if best.as_ref().is_none_or(|b| params.num_advice_per_phase[0] < b.num_advice_per_phase[0]) {
+            best = Some(params);
         }
     }
-    Err(Error::CircuitTooLarge(format!("needs more than {max_advice} advice columns even at k = {MAX_K}")))
+    Ok(best.expect("the range of k is not empty"))
 }
 
 /// Generates the proving key (which contains the verifying key) for `model` at `params.k`.
@@ -105,7 +118,7 @@ pub fn keygen(srs: &ParamsKZG<Bn256>, model: &QuantModel, params: &BaseCircuitPa
     builder.set_params(calculated.clone());
     let vk = keygen_vk(srs, &builder).map_err(|e| Error::Prove(format!("verifying key generation: {e:?}")))?;
     let pk = keygen_pk(srs, vk, &builder).map_err(|e| Error::Prove(format!("proving key generation: {e:?}")))?;
-    let shape = CircuitShape { params: calculated, break_points: builder.break_points(), num_instances: 1 + model.input_len() + model.output_len() };
+    let shape = CircuitShape { params: calculated, break_points: builder.break_points(), num_instances: crate::circuit::num_instances(model.input_len(), model.output_len(), model.params.value_bits) };
     Ok((pk, shape))
 }
 
@@ -114,7 +127,7 @@ pub fn keygen(srs: &ParamsKZG<Bn256>, model: &QuantModel, params: &BaseCircuitPa
 pub struct Proof {
     /// Proof bytes (EVM transcript encoding).
     pub proof: Vec<u8>,
-    /// Public instances `[binding, input.., output..]`.
+    /// Public instances `[binding, packed input.., packed output..]`.
     pub instances: Vec<Fr>,
     /// The quantized output.
     pub output: Vec<i64>,

@@ -31,6 +31,9 @@ pub struct SrsInfo {
     pub insecure: bool,
     /// Human-readable origin (file path or the dev seed).
     pub source: String,
+    /// The public seed of an insecure dev SRS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_seed: Option<u64>,
 }
 
 /// A loaded SRS.
@@ -59,7 +62,7 @@ impl Srs {
             Err(_) => return Err(Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason: "unparseable".into() }),
         };
         let k = params.k();
-        Ok(Self { params, info: SrsInfo { sha256, k, insecure: false, source: path.display().to_string() } })
+        Ok(Self { params, info: SrsInfo { sha256, k, insecure: false, source: path.display().to_string(), dev_seed: None } })
     }
 
     /// Derives an SRS from a public seed. INSECURE: τ is known to anyone who knows the seed.
@@ -67,7 +70,7 @@ impl Srs {
         let params = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::seed_from_u64(seed));
         let mut bytes = Vec::new();
         params.write(&mut bytes).expect("writing to a Vec cannot fail");
-        let info = SrsInfo { sha256: sha256_hex(&bytes), k, insecure: true, source: format!("insecure dev SRS, seed {seed}") };
+        let info = SrsInfo { sha256: sha256_hex(&bytes), k, insecure: true, source: format!("insecure dev SRS, seed {seed}"), dev_seed: Some(seed) };
         Self { params, info }
     }
 

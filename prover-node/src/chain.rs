@@ -1,0 +1,59 @@
+//! Chain access shared by the CLI and the node: providers, deployment, on-chain verification.
+
+use alloy::{
+    network::{EthereumWallet, TransactionBuilder},
+    primitives::{Address, Bytes},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionRequest,
+    signers::local::PrivateKeySigner,
+};
+
+use crate::error::{Error, Result};
+
+/// A provider with a signing wallet, over HTTP.
+pub fn provider(rpc_url: &str, signer: PrivateKeySigner) -> Result<DynProvider> {
+    let url = rpc_url.parse().map_err(|e| Error::Invalid(format!("invalid RPC URL {rpc_url:?}: {e}")))?;
+    Ok(ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased())
+}
+
+/// Parses a hex private key.
+pub fn signer(key: &str) -> Result<PrivateKeySigner> {
+    key.trim().parse().map_err(|_| Error::Invalid("the private key is not a 32-byte hex string".into()))
+}
+
+/// Deploys creation bytecode and returns the contract address.
+pub async fn deploy(provider: &DynProvider, bytecode: Vec<u8>) -> Result<Address> {
+    let tx = TransactionRequest::default().with_deploy_code(bytecode);
+    let pending = provider.send_transaction(tx).await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    if !receipt.status() {
+        return Err(Error::Reverted(format!("deployment in {}", receipt.transaction_hash)));
+    }
+    receipt.contract_address.ok_or_else(|| Error::Reverted("no contract address in the receipt".into()))
+}
+
+/// Outcome of calling a verifier contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OnChainVerification {
+    /// Whether the verifier accepted the proof.
+    pub accepted: bool,
+    /// Gas of a transaction making this call (intrinsic cost included), if accepted.
+    pub tx_gas: Option<u64>,
+}
+
+/// Calls a verifier with `calldata` (`eth_call`), and estimates the gas of doing so.
+pub async fn verify_on_chain(provider: &DynProvider, verifier: Address, calldata: Vec<u8>) -> Result<OnChainVerification> {
+    let code = provider.get_code_at(verifier).await.map_err(|e| Error::Rpc(e.to_string()))?;
+    if code.is_empty() {
+        return Err(Error::Invalid(format!("no contract at {verifier}")));
+    }
+    let tx = TransactionRequest::default().with_to(verifier).with_input(Bytes::from(calldata));
+    match provider.call(tx.clone()).await {
+        Ok(_) => {
+            let gas = provider.estimate_gas(tx).await.map_err(|e| Error::Rpc(e.to_string()))?;
+            Ok(OnChainVerification { accepted: true, tx_gas: Some(gas) })
+        }
+        Err(e) if e.as_error_resp().is_some() => Ok(OnChainVerification { accepted: false, tx_gas: None }),
+        Err(e) => Err(Error::Rpc(e.to_string())),
+    }
+}

@@ -1,0 +1,247 @@
+//! `prover-node`: set up models, prove and verify inferences, and run the fulfilment daemon.
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, U256};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use models::{card::ModelCard, srs::Srs};
+use prover_node::{
+    chain,
+    proof::{InputFile, ProofFile},
+    prove,
+    setup::{self, SetupOptions, SrsSource},
+};
+
+#[derive(Parser)]
+#[command(name = "prover-node", version, about = "zkinfer prover node: verifiable ML inference for smart contracts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Model owner: ONNX → quantized circuit → proving/verifying keys → Solidity verifier → model card.
+    Setup(SetupArgs),
+    /// Prove one inference: writes output, proof, public instances and ready-to-send calldata.
+    Prove(ProveArgs),
+    /// Verify a proof natively, and optionally on-chain through the generated verifier.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct SrsArgs {
+    /// KZG SRS file (halo2 ParamsKZG format, e.g. from a powers-of-tau ceremony).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure_dev_srs", help_heading = "SRS")]
+    srs: Option<PathBuf>,
+    /// Use an SRS derived from a public seed. INSECURE: anyone can forge proofs. Tests and demos only.
+    #[arg(long, help_heading = "SRS")]
+    insecure_dev_srs: bool,
+    /// Seed of the insecure dev SRS (setup only; prove/verify take it from the card).
+    #[arg(long, default_value_t = 42, help_heading = "SRS")]
+    dev_srs_seed: u64,
+}
+
+impl SrsArgs {
+    fn source(&self) -> anyhow::Result<SrsSource> {
+        match (&self.srs, self.insecure_dev_srs) {
+            (Some(path), false) => Ok(SrsSource::File(path.clone())),
+            (None, true) => Ok(SrsSource::InsecureDev { seed: self.dev_srs_seed }),
+            _ => bail!("choose an SRS: --srs <FILE> (ceremony) or --insecure-dev-srs (tests and demos only)"),
+        }
+    }
+
+    /// The SRS for an existing card.
+    fn load_for(&self, card: &ModelCard) -> anyhow::Result<Srs> {
+        match self.source()? {
+            SrsSource::File(path) => Srs::load(&path).with_context(|| format!("loading SRS {}", path.display())),
+            SrsSource::InsecureDev { .. } => {
+                let seed = card.srs.dev_seed.context("the card's keys were not made with an insecure dev SRS; pass --srs <FILE>")?;
+                tracing::warn!("using the INSECURE dev SRS (seed {seed}): proofs prove nothing to anyone who knows the seed");
+                Ok(Srs::insecure_dev(card.circuit.k, seed))
+            }
+        }
+    }
+}
+
+#[derive(Args)]
+struct SetupArgs {
+    /// The ONNX model. Optional metadata is read from `<stem>.meta.json` beside it.
+    #[arg(long, value_name = "FILE")]
+    onnx: PathBuf,
+    /// Directory for keys, verifier and model card.
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Model name (default: from metadata, else the file stem).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    srs: SrsArgs,
+    /// Input fixed-point scale: inputs are round(x · 2^bits) (default: metadata, else 7).
+    #[arg(long, help_heading = "Quantization")]
+    input_scale_bits: Option<u32>,
+    /// Weight fixed-point scale.
+    #[arg(long, default_value_t = 7, help_heading = "Quantization")]
+    weight_scale_bits: u32,
+    /// Activation fixed-point scale.
+    #[arg(long, default_value_t = 7, help_heading = "Quantization")]
+    activation_scale_bits: u32,
+    /// Every activation must fit in this many signed bits.
+    #[arg(long, default_value_t = 16, help_heading = "Quantization")]
+    value_bits: u32,
+    /// Smallest real input value accepted (with --input-max; default: metadata, else the full range).
+    #[arg(long, requires = "input_max", allow_hyphen_values = true, help_heading = "Quantization")]
+    input_min: Option<f64>,
+    /// Largest real input value accepted.
+    #[arg(long, requires = "input_min", allow_hyphen_values = true, help_heading = "Quantization")]
+    input_max: Option<f64>,
+    /// Circuit size 2^k rows (default: automatic, see --max-k).
+    #[arg(long, help_heading = "Circuit")]
+    k: Option<u32>,
+    /// Largest k when choosing automatically (the fewest advice columns within it win).
+    #[arg(long, default_value_t = models::prover::DEFAULT_MAX_K, help_heading = "Circuit")]
+    max_k: u32,
+    /// Labelled set `{"inputs": [[..]], "labels": [..]}` for float/quantized accuracy (default: metadata's).
+    #[arg(long, value_name = "FILE")]
+    eval_set: Option<PathBuf>,
+    /// Solidity compiler (standard-JSON interface).
+    #[arg(long, env = "ZKINFER_SOLC", value_name = "PATH")]
+    solc: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ProveArgs {
+    /// Model card written by `setup`.
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+    /// Input JSON: {"input": [floats]} or {"input_quantized": [integers]}.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Where to write the proof JSON.
+    #[arg(long, value_name = "FILE", default_value = "proof.json")]
+    out: PathBuf,
+    /// The coordinator request this proof fulfils (bound into the proof).
+    #[arg(long, default_value = "0", help_heading = "Request")]
+    request_id: U256,
+    /// The account that will submit the proof (bound into the proof).
+    #[arg(long, default_value_t = Address::ZERO, help_heading = "Request")]
+    fulfiller: Address,
+    #[command(flatten)]
+    srs: SrsArgs,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Model card written by `setup`.
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+    /// Proof JSON written by `prove`.
+    #[arg(long, value_name = "FILE")]
+    proof: PathBuf,
+    #[command(flatten)]
+    srs: SrsArgs,
+    /// Also verify on-chain through the generated verifier at this RPC endpoint.
+    #[arg(long, env = "ZKINFER_RPC_URL", help_heading = "On-chain")]
+    rpc_url: Option<String>,
+    /// An already deployed verifier (default: deploy the card's verifier).
+    #[arg(long, help_heading = "On-chain")]
+    verifier: Option<Address>,
+    /// Key that pays for deploying the verifier.
+    #[arg(long, env = "ZKINFER_PRIVATE_KEY", hide_env_values = true, help_heading = "On-chain")]
+    private_key: Option<String>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(err) = run(Cli::parse()) {
+        eprintln!("Error: {err:?}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Setup(a) => {
+            let opts = SetupOptions {
+                onnx: a.onnx,
+                out_dir: a.out_dir,
+                name: a.name,
+                srs: a.srs.source()?,
+                input_scale_bits: a.input_scale_bits,
+                weight_scale_bits: a.weight_scale_bits,
+                activation_scale_bits: a.activation_scale_bits,
+                value_bits: a.value_bits,
+                input_range: a.input_min.zip(a.input_max),
+                k: a.k,
+                max_k: a.max_k,
+                eval_set: a.eval_set,
+                solc: a.solc.unwrap_or_else(verifier_gen::default_solc),
+            };
+            let (card, path) = setup::run(&opts)?;
+            println!("model card      {}", path.display());
+            println!("model id        {}", card.model_id);
+            println!("circuit         k = {}, {} advice + {} lookup columns, {} public instances", card.circuit.k, card.circuit.advice_columns, card.circuit.lookup_advice_columns, card.circuit.num_instances);
+            println!("verifier        {} ({} bytes runtime, codehash {})", card.verifier.contract, card.verifier.runtime_bytes, card.verifier.codehash);
+            if let Some(acc) = &card.accuracy {
+                println!("accuracy        float {:.2}%, quantized {:.2}% on {} held-out samples", acc.float * 100.0, acc.quantized * 100.0, acc.samples);
+            }
+            if card.srs.insecure {
+                println!("WARNING         keys made with an INSECURE dev SRS (public seed): for tests and demos only");
+            }
+        }
+        Command::Prove(a) => {
+            let card = ModelCard::load(&a.card)?;
+            let srs = a.srs.load_for(&card)?;
+            let loaded = prove::load(&a.card, &srs)?;
+            let input = InputFile::load(&a.input)?.quantized(&loaded.model)?;
+            tracing::info!(model = %card.name, "proving");
+            let proof = prove::prove(&loaded, &input, a.request_id, a.fulfiller)?;
+            proof.save(&a.out)?;
+            println!("output          {:?} (quantized, scale 2^{})", proof.output, card.output_scale_bits);
+            println!("dequantized     {:?}", proof.output_dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>());
+            println!("prediction      {}", proof.prediction);
+            println!("proof           {} bytes in {:.2} s -> {}", proof.proof.len(), proof.prove_seconds, a.out.display());
+        }
+        Command::Verify(a) => {
+            let card = ModelCard::load(&a.card)?;
+            let proof = ProofFile::load(&a.proof)?;
+            if proof.model_id != card.model_id {
+                bail!("the proof is for model {}, the card is model {}", proof.model_id, card.model_id);
+            }
+            proof.check_consistent(card.quantization.value_bits)?;
+            let srs = a.srs.load_for(&card)?;
+            let (vk, shape) = card.load_verifying_key(&a.card)?;
+            let params = srs.for_k(shape.k())?;
+            models::prover::verify(&params, &vk, &proof.field_instances()?, &proof.proof)?;
+            println!("native          proof verifies (output {:?}, prediction {})", proof.output, proof.prediction);
+            if let Some(rpc) = a.rpc_url {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async {
+                    let key = a.private_key.context("--private-key (or ZKINFER_PRIVATE_KEY) is needed to deploy the verifier")?;
+                    let provider = chain::provider(&rpc, chain::signer(&key)?)?;
+                    let address = match a.verifier {
+                        Some(addr) => addr,
+                        None => {
+                            let artifact_path = ModelCard::resolve(&a.card, &card.files.verifier_artifact);
+                            let compiled: verifier_gen::Compiled = serde_json::from_slice(&std::fs::read(&artifact_path).with_context(|| format!("reading {}", artifact_path.display()))?)?;
+                            let addr = chain::deploy(&provider, compiled.bytecode).await?;
+                            println!("deployed        {} at {addr}", card.verifier.contract);
+                            addr
+                        }
+                    };
+                    let result = chain::verify_on_chain(&provider, address, proof.verifier_calldata.to_vec()).await?;
+                    if !result.accepted {
+                        bail!("the on-chain verifier at {address} rejected the proof");
+                    }
+                    println!("on-chain        proof verifies at {address} ({} gas per verifying transaction)", result.tx_gas.unwrap_or_default());
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}

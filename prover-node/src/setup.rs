@@ -1,0 +1,266 @@
+//! Model setup: ONNX → quantized circuit → keys → Solidity verifier → model card.
+
+use std::path::{Path, PathBuf};
+
+use models::{
+    artifact,
+    card::{CircuitInfo, Files, ModelCard, VerifierInfo, PK_KIND, VK_KIND},
+    eval::{accuracy, Dataset, FloatRunner},
+    graph::QuantModel,
+    onnx, prover,
+    quant::{quantize, QuantParams},
+    srs::Srs,
+};
+use serde::Deserialize;
+use sha3::{Digest, Keccak256};
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+
+/// Where the SRS comes from.
+#[derive(Clone, Debug)]
+pub enum SrsSource {
+    /// A ceremony SRS file in halo2 `ParamsKZG` format.
+    File(PathBuf),
+    /// INSECURE: derived from a public seed (tests and demos only).
+    InsecureDev { seed: u64 },
+}
+
+/// Optional metadata next to an ONNX file (`<stem>.meta.json`).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelMeta {
+    /// Model name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Input scale.
+    pub input_scale_bits: Option<u32>,
+    /// Real-valued input range `[min, max]`.
+    pub input_range: Option<(f64, f64)>,
+    /// Labelled evaluation set, relative to the meta file.
+    pub eval_set: Option<String>,
+}
+
+impl ModelMeta {
+    /// Reads `<onnx stem>.meta.json` if present.
+    pub fn for_onnx(onnx: &Path) -> Result<Option<(Self, PathBuf)>> {
+        let path = onnx.with_extension("meta.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io { action: "reading", path: path.clone(), source })?;
+        let meta = serde_json::from_slice(&bytes).map_err(|e| Error::BadFile { path: path.clone(), what: "model metadata", reason: e.to_string() })?;
+        Ok(Some((meta, path)))
+    }
+}
+
+/// Setup options.
+#[derive(Clone, Debug)]
+pub struct SetupOptions {
+    /// The ONNX model.
+    pub onnx: PathBuf,
+    /// Output directory.
+    pub out_dir: PathBuf,
+    /// Model name (default: metadata, else the file stem).
+    pub name: Option<String>,
+    /// SRS.
+    pub srs: SrsSource,
+    /// Input scale (default: metadata, else 7).
+    pub input_scale_bits: Option<u32>,
+    /// Weight scale.
+    pub weight_scale_bits: u32,
+    /// Activation scale.
+    pub activation_scale_bits: u32,
+    /// Value range bits.
+    pub value_bits: u32,
+    /// Real-valued input range (default: metadata, else the whole value range).
+    pub input_range: Option<(f64, f64)>,
+    /// Circuit size (default: automatic).
+    pub k: Option<u32>,
+    /// Largest `k` for automatic sizing.
+    pub max_k: u32,
+    /// Labelled evaluation set (default: metadata's).
+    pub eval_set: Option<PathBuf>,
+    /// The solc wrapper.
+    pub solc: PathBuf,
+}
+
+/// Contract name for a model name: `digits_mlp` → `DigitsMlpVerifier`.
+pub fn contract_name(name: &str) -> String {
+    let mut out = String::new();
+    for part in name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "Model");
+    }
+    out + "Verifier"
+}
+
+/// Runs the whole setup and writes the artifacts; returns the card and its path.
+pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
+    let meta = ModelMeta::for_onnx(&opts.onnx)?;
+    let (meta, meta_path) = match meta {
+        Some((m, p)) => (m, Some(p)),
+        None => (ModelMeta::default(), None),
+    };
+    let name = opts.name.clone().or(meta.name.clone()).unwrap_or_else(|| {
+        opts.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+    });
+    let params = QuantParams {
+        input_scale_bits: opts.input_scale_bits.or(meta.input_scale_bits).unwrap_or(7),
+        weight_scale_bits: opts.weight_scale_bits,
+        activation_scale_bits: opts.activation_scale_bits,
+        value_bits: opts.value_bits,
+    };
+    params.validate()?;
+
+    info!(target: "prover_node::setup", onnx = %opts.onnx.display(), "importing ONNX model");
+    let float = onnx::import(&opts.onnx)?;
+    let input_range = match opts.input_range.or(meta.input_range) {
+        Some((lo, hi)) => {
+            let q = |x: f64| quantize(x, params.input_scale_bits).ok_or_else(|| Error::Invalid(format!("input bound {x} is not representable")));
+            Some((q(lo)?, q(hi)?))
+        }
+        None => None,
+    };
+    let model = QuantModel::quantize(&float, params, input_range)?;
+
+    let eval_set = opts.eval_set.clone().or_else(|| {
+        let (file, meta_path) = (meta.eval_set.as_ref()?, meta_path.as_ref()?);
+        Some(meta_path.parent().unwrap_or(Path::new(".")).join(file))
+    });
+    let acc = match eval_set {
+        Some(path) => {
+            info!(target: "prover_node::setup", set = %path.display(), "measuring float and quantized accuracy");
+            let runner = FloatRunner::load(&opts.onnx, &float.input_shape)?;
+            let acc = accuracy(&runner, &model, &Dataset::load(&path)?)?;
+            info!(target: "prover_node::setup", float = acc.float, quantized = acc.quantized, samples = acc.samples, "accuracy");
+            Some(acc)
+        }
+        None => None,
+    };
+
+    let circuit_params = prover::choose_k(&model, opts.k, opts.max_k)?;
+    let k = circuit_params.k as u32;
+    info!(target: "prover_node::setup", k, advice = circuit_params.num_advice_per_phase[0], "circuit sized");
+    let srs = match &opts.srs {
+        SrsSource::File(path) => Srs::load(path)?,
+        SrsSource::InsecureDev { seed } => {
+            warn!(target: "prover_node::setup", seed, "INSECURE dev SRS derived from a public seed: anyone can forge proofs for these keys; never use it for anything of value");
+            Srs::insecure_dev(k, *seed)
+        }
+    };
+    let srs_params = srs.for_k(k)?;
+    info!(target: "prover_node::setup", "generating proving and verifying keys");
+    let (pk, shape) = prover::keygen(&srs_params, &model, &circuit_params)?;
+
+    std::fs::create_dir_all(&opts.out_dir).map_err(|source| Error::Io { action: "creating", path: opts.out_dir.clone(), source })?;
+    let vk_bytes = prover::vk_to_bytes(pk.get_vk());
+    let pk_file = format!("{name}.pk");
+    let vk_file = format!("{name}.vk");
+    artifact::write(&opts.out_dir.join(&pk_file), PK_KIND, &shape, &prover::pk_to_bytes(&pk))?;
+    artifact::write(&opts.out_dir.join(&vk_file), VK_KIND, &shape, &vk_bytes)?;
+    let vk_keccak = format!("0x{}", hex::encode(Keccak256::digest(&vk_bytes)));
+
+    info!(target: "prover_node::setup", "generating and compiling the Solidity verifier");
+    let contract = contract_name(&name);
+    let header = format!(
+        "Verifier of zkinfer model `{name}` (vk keccak256 {vk_keccak}).\nPublic instances: [binding, input[{}], output[{}]].\nSRS: {} (sha256 {}).",
+        model.input_len(),
+        model.output_len(),
+        srs.info.source,
+        srs.info.sha256
+    );
+    let source = verifier_gen::solidity_source(&srs_params, pk.get_vk(), shape.num_instances, &contract, &header);
+    let compiled = verifier_gen::compile_solidity(&opts.solc, &source, &contract)?;
+    let sol_file = format!("{contract}.sol");
+    let artifact_file = format!("{contract}.json");
+    verifier_gen::write_file(&opts.out_dir.join(&sol_file), &source)?;
+    verifier_gen::write_file(&opts.out_dir.join(&artifact_file), serde_json::to_string_pretty(&compiled).expect("serializes"))?;
+
+    let encoding = encoding_of(&model);
+    let codehash = verifier_gen::parse_b256(&compiled.codehash).expect("we formatted it");
+    let model_id = format!("0x{}", hex::encode(verifier_gen::model_id(&codehash, &encoding)));
+
+    let onnx_file = opts.onnx.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let onnx_dest = opts.out_dir.join(&onnx_file);
+    if std::fs::canonicalize(&opts.onnx).ok() != std::fs::canonicalize(&onnx_dest).ok() {
+        std::fs::copy(&opts.onnx, &onnx_dest).map_err(|source| Error::Io { action: "copying", path: onnx_dest.clone(), source })?;
+    }
+    let onnx_bytes = std::fs::read(&opts.onnx).map_err(|source| Error::Io { action: "reading", path: opts.onnx.clone(), source })?;
+    let card = ModelCard {
+        name: name.clone(),
+        description: meta.description.unwrap_or_default(),
+        model_id,
+        vk_keccak256: vk_keccak,
+        onnx_sha256: artifact::sha256_hex(&onnx_bytes),
+        input_shape: model.shapes[0].clone(),
+        output_shape: model.shapes[model.output].clone(),
+        quantization: params,
+        output_scale_bits: model.output_scale_bits(),
+        input_range: model.input_range,
+        output_range: model.output_range(),
+        circuit: CircuitInfo {
+            k,
+            advice_columns: shape.params.num_advice_per_phase[0],
+            lookup_advice_columns: shape.params.num_lookup_advice_per_phase[0],
+            fixed_columns: shape.params.num_fixed,
+            num_instances: shape.num_instances,
+        },
+        srs: srs.info.clone(),
+        verifier: VerifierInfo { contract, codehash: compiled.codehash.clone(), runtime_bytes: compiled.deployed_bytecode.len(), compiler: compiled.compiler.clone() },
+        accuracy: acc,
+        files: Files { onnx: onnx_file, proving_key: pk_file, verifying_key: vk_file, verifier_sol: sol_file, verifier_artifact: artifact_file },
+    };
+    let card_path = opts.out_dir.join(format!("{name}.card.json"));
+    card.save(&card_path)?;
+    Ok((card, card_path))
+}
+
+/// The on-chain encoding of a model.
+pub fn encoding_of(model: &QuantModel) -> verifier_gen::Encoding {
+    let (omin, omax) = model.output_range();
+    verifier_gen::Encoding {
+        input_len: model.input_len() as u32,
+        output_len: model.output_len() as u32,
+        input_scale_bits: model.params.input_scale_bits as u8,
+        output_scale_bits: model.output_scale_bits() as u8,
+        value_bits: model.params.value_bits as u8,
+        input_min: model.input_range.0,
+        input_max: model.input_range.1,
+        output_min: omin,
+        output_max: omax,
+    }
+}
+
+/// The on-chain encoding recorded in a card.
+pub fn encoding_of_card(card: &ModelCard) -> verifier_gen::Encoding {
+    verifier_gen::Encoding {
+        input_len: card.input_shape.iter().product::<usize>() as u32,
+        output_len: card.output_shape.iter().product::<usize>() as u32,
+        input_scale_bits: card.quantization.input_scale_bits as u8,
+        output_scale_bits: card.output_scale_bits as u8,
+        value_bits: card.quantization.value_bits as u8,
+        input_min: card.input_range.0,
+        input_max: card.input_range.1,
+        output_min: card.output_range.0,
+        output_max: card.output_range.1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_names_are_pascal_case() {
+        assert_eq!(contract_name("digits_mlp"), "DigitsMlpVerifier");
+        assert_eq!(contract_name("9lives"), "Model9livesVerifier");
+        assert_eq!(contract_name("--"), "ModelVerifier");
+    }
+}

@@ -1,0 +1,35 @@
+//! Errors of `verifier-gen`.
+
+use std::path::PathBuf;
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong turning a verifying key into deployable bytecode.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Solidity compiler could not be started.
+    #[error("cannot run the Solidity compiler {}: {source} (run scripts/setup, or pass --solc)", path.display())]
+    SolcMissing {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The compiler ran but failed.
+    #[error("solc failed: {0}")]
+    SolcFailed(String),
+    /// The compiled verifier exceeds the EIP-170 code size limit.
+    #[error("verifier runtime bytecode is {size} bytes, above the EIP-170 limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// A file could not be written or read.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An error from the models crate (keys, SRS).
+    #[error(transparent)]
+    Models(#[from] models::Error),
+}
