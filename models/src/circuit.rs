@@ -49,6 +49,21 @@ pub enum Witnessing {
     Exact,
     /// Shape only: out-of-range values are replaced by zero (the constraints are the same).
     ShapeOnly,
+    /// A dishonest prover, for negative tests: the given gadget produces a wrong witness.
+    #[cfg(test)]
+    Tampered(Tamper),
+}
+
+/// Which witness a dishonest prover falsifies (tests only).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tamper {
+    /// Rounding division: quotient one too large, remainder one divisor smaller (equation holds).
+    Quotient,
+    /// Rounding division: remainder off by one (equation broken).
+    Remainder,
+    /// ReLU: sign bit flipped, low part adjusted so the recomposition still holds.
+    Sign,
 }
 
 /// What synthesis produced.
@@ -89,6 +104,18 @@ impl Chips<'_> {
         (shifted >> (self.bits - 1), shifted & ((1u64 << (self.bits - 1)) - 1))
     }
 
+    /// The sign decomposition a (possibly dishonest) prover assigns.
+    fn sign_witness(&self, v: i128) -> (Fr, Fr) {
+        let (s, l) = self.sign_split(v);
+        #[cfg(test)]
+        if self.mode == Witnessing::Tampered(Tamper::Sign) {
+            let flipped = 1 - s as i128;
+            let low = l as i128 + (s as i128 - flipped) * (1i128 << (self.bits - 1));
+            return (Fr::from(flipped as u64), to_field(low));
+        }
+        (Fr::from(s), Fr::from(l))
+    }
+
     fn in_range(&self, v: i128) -> bool {
         let h = 1i128 << (self.bits - 1);
         (-h..h).contains(&v)
@@ -99,17 +126,17 @@ impl Chips<'_> {
             return Ok(v);
         }
         match self.mode {
-            Witnessing::Exact => Err(Error::Overflow { node: node.into(), value: v, bits: self.bits as u32 }),
             Witnessing::ShapeOnly => Ok(0),
+            _ => Err(Error::Overflow { node: node.into(), value: v, bits: self.bits as u32 }),
         }
     }
 
     /// `s·l` where `x + H = 2^(B-1)·s + l`: ReLU of a value known to be in range.
     fn relu(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, node: &str) -> Result<AssignedValue<Fr>> {
         let v = self.check(node, self.value(&x))?;
-        let (s, l) = self.sign_split(v);
-        let sign = ctx.load_witness(Fr::from(s));
-        let low = ctx.load_witness(Fr::from(l));
+        let (s, l) = self.sign_witness(v);
+        let sign = ctx.load_witness(s);
+        let low = ctx.load_witness(l);
         self.gate().assert_bit(ctx, sign);
         self.range.range_check(ctx, low, self.bits - 1);
         let recomposed = self.gate().mul_add(ctx, sign, Constant(self.half), low);
@@ -121,21 +148,32 @@ impl Chips<'_> {
     /// `div_round(acc, d)`, range checked, optionally followed by ReLU.
     fn div_round(&self, ctx: &mut Context<Fr>, acc: AssignedValue<Fr>, d: u64, relu: bool, node: &str) -> Result<AssignedValue<Fr>> {
         let a = self.value(&acc);
-        let y = self.check(node, div_round(a, d as i128))?;
-        let rem = match self.mode {
-            Witnessing::Exact => a + (d / 2) as i128 - y * d as i128,
+        #[allow(unused_mut)]
+        let mut y = self.check(node, div_round(a, d as i128))?;
+        #[allow(unused_mut)]
+        let mut rem = match self.mode {
             Witnessing::ShapeOnly => 0,
+            _ => a + (d / 2) as i128 - y * d as i128,
         };
-        let rem_cell = ctx.load_witness(Fr::from(rem as u64));
+        #[cfg(test)]
+        match self.mode {
+            Witnessing::Tampered(Tamper::Quotient) => {
+                y += 1;
+                rem -= d as i128;
+            }
+            Witnessing::Tampered(Tamper::Remainder) => rem += 1,
+            _ => {}
+        }
+        let rem_cell = ctx.load_witness(to_field(rem));
         if d.is_power_of_two() {
             self.range.range_check(ctx, rem_cell, d.trailing_zeros() as usize);
         } else {
             self.range.check_less_than_safe(ctx, rem_cell, d);
         }
         let (q_shifted, out) = if relu {
-            let (s, l) = self.sign_split(y);
-            let sign = ctx.load_witness(Fr::from(s));
-            let low = ctx.load_witness(Fr::from(l));
+            let (s, l) = self.sign_witness(y);
+            let sign = ctx.load_witness(s);
+            let low = ctx.load_witness(l);
             self.gate().assert_bit(ctx, sign);
             self.range.range_check(ctx, low, self.bits - 1);
             let q = self.gate().mul_add(ctx, sign, Constant(self.half), low);
@@ -172,7 +210,7 @@ pub fn synthesize(
     binding: Fr,
     mode: Witnessing,
 ) -> Result<Synthesized> {
-    if mode == Witnessing::Exact {
+    if mode != Witnessing::ShapeOnly {
         model.check_input(input)?;
     } else if input.len() != model.input_len() {
         return Err(Error::InputLength { expected: model.input_len(), got: input.len(), shape: model.shapes[0].clone() });
@@ -315,4 +353,155 @@ pub fn public_instances(binding: Fr, input: &[i64], output: &[i64], bits: u32) -
 pub fn num_instances(n_in: usize, n_out: usize, bits: u32) -> usize {
     let per = values_per_word(bits);
     1 + n_in.div_ceil(per) + n_out.div_ceil(per)
+}
+
+#[cfg(test)]
+mod tests {
+    use halo2_base::{
+        gates::circuit::CircuitBuilderStage, halo2_proofs::dev::MockProver,
+    };
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        onnx::{FloatModel, Layer, LayerKind},
+        quant::QuantParams,
+    };
+
+    const K: u32 = 10;
+    const BINDING: u64 = 0xb1d;
+
+    fn layer(node: &str, inputs: Vec<usize>, output: usize, kind: LayerKind) -> Layer {
+        Layer { node: node.into(), op: node.into(), inputs, output, kind }
+    }
+
+    /// input[4] → Linear(4→3) (→ ReLU, fused).
+    fn dense(relu: bool) -> QuantModel {
+        let w = [0.5f32, -0.25, 0.75, 1.0, -1.0, 0.125, 0.3, -0.6, 0.9, 0.2, -0.4, 0.05];
+        let terms = (0..3).map(|o| (0..4).map(|i| (i as u32, w[o * 4 + i])).collect()).collect();
+        let mut layers = vec![layer("fc", vec![0], 1, LayerKind::Linear { terms, bias: vec![0.1, -0.2, 0.05] })];
+        let mut shapes = vec![vec![1, 4], vec![1, 3]];
+        if relu {
+            layers.push(layer("relu", vec![1], 2, LayerKind::Relu));
+            shapes.push(vec![1, 3]);
+        }
+        let float = FloatModel { input_shape: vec![1, 4], output: shapes.len() - 1, shapes, layers };
+        QuantModel::quantize(&float, QuantParams::default(), None).unwrap()
+    }
+
+    /// AddConst → Relu → AvgPool (divisors 3, 3, 2) → MaxPool → Linear → Add(with the pooled tensor).
+    fn chain() -> QuantModel {
+        let layers = vec![
+            layer("bias", vec![0], 1, LayerKind::AddConst { values: vec![0.5, -0.25, 0.125, -1.0, 0.75, 0.0] }),
+            layer("relu", vec![1], 2, LayerKind::Relu),
+            layer("avg", vec![2], 3, LayerKind::AvgPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5], vec![1, 2]], divisors: vec![3, 3, 2] }),
+            layer("max", vec![3], 4, LayerKind::MaxPool { windows: vec![vec![0, 1], vec![1, 2], vec![0, 2]] }),
+            layer(
+                "fc",
+                vec![4],
+                5,
+                LayerKind::Linear { terms: vec![vec![(0, 0.5), (2, -0.75)], vec![(1, 1.0)], vec![(0, -0.3), (1, 0.6), (2, 0.2)]], bias: vec![0.0, 0.25, -0.5] },
+            ),
+            layer("residual", vec![5, 3], 6, LayerKind::Add),
+        ];
+        let shapes = vec![vec![1, 6], vec![1, 6], vec![1, 6], vec![1, 3], vec![1, 3], vec![1, 3], vec![1, 3]];
+        let float = FloatModel { input_shape: vec![1, 6], output: 6, shapes, layers };
+        QuantModel::quantize(&float, QuantParams::default(), None).unwrap()
+    }
+
+    /// Runs MockProver; `claimed` replaces the honest output in the public instances.
+    fn mock(model: &QuantModel, input: &[i64], mode: Witnessing, claimed: Option<&[i64]>) -> bool {
+        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
+            .use_k(K as usize)
+            .use_lookup_bits(K as usize - 1)
+            .use_instance_columns(1);
+        let synthesized = synthesize(&mut builder, model, input, Fr::from(BINDING), mode).unwrap();
+        builder.calculate_params(Some(20));
+        let instances = match claimed {
+            Some(out) => public_instances(Fr::from(BINDING), input, out, model.params.value_bits),
+            None => synthesized.instances,
+        };
+        MockProver::run(K, &builder, vec![instances]).unwrap().verify().is_ok()
+    }
+
+    fn honest_output(model: &QuantModel, input: &[i64]) -> Vec<i64> {
+        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
+            .use_k(K as usize)
+            .use_lookup_bits(K as usize - 1)
+            .use_instance_columns(1);
+        let out = synthesize(&mut builder, model, input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
+        builder.clear();
+        out
+    }
+
+    #[test]
+    fn every_chip_accepts_the_honest_witness() {
+        assert!(mock(&dense(false), &[10, -20, 30, 127], Witnessing::Exact, None));
+        assert!(mock(&dense(true), &[10, -20, 30, 127], Witnessing::Exact, None));
+        assert!(mock(&chain(), &[10, -20, 30, -127, 64, 5], Witnessing::Exact, None));
+    }
+
+    #[test]
+    fn every_chip_rejects_a_wrong_output() {
+        for (model, input) in [(dense(false), vec![10, -20, 30, 127]), (dense(true), vec![10, -20, 30, 127]), (chain(), vec![10, -20, 30, -127, 64, 5])] {
+            let out = honest_output(&model, &input);
+            for i in 0..out.len() {
+                let mut wrong = out.clone();
+                wrong[i] += 1;
+                assert!(!mock(&model, &input, Witnessing::Exact, Some(&wrong)), "output {i} + 1 accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn the_binding_is_enforced() {
+        let model = dense(false);
+        let input = [1, 2, 3, 4];
+        let out = honest_output(&model, &input);
+        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock).use_k(K as usize).use_lookup_bits(K as usize - 1).use_instance_columns(1);
+        synthesize(&mut builder, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap();
+        builder.calculate_params(Some(20));
+        let other = public_instances(Fr::from(BINDING + 1), &input, &out, model.params.value_bits);
+        assert!(MockProver::run(K, &builder, vec![other]).unwrap().verify().is_err());
+    }
+
+    #[test]
+    fn tampered_witnesses_are_rejected() {
+        // Rounding division (Linear rescale and AvgPool), fused and standalone ReLU.
+        for tamper in [Tamper::Quotient, Tamper::Remainder, Tamper::Sign] {
+            assert!(!mock(&dense(true), &[10, -20, 30, 127], Witnessing::Tampered(tamper), None), "{tamper:?} accepted (dense)");
+            assert!(!mock(&chain(), &[10, -20, 30, -127, 64, 5], Witnessing::Tampered(tamper), None), "{tamper:?} accepted (chain)");
+        }
+    }
+
+    #[test]
+    fn packing_is_little_endian_offset_binary() {
+        let bits = 16;
+        let packed = pack(&[-32768, 0, 1], bits);
+        assert_eq!(packed.len(), 1);
+        let expected = Fr::from(0) + Fr::from(32768u64) * Fr::from(1u64 << 16) + Fr::from(32769u64) * Fr::from(1u64 << 32);
+        assert_eq!(packed[0], expected);
+        assert_eq!(pack(&[0; 31], bits).len(), 3);
+        assert_eq!(num_instances(64, 10, 16), 7);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn circuit_equals_reference(input in proptest::collection::vec(-400i64..400, 6)) {
+            let model = chain();
+            let expected = model.forward(&input).unwrap();
+            prop_assert_eq!(honest_output(&model, &input), expected);
+            prop_assert!(mock(&model, &input, Witnessing::Exact, None));
+        }
+
+        #[test]
+        fn a_random_wrong_output_is_rejected(input in proptest::collection::vec(-128i64..128, 4), index in 0usize..3, delta in prop_oneof![-1000i64..0, 1i64..1000]) {
+            let model = dense(true);
+            let mut wrong = model.forward(&input).unwrap();
+            wrong[index] += delta;
+            prop_assert!(!mock(&model, &input, Witnessing::Exact, Some(&wrong)));
+        }
+    }
 }

@@ -50,11 +50,30 @@ impl std::fmt::Debug for Srs {
     }
 }
 
+/// Checks the size prefix against the file length before halo2 allocates `2^k` points: a garbage
+/// `k` would otherwise abort the process on allocation rather than fail.
+fn check_layout(bytes: &[u8]) -> std::result::Result<(), String> {
+    let k = u32::from_le_bytes(bytes.get(..4).ok_or("file shorter than 4 bytes")?.try_into().expect("4 bytes"));
+    if !(1..=28).contains(&k) {
+        return Err(format!("implausible size k = {k}"));
+    }
+    let points = 2u64 << k;
+    // g and g_lagrange (2^k G1 points each), then g2 and s_g2: compressed or raw encodings.
+    let compressed = 4 + points * 32 + 2 * 64;
+    let raw = 4 + points * 64 + 2 * 128;
+    let len = bytes.len() as u64;
+    if len != compressed && len != raw {
+        return Err(format!("{len} bytes, but an SRS with k = {k} has {compressed} (compressed) or {raw} (raw) bytes"));
+    }
+    Ok(())
+}
+
 impl Srs {
     /// Loads a ceremony SRS file (halo2 `ParamsKZG` format).
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading SRS", path, e))?;
         let sha256 = sha256_hex(&bytes);
+        check_layout(&bytes).map_err(|reason| Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason })?;
         let parsed = std::panic::catch_unwind(|| ParamsKZG::<Bn256>::read(&mut bytes.as_slice()));
         let params = match parsed {
             Ok(Ok(p)) => p,
