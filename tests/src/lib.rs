@@ -1,1 +1,101 @@
-pub fn x(){}
+//! Shared harness of the end-to-end tests: the repository's toolchain, zoo model artifacts built
+//! once per test process, and anvil instances on free ports that die with the test.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Mutex, OnceLock},
+};
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use models::{card::ModelCard, srs::Srs};
+use prover_node::{
+    prove::{self, LoadedModel},
+    setup::{self, SetupOptions, SrsSource},
+};
+
+/// Seed of the insecure dev SRS the committed verifiers were generated with.
+pub const DEV_SEED: u64 = 42;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The native anvil binary installed by `scripts/setup` (or `$ZKINFER_ANVIL`).
+pub fn anvil_bin() -> PathBuf {
+    std::env::var_os("ZKINFER_ANVIL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
+}
+
+/// Starts anvil on a free port (prague, instant mining); it is killed when dropped.
+pub fn anvil() -> AnvilInstance {
+    let bin = anvil_bin();
+    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    Anvil::new().path(bin).args(["--hardfork", "prague"]).spawn()
+}
+
+/// Artifacts of a zoo model set up with the dev SRS.
+pub struct ZooModel {
+    /// Model card path.
+    pub card_path: PathBuf,
+    /// Loaded card.
+    pub card: ModelCard,
+    /// Ready to prove.
+    pub loaded: LoadedModel,
+    /// Compiled verifier.
+    pub compiled: verifier_gen::Compiled,
+    /// Generated Solidity source.
+    pub source: String,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for ZooModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZooModel").field("card", &self.card.name).finish_non_exhaustive()
+    }
+}
+
+fn build(name: &str) -> ZooModel {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = SetupOptions {
+        onnx: root().join(format!("models/zoo/{name}.onnx")),
+        out_dir: dir.path().to_path_buf(),
+        name: None,
+        srs: SrsSource::InsecureDev { seed: DEV_SEED },
+        input_scale_bits: None,
+        weight_scale_bits: 7,
+        activation_scale_bits: 7,
+        value_bits: 16,
+        input_range: None,
+        k: None,
+        max_k: models::prover::DEFAULT_MAX_K,
+        eval_set: None,
+        solc: verifier_gen::default_solc(),
+    };
+    let (card, card_path) = setup::run(&opts).unwrap_or_else(|e| panic!("setup of {name}: {e}"));
+    let srs = Srs::insecure_dev(card.circuit.k, DEV_SEED);
+    let loaded = prove::load(&card_path, &srs).expect("load");
+    let compiled: verifier_gen::Compiled = serde_json::from_slice(&std::fs::read(ModelCard::resolve(&card_path, &card.files.verifier_artifact)).expect("artifact")).expect("artifact json");
+    let source = std::fs::read_to_string(ModelCard::resolve(&card_path, &card.files.verifier_sol)).expect("source");
+    ZooModel { card_path, card, loaded, compiled, source, _dir: dir }
+}
+
+/// A zoo model's artifacts, built once per test process.
+pub fn zoo(name: &'static str) -> &'static ZooModel {
+    static CACHE: OnceLock<Mutex<Vec<(&'static str, &'static ZooModel)>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, m)) = guard.iter().find(|(n, _)| *n == name) {
+        return m;
+    }
+    let model: &'static ZooModel = Box::leak(Box::new(build(name)));
+    guard.push((name, model));
+    model
+}
+
+/// Reads a zoo example input (`models/zoo/<name>.input.json`), quantized for the model.
+pub fn example_input(m: &ZooModel) -> Vec<i64> {
+    let file = prover_node::proof::InputFile::load(&root().join(format!("models/zoo/{}.input.json", m.card.name))).expect("input");
+    file.quantized(&m.loaded.model).expect("quantize")
+}
