@@ -28,7 +28,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Writes a framed artifact.
 pub fn write<H: Serialize>(path: &Path, kind: &str, header: &H, payload: &[u8]) -> Result<()> {
     let envelope = Envelope { kind: kind.to_string(), payload_sha256: sha256_hex(payload), header };
-    let json = serde_json::to_vec(&envelope).map_err(|e| Error::CorruptArtifact { path: path.into(), what: "artifact header", reason: e.to_string() })?;
+    let json = serde_json::to_vec(&envelope).map_err(|e| Error::CorruptArtifact {
+        path: path.into(),
+        what: "artifact header",
+        reason: e.to_string(),
+    })?;
     let mut out = Vec::with_capacity(12 + json.len() + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
@@ -56,7 +60,10 @@ pub fn read<H: DeserializeOwned>(path: &Path, kind: &'static str) -> Result<(H, 
     let payload = bytes[12 + len..].to_vec();
     let digest = sha256_hex(&payload);
     if digest != envelope.payload_sha256 {
-        return Err(corrupt(format!("checksum mismatch (expected {}, got {digest}): the file is corrupted or truncated", envelope.payload_sha256)));
+        return Err(corrupt(format!(
+            "checksum mismatch (expected {}, got {digest}): the file is corrupted or truncated",
+            envelope.payload_sha256
+        )));
     }
     Ok((envelope.header, payload))
 }

@@ -130,7 +130,11 @@ impl ModelCard {
         let bytes = std::fs::read(&onnx_path).map_err(|e| Error::io("reading ONNX model", &onnx_path, e))?;
         let digest = artifact::sha256_hex(&bytes);
         if digest != self.onnx_sha256 {
-            return Err(Error::CorruptArtifact { path: onnx_path, what: "ONNX model for this card", reason: format!("SHA-256 {digest} differs from the card's {}", self.onnx_sha256) });
+            return Err(Error::CorruptArtifact {
+                path: onnx_path,
+                what: "ONNX model for this card",
+                reason: format!("SHA-256 {digest} differs from the card's {}", self.onnx_sha256),
+            });
         }
         let float = onnx::import(&onnx_path)?;
         QuantModel::quantize(&float, self.quantization, Some(self.input_range))
@@ -140,19 +144,32 @@ impl ModelCard {
     pub fn load_proving_key(&self, card_path: &Path) -> Result<(ProvingKey<G1Affine>, CircuitShape)> {
         let path = Self::resolve(card_path, &self.files.proving_key);
         let (shape, payload): (CircuitShape, Vec<u8>) = artifact::read(&path, PK_KIND)?;
-        let pk = prover::pk_from_bytes(&payload, &shape).map_err(|reason| Error::CorruptArtifact { path, what: PK_KIND, reason })?;
+        let pk = prover::pk_from_bytes(&payload, &shape).map_err(|reason| Error::CorruptArtifact {
+            path,
+            what: PK_KIND,
+            reason,
+        })?;
         Ok((pk, shape))
     }
 
     /// Loads the verifying key and circuit shape.
-    pub fn load_verifying_key(&self, card_path: &Path) -> Result<(halo2_base::halo2_proofs::plonk::VerifyingKey<G1Affine>, CircuitShape)> {
+    pub fn load_verifying_key(
+        &self,
+        card_path: &Path,
+    ) -> Result<(halo2_base::halo2_proofs::plonk::VerifyingKey<G1Affine>, CircuitShape)> {
         load_verifying_key(&Self::resolve(card_path, &self.files.verifying_key))
     }
 }
 
 /// Loads a verifying key file.
-pub fn load_verifying_key(path: &Path) -> Result<(halo2_base::halo2_proofs::plonk::VerifyingKey<G1Affine>, CircuitShape)> {
+pub fn load_verifying_key(
+    path: &Path,
+) -> Result<(halo2_base::halo2_proofs::plonk::VerifyingKey<G1Affine>, CircuitShape)> {
     let (shape, payload): (CircuitShape, Vec<u8>) = artifact::read(path, VK_KIND)?;
-    let vk = prover::vk_from_bytes(&payload, &shape).map_err(|reason| Error::CorruptArtifact { path: path.into(), what: VK_KIND, reason })?;
+    let vk = prover::vk_from_bytes(&payload, &shape).map_err(|reason| Error::CorruptArtifact {
+        path: path.into(),
+        what: VK_KIND,
+        reason,
+    })?;
     Ok((vk, shape))
 }

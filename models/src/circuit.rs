@@ -25,12 +25,9 @@
 //! * **max** of two range-checked values: `is_less_than` on the shifted values, then `select`.
 
 use halo2_base::{
-    halo2_proofs::halo2curves::ff::Field,
-    gates::{
-        circuit::builder::BaseCircuitBuilder, GateChip, GateInstructions, RangeChip,
-        RangeInstructions,
-    },
+    gates::{circuit::builder::BaseCircuitBuilder, GateChip, GateInstructions, RangeChip, RangeInstructions},
     halo2_proofs::halo2curves::bn256::Fr,
+    halo2_proofs::halo2curves::ff::Field,
     AssignedValue, Context,
     QuantumCell::{Constant, Existing},
 };
@@ -146,7 +143,14 @@ impl Chips<'_> {
     }
 
     /// `div_round(acc, d)`, range checked, optionally followed by ReLU.
-    fn div_round(&self, ctx: &mut Context<Fr>, acc: AssignedValue<Fr>, d: u64, relu: bool, node: &str) -> Result<AssignedValue<Fr>> {
+    fn div_round(
+        &self,
+        ctx: &mut Context<Fr>,
+        acc: AssignedValue<Fr>,
+        d: u64,
+        relu: bool,
+        node: &str,
+    ) -> Result<AssignedValue<Fr>> {
         let a = self.value(&acc);
         #[allow(unused_mut)]
         let mut y = self.check(node, div_round(a, d as i128))?;
@@ -213,7 +217,11 @@ pub fn synthesize(
     if mode != Witnessing::ShapeOnly {
         model.check_input(input)?;
     } else if input.len() != model.input_len() {
-        return Err(Error::InputLength { expected: model.input_len(), got: input.len(), shape: model.shapes[0].clone() });
+        return Err(Error::InputLength {
+            expected: model.input_len(),
+            got: input.len(),
+            shape: model.shapes[0].clone(),
+        });
     }
     let bits = model.params.value_bits as usize;
     let range = builder.range_chip();
@@ -239,14 +247,18 @@ pub fn synthesize(
 
     for layer in &model.layers {
         let node = layer.node.as_str();
-        let x = tensors[layer.inputs[0]].clone().ok_or_else(|| Error::InvalidGraph { node: node.into(), reason: "input computed after use".into() })?;
+        let x = tensors[layer.inputs[0]]
+            .clone()
+            .ok_or_else(|| Error::InvalidGraph { node: node.into(), reason: "input computed after use".into() })?;
         let out: Vec<AssignedValue<Fr>> = match &layer.op {
             QuantOp::Linear { terms, bias, shift, relu } => terms
                 .iter()
                 .zip(bias)
                 .map(|(t, b)| {
-                    let a = std::iter::once(Constant(to_field(*b as i128))).chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
-                    let w = std::iter::once(Constant(Fr::from(1u64))).chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
+                    let a = std::iter::once(Constant(to_field(*b as i128)))
+                        .chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
+                    let w = std::iter::once(Constant(Fr::from(1u64)))
+                        .chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
                     let acc = chips.gate().inner_product(ctx, a, w);
                     chips.div_round(ctx, acc, 1u64 << shift, *relu, node)
                 })
@@ -262,7 +274,10 @@ pub fn synthesize(
                 })
                 .collect::<Result<_>>()?,
             QuantOp::Add { a_shift, b_shift } => {
-                let y = tensors[layer.inputs[1]].clone().ok_or_else(|| Error::InvalidGraph { node: node.into(), reason: "input computed after use".into() })?;
+                let y = tensors[layer.inputs[1]].clone().ok_or_else(|| Error::InvalidGraph {
+                    node: node.into(),
+                    reason: "input computed after use".into(),
+                })?;
                 x.iter()
                     .zip(&y)
                     .map(|(a, b)| {
@@ -298,7 +313,9 @@ pub fn synthesize(
         tensors[layer.output] = Some(out);
     }
 
-    let outputs = tensors[model.output].clone().ok_or_else(|| Error::InvalidGraph { node: "output".into(), reason: "never computed".into() })?;
+    let outputs = tensors[model.output]
+        .clone()
+        .ok_or_else(|| Error::InvalidGraph { node: "output".into(), reason: "never computed".into() })?;
     let output = outputs.iter().map(|c| from_field(c.value()).unwrap_or(0) as i64).collect();
     // Every tensor is range checked where it is produced, except the bare input of a model
     // without layers; checking the shifted outputs again keeps the packing injective regardless.
@@ -357,9 +374,7 @@ pub fn num_instances(n_in: usize, n_out: usize, bits: u32) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use halo2_base::{
-        gates::circuit::CircuitBuilderStage, halo2_proofs::dev::MockProver,
-    };
+    use halo2_base::{gates::circuit::CircuitBuilderStage, halo2_proofs::dev::MockProver};
     use proptest::prelude::*;
 
     use super::*;
@@ -394,13 +409,21 @@ mod tests {
         let layers = vec![
             layer("bias", vec![0], 1, LayerKind::AddConst { values: vec![0.5, -0.25, 0.125, -1.0, 0.75, 0.0] }),
             layer("relu", vec![1], 2, LayerKind::Relu),
-            layer("avg", vec![2], 3, LayerKind::AvgPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5], vec![1, 2]], divisors: vec![3, 3, 2] }),
+            layer(
+                "avg",
+                vec![2],
+                3,
+                LayerKind::AvgPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5], vec![1, 2]], divisors: vec![3, 3, 2] },
+            ),
             layer("max", vec![3], 4, LayerKind::MaxPool { windows: vec![vec![0, 1], vec![1, 2], vec![0, 2]] }),
             layer(
                 "fc",
                 vec![4],
                 5,
-                LayerKind::Linear { terms: vec![vec![(0, 0.5), (2, -0.75)], vec![(1, 1.0)], vec![(0, -0.3), (1, 0.6), (2, 0.2)]], bias: vec![0.0, 0.25, -0.5] },
+                LayerKind::Linear {
+                    terms: vec![vec![(0, 0.5), (2, -0.75)], vec![(1, 1.0)], vec![(0, -0.3), (1, 0.6), (2, 0.2)]],
+                    bias: vec![0.0, 0.25, -0.5],
+                },
             ),
             layer("residual", vec![5, 3], 6, LayerKind::Add),
         ];
@@ -443,7 +466,11 @@ mod tests {
 
     #[test]
     fn every_chip_rejects_a_wrong_output() {
-        for (model, input) in [(dense(false), vec![10, -20, 30, 127]), (dense(true), vec![10, -20, 30, 127]), (chain(), vec![10, -20, 30, -127, 64, 5])] {
+        for (model, input) in [
+            (dense(false), vec![10, -20, 30, 127]),
+            (dense(true), vec![10, -20, 30, 127]),
+            (chain(), vec![10, -20, 30, -127, 64, 5]),
+        ] {
             let out = honest_output(&model, &input);
             for i in 0..out.len() {
                 let mut wrong = out.clone();
@@ -458,7 +485,10 @@ mod tests {
         let model = dense(false);
         let input = [1, 2, 3, 4];
         let out = honest_output(&model, &input);
-        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock).use_k(K as usize).use_lookup_bits(K as usize - 1).use_instance_columns(1);
+        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
+            .use_k(K as usize)
+            .use_lookup_bits(K as usize - 1)
+            .use_instance_columns(1);
         synthesize(&mut builder, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap();
         builder.calculate_params(Some(20));
         let other = public_instances(Fr::from(BINDING + 1), &input, &out, model.params.value_bits);
@@ -469,8 +499,14 @@ mod tests {
     fn tampered_witnesses_are_rejected() {
         // Rounding division (Linear rescale and AvgPool), fused and standalone ReLU.
         for tamper in [Tamper::Quotient, Tamper::Remainder, Tamper::Sign] {
-            assert!(!mock(&dense(true), &[10, -20, 30, 127], Witnessing::Tampered(tamper), None), "{tamper:?} accepted (dense)");
-            assert!(!mock(&chain(), &[10, -20, 30, -127, 64, 5], Witnessing::Tampered(tamper), None), "{tamper:?} accepted (chain)");
+            assert!(
+                !mock(&dense(true), &[10, -20, 30, 127], Witnessing::Tampered(tamper), None),
+                "{tamper:?} accepted (dense)"
+            );
+            assert!(
+                !mock(&chain(), &[10, -20, 30, -127, 64, 5], Witnessing::Tampered(tamper), None),
+                "{tamper:?} accepted (chain)"
+            );
         }
     }
 
@@ -479,7 +515,8 @@ mod tests {
         let bits = 16;
         let packed = pack(&[-32768, 0, 1], bits);
         assert_eq!(packed.len(), 1);
-        let expected = Fr::from(0) + Fr::from(32768u64) * Fr::from(1u64 << 16) + Fr::from(32769u64) * Fr::from(1u64 << 32);
+        let expected =
+            Fr::from(0) + Fr::from(32768u64) * Fr::from(1u64 << 16) + Fr::from(32769u64) * Fr::from(1u64 << 32);
         assert_eq!(packed[0], expected);
         assert_eq!(pack(&[0; 31], bits).len(), 3);
         assert_eq!(num_instances(64, 10, 16), 7);

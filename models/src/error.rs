@@ -35,9 +35,7 @@ pub enum Error {
     #[error("wrong input length: the model takes {expected} values (shape {shape:?}), got {got}")]
     InputLength { expected: usize, got: usize, shape: Vec<usize> },
     /// An input value is outside the model's quantized range.
-    #[error(
-        "input[{index}] = {value} is outside the model's quantized input range [{min}, {max}]"
-    )]
+    #[error("input[{index}] = {value} is outside the model's quantized input range [{min}, {max}]")]
     InputOutOfRange { index: usize, value: i128, min: i64, max: i64 },
     /// A float input is NaN or infinite.
     #[error("input[{index}] is not a finite number")]

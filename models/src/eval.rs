@@ -100,7 +100,12 @@ pub fn accuracy(float: &FloatRunner, model: &QuantModel, data: &Dataset) -> Resu
         agree += usize::from(fp == qp);
     }
     let n = data.labels.len().max(1) as f64;
-    Ok(Accuracy { float: f_ok as f64 / n, quantized: q_ok as f64 / n, agreement: agree as f64 / n, samples: data.labels.len() })
+    Ok(Accuracy {
+        float: f_ok as f64 / n,
+        quantized: q_ok as f64 / n,
+        agreement: agree as f64 / n,
+        samples: data.labels.len(),
+    })
 }
 
 /// Dequantizes an output vector.

@@ -130,9 +130,10 @@ impl QuantModel {
                 LayerKind::Relu => {
                     // Fuse into the producing Linear layer when it is the only consumer.
                     let input = layer.inputs[0];
-                    let fusable = layers.last().is_some_and(|l| {
-                        l.output == input && matches!(l.op, QuantOp::Linear { relu: false, .. })
-                    }) && model.output != input
+                    let fusable = layers
+                        .last()
+                        .is_some_and(|l| l.output == input && matches!(l.op, QuantOp::Linear { relu: false, .. }))
+                        && model.output != input
                         && model.layers.iter().filter(|l| l.inputs.contains(&input)).count() == 1;
                     if fusable {
                         let prev = layers.last_mut().expect("checked above");
@@ -146,12 +147,19 @@ impl QuantModel {
                     }
                     (QuantOp::Relu, s_x)
                 }
-                LayerKind::AvgPool { windows, divisors } => (QuantOp::AvgPool { windows: windows.clone(), divisors: divisors.clone() }, s_x),
+                LayerKind::AvgPool { windows, divisors } => {
+                    (QuantOp::AvgPool { windows: windows.clone(), divisors: divisors.clone() }, s_x)
+                }
                 LayerKind::MaxPool { windows } => (QuantOp::MaxPool { windows: windows.clone() }, s_x),
                 LayerKind::Reshape => (QuantOp::Reshape, s_x),
             };
             scales[layer.output] = scale;
-            layers.push(QuantLayer { node: layer.node.clone(), inputs: layer.inputs.clone(), output: layer.output, op });
+            layers.push(QuantLayer {
+                node: layer.node.clone(),
+                inputs: layer.inputs.clone(),
+                output: layer.output,
+                op,
+            });
         }
         Ok(Self { params, shapes: model.shapes.clone(), scales, layers, output: model.output, input_range })
     }
@@ -173,9 +181,11 @@ impl QuantModel {
 
     /// Inclusive range of every output value.
     pub fn output_range(&self) -> (i64, i64) {
-        let relu_last = self.layers.iter().find(|l| l.output == self.output).is_some_and(|l| {
-            matches!(l.op, QuantOp::Relu | QuantOp::Linear { relu: true, .. })
-        });
+        let relu_last = self
+            .layers
+            .iter()
+            .find(|l| l.output == self.output)
+            .is_some_and(|l| matches!(l.op, QuantOp::Relu | QuantOp::Linear { relu: true, .. }));
         (if relu_last { 0 } else { self.params.value_min() }, self.params.value_max())
     }
 
@@ -242,10 +252,15 @@ impl QuantModel {
                         Ok(if *relu { y.max(0) } else { y })
                     })
                     .collect::<Result<_>>()?,
-                QuantOp::AddConst { values } => x.iter().zip(values).map(|(a, c)| check(*a as i128 + *c as i128)).collect::<Result<_>>()?,
+                QuantOp::AddConst { values } => {
+                    x.iter().zip(values).map(|(a, c)| check(*a as i128 + *c as i128)).collect::<Result<_>>()?
+                }
                 QuantOp::Add { a_shift, b_shift } => {
                     let y = &tensors[layer.inputs[1]];
-                    x.iter().zip(y).map(|(a, b)| check(((*a as i128) << a_shift) + ((*b as i128) << b_shift))).collect::<Result<_>>()?
+                    x.iter()
+                        .zip(y)
+                        .map(|(a, b)| check(((*a as i128) << a_shift) + ((*b as i128) << b_shift)))
+                        .collect::<Result<_>>()?
                 }
                 QuantOp::Relu => x.iter().map(|v| (*v).max(0)).collect(),
                 QuantOp::AvgPool { windows, divisors } => windows
@@ -253,7 +268,10 @@ impl QuantModel {
                     .zip(divisors)
                     .map(|(w, d)| check(div_round(w.iter().map(|i| x[*i as usize] as i128).sum(), *d as i128)))
                     .collect::<Result<_>>()?,
-                QuantOp::MaxPool { windows } => windows.iter().map(|w| w.iter().map(|i| x[*i as usize]).max().expect("windows are non-empty")).collect(),
+                QuantOp::MaxPool { windows } => windows
+                    .iter()
+                    .map(|w| w.iter().map(|i| x[*i as usize]).max().expect("windows are non-empty"))
+                    .collect(),
                 QuantOp::Reshape => x.clone(),
             };
             tensors[layer.output] = out;
@@ -276,10 +294,22 @@ mod tests {
     fn linear_model(w: Vec<f32>, b: Vec<f32>, k: usize, relu: bool) -> FloatModel {
         let n = b.len();
         let terms = (0..n).map(|o| (0..k).map(|i| (i as u32, w[o * k + i])).collect()).collect();
-        let mut layers = vec![Layer { node: "fc".into(), op: "Gemm".into(), inputs: vec![0], output: 1, kind: LayerKind::Linear { terms, bias: b } }];
+        let mut layers = vec![Layer {
+            node: "fc".into(),
+            op: "Gemm".into(),
+            inputs: vec![0],
+            output: 1,
+            kind: LayerKind::Linear { terms, bias: b },
+        }];
         let mut shapes = vec![vec![1, k], vec![1, n]];
         if relu {
-            layers.push(Layer { node: "relu".into(), op: "Relu".into(), inputs: vec![1], output: 2, kind: LayerKind::Relu });
+            layers.push(Layer {
+                node: "relu".into(),
+                op: "Relu".into(),
+                inputs: vec![1],
+                output: 2,
+                kind: LayerKind::Relu,
+            });
             shapes.push(vec![1, n]);
         }
         FloatModel { input_shape: vec![1, k], output: shapes.len() - 1, shapes, layers }
@@ -287,7 +317,8 @@ mod tests {
 
     #[test]
     fn linear_rescales_with_half_up_rounding() {
-        let params = QuantParams { input_scale_bits: 2, weight_scale_bits: 2, activation_scale_bits: 2, value_bits: 16 };
+        let params =
+            QuantParams { input_scale_bits: 2, weight_scale_bits: 2, activation_scale_bits: 2, value_bits: 16 };
         // w = 0.75 -> 3, b = 0.25 -> 0.25·2^4 = 4; x = 1.5 -> 6. acc = 4 + 18 = 22; 22/4 = 5.5 -> 6.
         let m = QuantModel::quantize(&linear_model(vec![0.75], vec![0.25], 1, false), params, None).unwrap();
         assert_eq!(m.forward(&[6]).unwrap(), vec![6]);
@@ -297,7 +328,9 @@ mod tests {
 
     #[test]
     fn relu_is_fused_into_linear() {
-        let m = QuantModel::quantize(&linear_model(vec![1.0, -1.0], vec![0.0, 0.0], 1, true), QuantParams::default(), None).unwrap();
+        let m =
+            QuantModel::quantize(&linear_model(vec![1.0, -1.0], vec![0.0, 0.0], 1, true), QuantParams::default(), None)
+                .unwrap();
         assert_eq!(m.layers.len(), 1);
         assert!(matches!(m.layers[0].op, QuantOp::Linear { relu: true, .. }));
         assert_eq!(m.forward(&[64]).unwrap(), vec![64, 0]);
@@ -316,7 +349,9 @@ mod tests {
 
     #[test]
     fn inputs_are_validated() {
-        let m = QuantModel::quantize(&linear_model(vec![1.0], vec![0.0], 1, false), QuantParams::default(), Some((0, 16))).unwrap();
+        let m =
+            QuantModel::quantize(&linear_model(vec![1.0], vec![0.0], 1, false), QuantParams::default(), Some((0, 16)))
+                .unwrap();
         assert!(matches!(m.forward(&[1, 2]), Err(Error::InputLength { expected: 1, got: 2, .. })));
         assert!(matches!(m.forward(&[17]), Err(Error::InputOutOfRange { index: 0, value: 17, min: 0, max: 16 })));
         assert!(matches!(m.quantize_input(&[f64::NAN]), Err(Error::InputNotFinite { index: 0 })));

@@ -78,6 +78,19 @@ pub enum LayerKind {
     Reshape,
 }
 
+/// A dense layer's parameters: weight `w[w_index(i, o)]` for input `i` and output `o`.
+struct Dense<'a> {
+    w: &'a [f32],
+    k: usize,
+    n: usize,
+    w_index: &'a dyn Fn(usize, usize) -> usize,
+    bias: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+/// A constant operand: dims, values as floats, and as integers when integral.
+type ConstRef<'a> = (&'a [usize], &'a [f32], Option<&'a [i64]>);
+
 enum Value {
     Act(TensorId),
     Const { dims: Vec<usize>, data: Vec<f32>, ints: Option<Vec<i64>> },
@@ -89,10 +102,10 @@ pub fn import(path: &Path) -> Result<FloatModel> {
     let proto = tract_onnx::onnx()
         .proto_model_for_read(&mut bytes.as_slice())
         .map_err(|e| Error::MalformedOnnx { path: path.into(), reason: format!("{e:#}") })?;
-    let graph = proto.graph.as_ref().ok_or_else(|| Error::MalformedOnnx {
-        path: path.into(),
-        reason: "the model has no graph".into(),
-    })?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::MalformedOnnx { path: path.into(), reason: "the model has no graph".into() })?;
     Importer::default().run(graph, path)
 }
 
@@ -128,9 +141,8 @@ fn load_tensor(t: &pb::TensorProto, node: &str) -> Result<Value> {
         .cast_to::<i64>()
         .ok()
         .and_then(|c| c.to_plain_array_view::<i64>().ok().map(|a| a.iter().copied().collect()));
-    let floats = tensor
-        .cast_to::<f32>()
-        .map_err(|e| graph_err(node, format!("tensor `{}` is not numeric: {e:#}", t.name)))?;
+    let floats =
+        tensor.cast_to::<f32>().map_err(|e| graph_err(node, format!("tensor `{}` is not numeric: {e:#}", t.name)))?;
     let data = floats
         .to_plain_array_view::<f32>()
         .map_err(|e| graph_err(node, format!("tensor `{}`: {e:#}", t.name)))?
@@ -243,15 +255,20 @@ impl Importer {
     fn act(&self, node: &NodeProto, name: &str, i: usize) -> Result<TensorId> {
         match node.input.get(i).and_then(|n| self.values.get(n)) {
             Some(Value::Act(id)) => Ok(*id),
-            Some(Value::Const { .. }) => Err(graph_err(name, format!("input {i} must be computed from the model input, not a constant"))),
+            Some(Value::Const { .. }) => {
+                Err(graph_err(name, format!("input {i} must be computed from the model input, not a constant")))
+            }
             None => Err(graph_err(name, format!("input {i} ({:?}) is not defined", node.input.get(i)))),
         }
     }
 
-    fn konst(&self, node: &NodeProto, name: &str, i: usize) -> Result<(&[usize], &[f32], Option<&[i64]>)> {
+    fn konst(&self, node: &NodeProto, name: &str, i: usize) -> Result<ConstRef<'_>> {
         match node.input.get(i).filter(|n| !n.is_empty()).and_then(|n| self.values.get(n)) {
             Some(Value::Const { dims, data, ints }) => Ok((dims, data, ints.as_deref())),
-            Some(Value::Act(_)) => Err(graph_err(name, format!("input {i} must be a constant (initializer); data-dependent weights are not supported"))),
+            Some(Value::Act(_)) => Err(graph_err(
+                name,
+                format!("input {i} must be a constant (initializer); data-dependent weights are not supported"),
+            )),
             None => Err(graph_err(name, format!("input {i} ({:?}) is not defined", node.input.get(i)))),
         }
     }
@@ -260,7 +277,14 @@ impl Importer {
         node.input.get(i).is_some_and(|n| !n.is_empty())
     }
 
-    fn push(&mut self, node: &NodeProto, name: &str, inputs: Vec<TensorId>, shape: Vec<usize>, kind: LayerKind) -> Result<()> {
+    fn push(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+        kind: LayerKind,
+    ) -> Result<()> {
         let output = self.shapes.len();
         self.shapes.push(shape);
         let out_name = node.output.first().ok_or_else(|| graph_err(name, "node has no output"))?;
@@ -314,15 +338,24 @@ impl Importer {
                 let axes: Vec<i64> = if self.has_input(node, 1) {
                     self.konst(node, name, 1)?.2.ok_or_else(|| graph_err(name, "axes must be int64"))?.to_vec()
                 } else {
-                    node.get_attr_opt_slice::<i64>("axes").map_err(|e| attr_err(node, "axes", e))?.map(|s| s.to_vec()).unwrap_or_default()
+                    node.get_attr_opt_slice::<i64>("axes")
+                        .map_err(|e| attr_err(node, "axes", e))?
+                        .map(|s| s.to_vec())
+                        .unwrap_or_default()
                 };
                 let new_shape = if op == "Squeeze" {
                     let rank = shape.len() as i64;
                     let axes: Vec<usize> = axes.iter().map(|a| (if *a < 0 { a + rank } else { *a }) as usize).collect();
-                    shape.iter().enumerate().filter(|(i, d)| !(if axes.is_empty() { **d == 1 } else { axes.contains(i) })).map(|(_, d)| *d).collect()
+                    shape
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, d)| !(if axes.is_empty() { **d == 1 } else { axes.contains(i) }))
+                        .map(|(_, d)| *d)
+                        .collect()
                 } else {
                     let rank = (shape.len() + axes.len()) as i64;
-                    let mut axes: Vec<usize> = axes.iter().map(|a| (if *a < 0 { a + rank } else { *a }) as usize).collect();
+                    let mut axes: Vec<usize> =
+                        axes.iter().map(|a| (if *a < 0 { a + rank } else { *a }) as usize).collect();
                     axes.sort_unstable();
                     let mut s = shape.clone();
                     for a in axes {
@@ -344,7 +377,12 @@ impl Importer {
                 let t = node
                     .get_attr_opt::<&pb::TensorProto>("value")
                     .map_err(|e| attr_err(node, "value", e))?
-                    .ok_or_else(|| Error::UnsupportedAttribute { node: name.into(), op: op.into(), attribute: "value".into(), value: "(only tensor constants)".into() })?;
+                    .ok_or_else(|| Error::UnsupportedAttribute {
+                        node: name.into(),
+                        op: op.into(),
+                        attribute: "value".into(),
+                        value: "(only tensor constants)".into(),
+                    })?;
                 let v = load_tensor(t, name)?;
                 let out = node.output.first().ok_or_else(|| graph_err(name, "node has no output"))?;
                 self.values.insert(out.clone(), v);
@@ -387,10 +425,11 @@ impl Importer {
         }
     }
 
-    fn dense(&mut self, node: &NodeProto, name: &str, x: TensorId, w: &[f32], k: usize, n: usize, w_index: impl Fn(usize, usize) -> usize, bias: Vec<f32>, shape: Vec<usize>) -> Result<()> {
-        let terms = (0..n)
-            .map(|o| (0..k).map(|i| (i as u32, w[w_index(i, o)])).filter(|(_, w)| *w != 0.0).collect())
-            .collect();
+    /// `out[o] = bias[o] + Σ_i w[w_index(i, o)] · x[i]` for a `k`-vector `x` and `n` outputs.
+    fn dense(&mut self, node: &NodeProto, name: &str, x: TensorId, dense: Dense<'_>) -> Result<()> {
+        let Dense { w, k, n, w_index, bias, shape } = dense;
+        let terms =
+            (0..n).map(|o| (0..k).map(|i| (i as u32, w[w_index(i, o)])).filter(|(_, w)| *w != 0.0).collect()).collect();
         self.push(node, name, vec![x], shape, LayerKind::Linear { terms, bias })
     }
 
@@ -427,7 +466,8 @@ impl Importer {
             vec![0.0; n]
         };
         let (cols, tb) = (*c, trans_b);
-        self.dense(node, name, x, &w, k, n, move |i, o| if tb { o * cols + i } else { i * cols + o }, bias, vec![1, n])
+        let w_index = move |i: usize, o: usize| if tb { o * cols + i } else { i * cols + o };
+        self.dense(node, name, x, Dense { w: &w, k, n, w_index: &w_index, bias, shape: vec![1, n] })
     }
 
     fn matmul(&mut self, node: &NodeProto, name: &str) -> Result<()> {
@@ -446,7 +486,8 @@ impl Importer {
         }
         let mut out_shape = shape.clone();
         *out_shape.last_mut().expect("non-empty") = n;
-        self.dense(node, name, x, &w, k, n, move |i, o| i * n + o, vec![0.0; n], out_shape)
+        let w_index = move |i: usize, o: usize| i * n + o;
+        self.dense(node, name, x, Dense { w: &w, k, n, w_index: &w_index, bias: vec![0.0; n], shape: out_shape })
     }
 
     fn spatial(&self, name: &str, x: TensorId) -> Result<(usize, usize, usize)> {
@@ -457,9 +498,19 @@ impl Importer {
     }
 
     /// Reads `pads` / `auto_pad` / `strides` / `dilations` for a 2-D window op.
-    fn window_attrs(&self, node: &NodeProto, name: &str, kernel: [usize; 2], hw: [usize; 2]) -> Result<([usize; 2], [usize; 4])> {
+    fn window_attrs(
+        &self,
+        node: &NodeProto,
+        name: &str,
+        kernel: [usize; 2],
+        hw: [usize; 2],
+    ) -> Result<([usize; 2], [usize; 4])> {
         let op = node.op_type.as_str();
-        let strides = node.get_attr_opt_slice::<i64>("strides").map_err(|e| attr_err(node, "strides", e))?.map(|s| s.to_vec()).unwrap_or(vec![1, 1]);
+        let strides = node
+            .get_attr_opt_slice::<i64>("strides")
+            .map_err(|e| attr_err(node, "strides", e))?
+            .map(|s| s.to_vec())
+            .unwrap_or(vec![1, 1]);
         let [sh, sw] = strides.as_slice() else { return Err(unsupported_attr(name, op, "strides", strides)) };
         if *sh < 1 || *sw < 1 {
             return Err(unsupported_attr(name, op, "strides", strides));
@@ -470,10 +521,17 @@ impl Importer {
                 return Err(unsupported_attr(name, op, "dilations", d));
             }
         }
-        let auto_pad = node.get_attr_opt::<String>("auto_pad").map_err(|e| attr_err(node, "auto_pad", e))?.unwrap_or_else(|| "NOTSET".into());
+        let auto_pad = node
+            .get_attr_opt::<String>("auto_pad")
+            .map_err(|e| attr_err(node, "auto_pad", e))?
+            .unwrap_or_else(|| "NOTSET".into());
         let pads = match auto_pad.as_str() {
             "NOTSET" => {
-                let p = node.get_attr_opt_slice::<i64>("pads").map_err(|e| attr_err(node, "pads", e))?.map(|s| s.to_vec()).unwrap_or(vec![0; 4]);
+                let p = node
+                    .get_attr_opt_slice::<i64>("pads")
+                    .map_err(|e| attr_err(node, "pads", e))?
+                    .map(|s| s.to_vec())
+                    .unwrap_or(vec![0; 4]);
                 let [t, l, b, r] = p.as_slice() else { return Err(unsupported_attr(name, op, "pads", p)) };
                 if [t, l, b, r].iter().any(|v| **v < 0) {
                     return Err(unsupported_attr(name, op, "pads", p));
@@ -515,7 +573,11 @@ impl Importer {
         };
         let (m, kh, kw) = (*m, *kh, *kw);
         if *wc != c {
-            return Err(Error::ShapeMismatch { node: name.into(), expected: vec![1, *wc, h, w], got: self.shapes[x].clone() });
+            return Err(Error::ShapeMismatch {
+                node: name.into(),
+                expected: vec![1, *wc, h, w],
+                got: self.shapes[x].clone(),
+            });
         }
         let (stride, pads) = self.window_attrs(node, name, [kh, kw], [h, w])?;
         let bias = if self.has_input(node, 2) { self.konst(node, name, 2)?.1.to_vec() } else { vec![0.0; m] };
@@ -559,7 +621,11 @@ impl Importer {
     fn batch_norm(&mut self, node: &NodeProto, name: &str) -> Result<()> {
         let x = self.act(node, name, 0)?;
         let shape = self.shapes[x].clone();
-        let ch = *shape.get(1).ok_or_else(|| Error::ShapeMismatch { node: name.into(), expected: vec![1, 0], got: shape.clone() })?;
+        let ch = *shape.get(1).ok_or_else(|| Error::ShapeMismatch {
+            node: name.into(),
+            expected: vec![1, 0],
+            got: shape.clone(),
+        })?;
         let eps = node.get_attr_opt::<f32>("epsilon").map_err(|e| attr_err(node, "epsilon", e))?.unwrap_or(1e-5);
         let mut p = Vec::new();
         for i in 1..=4 {
@@ -571,12 +637,14 @@ impl Importer {
         }
         let inner = numel(&shape[2..]);
         let (mut terms, mut bias) = (Vec::new(), Vec::new());
-        for c in 0..ch {
-            let a = p[0][c] / (p[3][c] + eps).sqrt();
+        // y = scale·(x − mean)/√(var + ε) + b, folded into one weight and one bias per channel.
+        let [scale, b, mean, var] = [&p[0], &p[1], &p[2], &p[3]];
+        for (c, (((scale, b), mean), var)) in scale.iter().zip(b).zip(mean).zip(var).enumerate() {
+            let a = scale / (var + eps).sqrt();
             for j in 0..inner {
                 let idx = (c * inner + j) as u32;
                 terms.push(if a != 0.0 { vec![(idx, a)] } else { vec![] });
-                bias.push(p[1][c] - a * p[2][c]);
+                bias.push(b - a * mean);
             }
         }
         self.push(node, name, vec![x], shape, LayerKind::Linear { terms, bias })
@@ -589,7 +657,11 @@ impl Importer {
             (true, true) if !sub => {
                 let (a, b) = (self.act(node, name, 0)?, self.act(node, name, 1)?);
                 if self.shapes[a] != self.shapes[b] {
-                    return Err(Error::ShapeMismatch { node: name.into(), expected: self.shapes[a].clone(), got: self.shapes[b].clone() });
+                    return Err(Error::ShapeMismatch {
+                        node: name.into(),
+                        expected: self.shapes[a].clone(),
+                        got: self.shapes[b].clone(),
+                    });
                 }
                 let shape = self.shapes[a].clone();
                 self.push(node, name, vec![a, b], shape, LayerKind::Add)
@@ -622,7 +694,11 @@ impl Importer {
         let kernel = if global {
             [h, w]
         } else {
-            let k = node.get_attr_opt_slice::<i64>("kernel_shape").map_err(|e| attr_err(node, "kernel_shape", e))?.map(|s| s.to_vec()).unwrap_or_default();
+            let k = node
+                .get_attr_opt_slice::<i64>("kernel_shape")
+                .map_err(|e| attr_err(node, "kernel_shape", e))?
+                .map(|s| s.to_vec())
+                .unwrap_or_default();
             let [a, b] = k.as_slice() else { return Err(unsupported_attr(name, op, "kernel_shape", k)) };
             if *a < 1 || *b < 1 {
                 return Err(unsupported_attr(name, op, "kernel_shape", k));
@@ -635,12 +711,17 @@ impl Importer {
             if ceil != 0 {
                 return Err(unsupported_attr(name, op, "ceil_mode", ceil));
             }
-            let order = node.get_attr_opt::<i64>("storage_order").map_err(|e| attr_err(node, "storage_order", e))?.unwrap_or(0);
+            let order =
+                node.get_attr_opt::<i64>("storage_order").map_err(|e| attr_err(node, "storage_order", e))?.unwrap_or(0);
             if order != 0 {
                 return Err(unsupported_attr(name, op, "storage_order", order));
             }
         }
-        let include_pad = node.get_attr_opt::<i64>("count_include_pad").map_err(|e| attr_err(node, "count_include_pad", e))?.unwrap_or(0) != 0;
+        let include_pad = node
+            .get_attr_opt::<i64>("count_include_pad")
+            .map_err(|e| attr_err(node, "count_include_pad", e))?
+            .unwrap_or(0)
+            != 0;
         let (ph, pw) = (h + pads[0] + pads[2], w + pads[1] + pads[3]);
         if ph < kernel[0] || pw < kernel[1] {
             return Err(graph_err(name, "pooling window larger than the padded input"));

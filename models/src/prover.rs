@@ -109,7 +109,11 @@ pub fn choose_k(model: &QuantModel, k: Option<u32>, max_k: u32) -> Result<BaseCi
 }
 
 /// Generates the proving key (which contains the verifying key) for `model` at `params.k`.
-pub fn keygen(srs: &ParamsKZG<Bn256>, model: &QuantModel, params: &BaseCircuitParams) -> Result<(ProvingKey<G1Affine>, CircuitShape)> {
+pub fn keygen(
+    srs: &ParamsKZG<Bn256>,
+    model: &QuantModel,
+    params: &BaseCircuitParams,
+) -> Result<(ProvingKey<G1Affine>, CircuitShape)> {
     let k = params.k as u32;
     if srs.k() != k {
         return Err(Error::InvalidParams(format!("SRS has k = {}, circuit needs k = {k}", srs.k())));
@@ -118,7 +122,11 @@ pub fn keygen(srs: &ParamsKZG<Bn256>, model: &QuantModel, params: &BaseCircuitPa
     builder.set_params(calculated.clone());
     let vk = keygen_vk(srs, &builder).map_err(|e| Error::Prove(format!("verifying key generation: {e:?}")))?;
     let pk = keygen_pk(srs, vk, &builder).map_err(|e| Error::Prove(format!("proving key generation: {e:?}")))?;
-    let shape = CircuitShape { params: calculated, break_points: builder.break_points(), num_instances: crate::circuit::num_instances(model.input_len(), model.output_len(), model.params.value_bits) };
+    let shape = CircuitShape {
+        params: calculated,
+        break_points: builder.break_points(),
+        num_instances: crate::circuit::num_instances(model.input_len(), model.output_len(), model.params.value_bits),
+    };
     Ok((pk, shape))
 }
 
@@ -134,7 +142,14 @@ pub struct Proof {
 }
 
 /// Proves `model(input)`, bound to `binding`.
-pub fn prove(srs: &ParamsKZG<Bn256>, pk: &ProvingKey<G1Affine>, shape: &CircuitShape, model: &QuantModel, input: &[i64], binding: Fr) -> Result<Proof> {
+pub fn prove(
+    srs: &ParamsKZG<Bn256>,
+    pk: &ProvingKey<G1Affine>,
+    shape: &CircuitShape,
+    model: &QuantModel,
+    input: &[i64],
+    binding: Fr,
+) -> Result<Proof> {
     if srs.k() != shape.k() {
         return Err(Error::InvalidParams(format!("SRS has k = {}, circuit needs k = {}", srs.k(), shape.k())));
     }
@@ -143,18 +158,21 @@ pub fn prove(srs: &ParamsKZG<Bn256>, pk: &ProvingKey<G1Affine>, shape: &CircuitS
     let mut builder = BaseCircuitBuilder::prover(shape.params.clone(), shape.break_points.clone());
     let synthesized = synthesize(&mut builder, model, input, binding, Witnessing::Exact)?;
     if synthesized.output != expected {
-        return Err(Error::Prove(format!("circuit output {:?} differs from the reference {expected:?}", synthesized.output)));
+        return Err(Error::Prove(format!(
+            "circuit output {:?} differs from the reference {expected:?}",
+            synthesized.output
+        )));
     }
     let instances = synthesized.instances;
     let mut transcript = TranscriptWriterBuffer::<_, G1Affine, _>::init(Vec::new());
-    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, EvmTranscript<G1Affine, NativeLoader, _, _>, _>(
-        srs,
-        pk,
-        &[builder],
-        &[&[&instances]],
-        OsRng,
-        &mut transcript,
-    )
+    create_proof::<
+        KZGCommitmentScheme<Bn256>,
+        ProverSHPLONK<'_, Bn256>,
+        _,
+        _,
+        EvmTranscript<G1Affine, NativeLoader, _, _>,
+        _,
+    >(srs, pk, &[builder], &[&[&instances]], OsRng, &mut transcript)
     .map_err(|e| Error::Prove(format!("{e:?}")))?;
     let proof = transcript.finalize();
     Ok(Proof { proof, instances, output: synthesized.output })
@@ -164,13 +182,13 @@ pub fn prove(srs: &ParamsKZG<Bn256>, pk: &ProvingKey<G1Affine>, shape: &CircuitS
 pub fn verify(srs: &ParamsKZG<Bn256>, vk: &VerifyingKey<G1Affine>, instances: &[Fr], proof: &[u8]) -> Result<()> {
     let verifier_params = srs.verifier_params();
     let mut transcript = TranscriptReadBuffer::<_, G1Affine, _>::init(proof);
-    verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, EvmTranscript<G1Affine, NativeLoader, _, _>, _>(
-        verifier_params,
-        vk,
-        SingleStrategy::new(srs),
-        &[&[instances]],
-        &mut transcript,
-    )
+    verify_proof::<
+        KZGCommitmentScheme<Bn256>,
+        VerifierSHPLONK<'_, Bn256>,
+        _,
+        EvmTranscript<G1Affine, NativeLoader, _, _>,
+        _,
+    >(verifier_params, vk, SingleStrategy::new(srs), &[&[instances]], &mut transcript)
     .map_err(|e| Error::InvalidProof(format!("{e:?}")))
 }
 
@@ -191,15 +209,19 @@ pub fn vk_to_bytes(vk: &VerifyingKey<G1Affine>) -> Vec<u8> {
 /// Parses a proving key (integrity is checked by the artifact framing first).
 pub fn pk_from_bytes(bytes: &[u8], shape: &CircuitShape) -> std::result::Result<ProvingKey<G1Affine>, String> {
     let params = shape.params.clone();
-    std::panic::catch_unwind(|| ProvingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut &bytes[..], SerdeFormat::RawBytesUnchecked, params))
-        .map_err(|_| "unparseable proving key".to_string())?
-        .map_err(|e| e.to_string())
+    std::panic::catch_unwind(|| {
+        ProvingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut &bytes[..], SerdeFormat::RawBytesUnchecked, params)
+    })
+    .map_err(|_| "unparseable proving key".to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// Parses a verifying key.
 pub fn vk_from_bytes(bytes: &[u8], shape: &CircuitShape) -> std::result::Result<VerifyingKey<G1Affine>, String> {
     let params = shape.params.clone();
-    std::panic::catch_unwind(|| VerifyingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut &bytes[..], SerdeFormat::RawBytes, params))
-        .map_err(|_| "unparseable verifying key".to_string())?
-        .map_err(|e| e.to_string())
+    std::panic::catch_unwind(|| {
+        VerifyingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut &bytes[..], SerdeFormat::RawBytes, params)
+    })
+    .map_err(|_| "unparseable verifying key".to_string())?
+    .map_err(|e| e.to_string())
 }

@@ -66,10 +66,7 @@ impl QuantParams {
             ("activation_scale_bits", self.activation_scale_bits),
         ] {
             if s > Self::MAX_SCALE_BITS {
-                return Err(Error::InvalidParams(format!(
-                    "{name} = {s} exceeds {}",
-                    Self::MAX_SCALE_BITS
-                )));
+                return Err(Error::InvalidParams(format!("{name} = {s} exceeds {}", Self::MAX_SCALE_BITS)));
             }
         }
         if self.activation_scale_bits > self.weight_scale_bits + self.input_scale_bits {
@@ -173,7 +170,22 @@ mod tests {
 
     #[test]
     fn div_round_rounds_half_up() {
-        let cases = [(7, 2, 4), (6, 4, 2), (-6, 4, -1), (-7, 4, -2), (-5, 2, -2), (5, 2, 3), (0, 128, 0), (63, 128, 0), (64, 128, 1), (-64, 128, 0), (-65, 128, -1), (9, 3, 3), (10, 3, 3), (11, 3, 4)];
+        let cases = [
+            (7, 2, 4),
+            (6, 4, 2),
+            (-6, 4, -1),
+            (-7, 4, -2),
+            (-5, 2, -2),
+            (5, 2, 3),
+            (0, 128, 0),
+            (63, 128, 0),
+            (64, 128, 1),
+            (-64, 128, 0),
+            (-65, 128, -1),
+            (9, 3, 3),
+            (10, 3, 3),
+            (11, 3, 4),
+        ];
         for (acc, d, want) in cases {
             assert_eq!(div_round(acc, d), want, "div_round({acc}, {d})");
         }

@@ -77,11 +77,18 @@ impl Srs {
         let parsed = std::panic::catch_unwind(|| ParamsKZG::<Bn256>::read(&mut bytes.as_slice()));
         let params = match parsed {
             Ok(Ok(p)) => p,
-            Ok(Err(e)) => return Err(Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason: e.to_string() }),
-            Err(_) => return Err(Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason: "unparseable".into() }),
+            Ok(Err(e)) => {
+                return Err(Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason: e.to_string() })
+            }
+            Err(_) => {
+                return Err(Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason: "unparseable".into() })
+            }
         };
         let k = params.k();
-        Ok(Self { params, info: SrsInfo { sha256, k, insecure: false, source: path.display().to_string(), dev_seed: None } })
+        Ok(Self {
+            params,
+            info: SrsInfo { sha256, k, insecure: false, source: path.display().to_string(), dev_seed: None },
+        })
     }
 
     /// Derives an SRS from a public seed. INSECURE: τ is known to anyone who knows the seed.
@@ -89,7 +96,13 @@ impl Srs {
         let params = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::seed_from_u64(seed));
         let mut bytes = Vec::new();
         params.write(&mut bytes).expect("writing to a Vec cannot fail");
-        let info = SrsInfo { sha256: sha256_hex(&bytes), k, insecure: true, source: format!("insecure dev SRS, seed {seed}"), dev_seed: Some(seed) };
+        let info = SrsInfo {
+            sha256: sha256_hex(&bytes),
+            k,
+            insecure: true,
+            source: format!("insecure dev SRS, seed {seed}"),
+            dev_seed: Some(seed),
+        };
         Self { params, info }
     }
 

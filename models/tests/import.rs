@@ -46,7 +46,8 @@ fn mock_prove(model: &QuantModel, input: &[i64], k: u32) -> (Vec<i64>, bool) {
 fn fixtures_match_onnxruntime_and_the_circuit_matches_the_reference() {
     for name in ["conv_stride_pad", "maxpool", "residual_add"] {
         let float = onnx::import(&data(&format!("{name}.onnx"))).unwrap();
-        let expected: Expected = serde_json::from_slice(&std::fs::read(data(&format!("{name}.expected.json"))).unwrap()).unwrap();
+        let expected: Expected =
+            serde_json::from_slice(&std::fs::read(data(&format!("{name}.expected.json"))).unwrap()).unwrap();
         let model = QuantModel::quantize(&float, QuantParams::default(), None).unwrap();
         let input = model.quantize_input(&expected.input).unwrap();
         let out = model.forward(&input).unwrap();

@@ -36,7 +36,10 @@ fn proofs_verify_and_tampering_is_rejected() {
     for at in [0, proof.proof.len() / 2, proof.proof.len() - 1] {
         let mut bad = proof.proof.clone();
         bad[at] ^= 1;
-        assert!(matches!(prover::verify(&srs.params, pk.get_vk(), &proof.instances, &bad), Err(Error::InvalidProof(_))), "flip at {at} accepted");
+        assert!(
+            matches!(prover::verify(&srs.params, pk.get_vk(), &proof.instances, &bad), Err(Error::InvalidProof(_))),
+            "flip at {at} accepted"
+        );
     }
     // A changed output, input or binding.
     let bits = model.params.value_bits;
@@ -47,7 +50,10 @@ fn proofs_verify_and_tampering_is_rejected() {
         models::circuit::public_instances(binding + Fr::from(1u64), &input, &proof.output, bits),
         models::circuit::public_instances(binding, &[&input[1..], &[0]].concat(), &proof.output, bits),
     ] {
-        assert!(matches!(prover::verify(&srs.params, pk.get_vk(), &instances, &proof.proof), Err(Error::InvalidProof(_))));
+        assert!(matches!(
+            prover::verify(&srs.params, pk.get_vk(), &instances, &proof.proof),
+            Err(Error::InvalidProof(_))
+        ));
     }
     // The same proof under another SRS's key is rejected too.
     let other = Srs::insecure_dev(k, 8);
@@ -55,10 +61,16 @@ fn proofs_verify_and_tampering_is_rejected() {
     assert!(prover::verify(&other.params, other_pk.get_vk(), &proof.instances, &proof.proof).is_err());
 
     // Wrong inputs never reach the prover.
-    assert!(matches!(prover::prove(&srs.params, &pk, &shape, &model, &input[1..], binding), Err(Error::InputLength { expected: 64, got: 63, .. })));
+    assert!(matches!(
+        prover::prove(&srs.params, &pk, &shape, &model, &input[1..], binding),
+        Err(Error::InputLength { expected: 64, got: 63, .. })
+    ));
     let mut big = input.clone();
     big[0] = 17;
-    assert!(matches!(prover::prove(&srs.params, &pk, &shape, &model, &big, binding), Err(Error::InputOutOfRange { index: 0, value: 17, .. })));
+    assert!(matches!(
+        prover::prove(&srs.params, &pk, &shape, &model, &big, binding),
+        Err(Error::InputOutOfRange { index: 0, value: 17, .. })
+    ));
 
     // Key files survive a round trip and corruption is reported, not panicked on.
     let dir = tempfile::tempdir().unwrap();
@@ -81,18 +93,26 @@ fn an_srs_too_small_for_the_circuit_is_an_error() {
     let circuit = prover::choose_k(&model, None, prover::DEFAULT_MAX_K).unwrap();
     let small = Srs::insecure_dev(circuit.k as u32 - 1, 1);
     match small.for_k(circuit.k as u32) {
-        Err(Error::SrsTooSmall { srs_k, circuit_k }) => assert_eq!((srs_k, circuit_k), (circuit.k as u32 - 1, circuit.k as u32)),
+        Err(Error::SrsTooSmall { srs_k, circuit_k }) => {
+            assert_eq!((srs_k, circuit_k), (circuit.k as u32 - 1, circuit.k as u32))
+        }
         other => panic!("expected SrsTooSmall, got {other:?}"),
     }
     // A larger SRS is downsized.
     let big = Srs::insecure_dev(circuit.k as u32 + 1, 1);
-    assert_eq!(halo2_base::halo2_proofs::poly::commitment::Params::k(&big.for_k(circuit.k as u32).unwrap()), circuit.k as u32);
+    assert_eq!(
+        halo2_base::halo2_proofs::poly::commitment::Params::k(&big.for_k(circuit.k as u32).unwrap()),
+        circuit.k as u32
+    );
     // A saved SRS loads back with its digest; a corrupted one is reported.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("srs.bin");
     big.save(&path).unwrap();
     let loaded = Srs::load(&path).unwrap();
-    assert_eq!((loaded.info.k, loaded.info.sha256.clone(), loaded.info.insecure), (big.info.k, big.info.sha256.clone(), false));
+    assert_eq!(
+        (loaded.info.k, loaded.info.sha256.clone(), loaded.info.insecure),
+        (big.info.k, big.info.sha256.clone(), false)
+    );
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.truncate(bytes.len() - 1);
     std::fs::write(&path, &bytes).unwrap();

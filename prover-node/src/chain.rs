@@ -42,7 +42,11 @@ pub struct OnChainVerification {
 }
 
 /// Calls a verifier with `calldata` (`eth_call`), and estimates the gas of doing so.
-pub async fn verify_on_chain(provider: &DynProvider, verifier: Address, calldata: Vec<u8>) -> Result<OnChainVerification> {
+pub async fn verify_on_chain(
+    provider: &DynProvider,
+    verifier: Address,
+    calldata: Vec<u8>,
+) -> Result<OnChainVerification> {
     let code = provider.get_code_at(verifier).await.map_err(|e| Error::Rpc(e.to_string()))?;
     if code.is_empty() {
         return Err(Error::Invalid(format!("no contract at {verifier}")));

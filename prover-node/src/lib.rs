@@ -1,6 +1,7 @@
 //! zkinfer prover node: model setup, proving, verification, and (in `run`) the daemon that fulfils
 //! on-chain inference requests.
 
+pub mod bench;
 pub mod bindings;
 pub mod chain;
 pub mod error;

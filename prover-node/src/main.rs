@@ -28,6 +28,27 @@ enum Command {
     Prove(ProveArgs),
     /// Verify a proof natively, and optionally on-chain through the generated verifier.
     Verify(VerifyArgs),
+    /// Measure setup, proving, memory, proof size, verifier size and verify gas per model.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// ONNX models to measure (each in its own process).
+    #[arg(required = true, value_name = "ONNX")]
+    models: Vec<PathBuf>,
+    /// Proving runs per model (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// The anvil binary used to measure gas.
+    #[arg(long, env = "ZKINFER_ANVIL", default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")]
+    anvil: PathBuf,
+    /// Solidity compiler (standard-JSON interface).
+    #[arg(long, env = "ZKINFER_SOLC", value_name = "PATH")]
+    solc: Option<PathBuf>,
+    /// Measure a single model in this process and print its row as JSON (used internally).
+    #[arg(long, hide = true)]
+    child: bool,
 }
 
 #[derive(Args)]
@@ -57,8 +78,13 @@ impl SrsArgs {
         match self.source()? {
             SrsSource::File(path) => Srs::load(&path).with_context(|| format!("loading SRS {}", path.display())),
             SrsSource::InsecureDev { .. } => {
-                let seed = card.srs.dev_seed.context("the card's keys were not made with an insecure dev SRS; pass --srs <FILE>")?;
-                tracing::warn!("using the INSECURE dev SRS (seed {seed}): proofs prove nothing to anyone who knows the seed");
+                let seed = card
+                    .srs
+                    .dev_seed
+                    .context("the card's keys were not made with an insecure dev SRS; pass --srs <FILE>")?;
+                tracing::warn!(
+                    "using the INSECURE dev SRS (seed {seed}): proofs prove nothing to anyone who knows the seed"
+                );
                 Ok(Srs::insecure_dev(card.circuit.k, seed))
             }
         }
@@ -165,6 +191,7 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Bench(a) => bench(a)?,
         Command::Setup(a) => {
             let opts = SetupOptions {
                 onnx: a.onnx,
@@ -184,10 +211,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (card, path) = setup::run(&opts)?;
             println!("model card      {}", path.display());
             println!("model id        {}", card.model_id);
-            println!("circuit         k = {}, {} advice + {} lookup columns, {} public instances", card.circuit.k, card.circuit.advice_columns, card.circuit.lookup_advice_columns, card.circuit.num_instances);
-            println!("verifier        {} ({} bytes runtime, codehash {})", card.verifier.contract, card.verifier.runtime_bytes, card.verifier.codehash);
+            println!(
+                "circuit         k = {}, {} advice + {} lookup columns, {} public instances",
+                card.circuit.k,
+                card.circuit.advice_columns,
+                card.circuit.lookup_advice_columns,
+                card.circuit.num_instances
+            );
+            println!(
+                "verifier        {} ({} bytes runtime, codehash {})",
+                card.verifier.contract, card.verifier.runtime_bytes, card.verifier.codehash
+            );
             if let Some(acc) = &card.accuracy {
-                println!("accuracy        float {:.2}%, quantized {:.2}% on {} held-out samples", acc.float * 100.0, acc.quantized * 100.0, acc.samples);
+                println!(
+                    "accuracy        float {:.2}%, quantized {:.2}% on {} held-out samples",
+                    acc.float * 100.0,
+                    acc.quantized * 100.0,
+                    acc.samples
+                );
             }
             if card.srs.insecure {
                 println!("WARNING         keys made with an INSECURE dev SRS (public seed): for tests and demos only");
@@ -202,9 +243,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let proof = prove::prove(&loaded, &input, a.request_id, a.fulfiller)?;
             proof.save(&a.out)?;
             println!("output          {:?} (quantized, scale 2^{})", proof.output, card.output_scale_bits);
-            println!("dequantized     {:?}", proof.output_dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>());
+            println!(
+                "dequantized     {:?}",
+                proof.output_dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
+            );
             println!("prediction      {}", proof.prediction);
-            println!("proof           {} bytes in {:.2} s -> {}", proof.proof.len(), proof.prove_seconds, a.out.display());
+            println!(
+                "proof           {} bytes in {:.2} s -> {}",
+                proof.proof.len(),
+                proof.prove_seconds,
+                a.out.display()
+            );
         }
         Command::Verify(a) => {
             let card = ModelCard::load(&a.card)?;
@@ -221,13 +270,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(rpc) = a.rpc_url {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 rt.block_on(async {
-                    let key = a.private_key.context("--private-key (or ZKINFER_PRIVATE_KEY) is needed to deploy the verifier")?;
+                    let key = a
+                        .private_key
+                        .context("--private-key (or ZKINFER_PRIVATE_KEY) is needed to deploy the verifier")?;
                     let provider = chain::provider(&rpc, chain::signer(&key)?)?;
                     let address = match a.verifier {
                         Some(addr) => addr,
                         None => {
                             let artifact_path = ModelCard::resolve(&a.card, &card.files.verifier_artifact);
-                            let compiled: verifier_gen::Compiled = serde_json::from_slice(&std::fs::read(&artifact_path).with_context(|| format!("reading {}", artifact_path.display()))?)?;
+                            let compiled: verifier_gen::Compiled = serde_json::from_slice(
+                                &std::fs::read(&artifact_path)
+                                    .with_context(|| format!("reading {}", artifact_path.display()))?,
+                            )?;
                             let addr = chain::deploy(&provider, compiled.bytecode).await?;
                             println!("deployed        {} at {addr}", card.verifier.contract);
                             addr
@@ -237,11 +291,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     if !result.accepted {
                         bail!("the on-chain verifier at {address} rejected the proof");
                     }
-                    println!("on-chain        proof verifies at {address} ({} gas per verifying transaction)", result.tx_gas.unwrap_or_default());
+                    println!(
+                        "on-chain        proof verifies at {address} ({} gas per verifying transaction)",
+                        result.tx_gas.unwrap_or_default()
+                    );
                     Ok(())
                 })?;
             }
         }
     }
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let solc = a.solc.clone().unwrap_or_else(verifier_gen::default_solc);
+    if a.child {
+        let row = prover_node::bench::measure(&a.models[0], a.runs, solc, &a.anvil)?;
+        println!("{}", serde_json::to_string(&row)?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for model in &a.models {
+        eprintln!("measuring {} ({} proving runs)...", model.display(), a.runs);
+        let out = std::process::Command::new(&exe)
+            .arg("bench")
+            .arg("--child")
+            .arg("--runs")
+            .arg(a.runs.to_string())
+            .arg("--anvil")
+            .arg(&a.anvil)
+            .arg("--solc")
+            .arg(&solc)
+            .arg(model)
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            bail!("measuring {} failed", model.display());
+        }
+        rows.push(serde_json::from_slice::<prover_node::bench::BenchRow>(&out.stdout)?);
+    }
+    println!("{}", prover_node::bench::table(&rows));
+    println!("2 cores, insecure dev SRS, anvil --hardfork prague, solc 0.8.30 (optimizer 200 runs, Yul optimizer off)");
     Ok(())
 }

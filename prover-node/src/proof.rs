@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The BN254 scalar field modulus r.
-pub const FIELD_MODULUS: U256 = U256::from_limbs([0x43e1f593f0000001, 0x2833e84879b97091, 0xb85045b68181585d, 0x30644e72e131a029]);
+pub const FIELD_MODULUS: U256 =
+    U256::from_limbs([0x43e1f593f0000001, 0x2833e84879b97091, 0xb85045b68181585d, 0x30644e72e131a029]);
 
 /// `keccak256(abi.encode(requestId, fulfiller)) mod r`: the public instance that ties a proof to
 /// one request and one fulfiller (so a proof seen in the mempool cannot be replayed by another).
@@ -44,10 +45,19 @@ pub struct InputFile {
 impl InputFile {
     /// Reads an input file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "reading input", path: path.into(), source })?;
-        let f: Self = serde_json::from_slice(&bytes).map_err(|e| Error::BadFile { path: path.into(), what: "input file", reason: e.to_string() })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| Error::Io { action: "reading input", path: path.into(), source })?;
+        let f: Self = serde_json::from_slice(&bytes).map_err(|e| Error::BadFile {
+            path: path.into(),
+            what: "input file",
+            reason: e.to_string(),
+        })?;
         if f.input.is_some() == f.input_quantized.is_some() {
-            return Err(Error::BadFile { path: path.into(), what: "input file", reason: "give exactly one of \"input\" (floats) or \"input_quantized\" (integers)".into() });
+            return Err(Error::BadFile {
+                path: path.into(),
+                what: "input file",
+                reason: "give exactly one of \"input\" (floats) or \"input_quantized\" (integers)".into(),
+            });
         }
         Ok(f)
     }
@@ -99,14 +109,23 @@ pub struct ProofFile {
 impl ProofFile {
     /// Reads a proof file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "reading proof", path: path.into(), source })?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::BadFile { path: path.into(), what: "proof file", reason: e.to_string() })
+        let bytes =
+            std::fs::read(path).map_err(|source| Error::Io { action: "reading proof", path: path.into(), source })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadFile {
+            path: path.into(),
+            what: "proof file",
+            reason: e.to_string(),
+        })
     }
 
     /// Writes the proof file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("serializes");
-        std::fs::write(path, json + "\n").map_err(|source| Error::Io { action: "writing proof", path: path.into(), source })
+        std::fs::write(path, json + "\n").map_err(|source| Error::Io {
+            action: "writing proof",
+            path: path.into(),
+            source,
+        })
     }
 
     /// Instances as field elements, rejecting non-canonical words.
@@ -125,9 +144,12 @@ impl ProofFile {
     /// Checks the instances say what the file says (binding, input, output).
     pub fn check_consistent(&self, value_bits: u32) -> Result<()> {
         let f = self.field_instances()?;
-        let expected = circuit::public_instances(binding(self.request_id, self.fulfiller), &self.input, &self.output, value_bits);
+        let expected =
+            circuit::public_instances(binding(self.request_id, self.fulfiller), &self.input, &self.output, value_bits);
         if f != expected {
-            return Err(Error::Invalid("the instances do not match the proof file's request, fulfiller, input and output".into()));
+            return Err(Error::Invalid(
+                "the instances do not match the proof file's request, fulfiller, input and output".into(),
+            ));
         }
         Ok(())
     }

@@ -37,7 +37,10 @@ pub struct LoadedModel {
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel").field("name", &self.card.name).field("model_id", &self.card.model_id).finish_non_exhaustive()
+        f.debug_struct("LoadedModel")
+            .field("name", &self.card.name)
+            .field("model_id", &self.card.model_id)
+            .finish_non_exhaustive()
     }
 }
 

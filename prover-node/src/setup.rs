@@ -48,8 +48,13 @@ impl ModelMeta {
         if !path.exists() {
             return Ok(None);
         }
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io { action: "reading", path: path.clone(), source })?;
-        let meta = serde_json::from_slice(&bytes).map_err(|e| Error::BadFile { path: path.clone(), what: "model metadata", reason: e.to_string() })?;
+        let bytes =
+            std::fs::read(&path).map_err(|source| Error::Io { action: "reading", path: path.clone(), source })?;
+        let meta = serde_json::from_slice(&bytes).map_err(|e| Error::BadFile {
+            path: path.clone(),
+            what: "model metadata",
+            reason: e.to_string(),
+        })?;
         Ok(Some((meta, path)))
     }
 }
@@ -123,7 +128,10 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let float = onnx::import(&opts.onnx)?;
     let input_range = match opts.input_range.or(meta.input_range) {
         Some((lo, hi)) => {
-            let q = |x: f64| quantize(x, params.input_scale_bits).ok_or_else(|| Error::Invalid(format!("input bound {x} is not representable")));
+            let q = |x: f64| {
+                quantize(x, params.input_scale_bits)
+                    .ok_or_else(|| Error::Invalid(format!("input bound {x} is not representable")))
+            };
             Some((q(lo)?, q(hi)?))
         }
         None => None,
@@ -159,7 +167,11 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     info!(target: "prover_node::setup", "generating proving and verifying keys");
     let (pk, shape) = prover::keygen(&srs_params, &model, &circuit_params)?;
 
-    std::fs::create_dir_all(&opts.out_dir).map_err(|source| Error::Io { action: "creating", path: opts.out_dir.clone(), source })?;
+    std::fs::create_dir_all(&opts.out_dir).map_err(|source| Error::Io {
+        action: "creating",
+        path: opts.out_dir.clone(),
+        source,
+    })?;
     let vk_bytes = prover::vk_to_bytes(pk.get_vk());
     let pk_file = format!("{name}.pk");
     let vk_file = format!("{name}.vk");
@@ -181,7 +193,10 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let sol_file = format!("{contract}.sol");
     let artifact_file = format!("{contract}.json");
     verifier_gen::write_file(&opts.out_dir.join(&sol_file), &source)?;
-    verifier_gen::write_file(&opts.out_dir.join(&artifact_file), serde_json::to_string_pretty(&compiled).expect("serializes"))?;
+    verifier_gen::write_file(
+        &opts.out_dir.join(&artifact_file),
+        serde_json::to_string_pretty(&compiled).expect("serializes"),
+    )?;
 
     let encoding = encoding_of(&model);
     let codehash = verifier_gen::parse_b256(&compiled.codehash).expect("we formatted it");
@@ -190,9 +205,14 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let onnx_file = opts.onnx.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let onnx_dest = opts.out_dir.join(&onnx_file);
     if std::fs::canonicalize(&opts.onnx).ok() != std::fs::canonicalize(&onnx_dest).ok() {
-        std::fs::copy(&opts.onnx, &onnx_dest).map_err(|source| Error::Io { action: "copying", path: onnx_dest.clone(), source })?;
+        std::fs::copy(&opts.onnx, &onnx_dest).map_err(|source| Error::Io {
+            action: "copying",
+            path: onnx_dest.clone(),
+            source,
+        })?;
     }
-    let onnx_bytes = std::fs::read(&opts.onnx).map_err(|source| Error::Io { action: "reading", path: opts.onnx.clone(), source })?;
+    let onnx_bytes =
+        std::fs::read(&opts.onnx).map_err(|source| Error::Io { action: "reading", path: opts.onnx.clone(), source })?;
     let card = ModelCard {
         name: name.clone(),
         description: meta.description.unwrap_or_default(),
@@ -213,9 +233,20 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
             num_instances: shape.num_instances,
         },
         srs: srs.info.clone(),
-        verifier: VerifierInfo { contract, codehash: compiled.codehash.clone(), runtime_bytes: compiled.deployed_bytecode.len(), compiler: compiled.compiler.clone() },
+        verifier: VerifierInfo {
+            contract,
+            codehash: compiled.codehash.clone(),
+            runtime_bytes: compiled.deployed_bytecode.len(),
+            compiler: compiled.compiler.clone(),
+        },
         accuracy: acc,
-        files: Files { onnx: onnx_file, proving_key: pk_file, verifying_key: vk_file, verifier_sol: sol_file, verifier_artifact: artifact_file },
+        files: Files {
+            onnx: onnx_file,
+            proving_key: pk_file,
+            verifying_key: vk_file,
+            verifier_sol: sol_file,
+            verifier_artifact: artifact_file,
+        },
     };
     let card_path = opts.out_dir.join(format!("{name}.card.json"));
     card.save(&card_path)?;

@@ -76,7 +76,10 @@ fn build(name: &str) -> ZooModel {
     let (card, card_path) = setup::run(&opts).unwrap_or_else(|e| panic!("setup of {name}: {e}"));
     let srs = Srs::insecure_dev(card.circuit.k, DEV_SEED);
     let loaded = prove::load(&card_path, &srs).expect("load");
-    let compiled: verifier_gen::Compiled = serde_json::from_slice(&std::fs::read(ModelCard::resolve(&card_path, &card.files.verifier_artifact)).expect("artifact")).expect("artifact json");
+    let compiled: verifier_gen::Compiled = serde_json::from_slice(
+        &std::fs::read(ModelCard::resolve(&card_path, &card.files.verifier_artifact)).expect("artifact"),
+    )
+    .expect("artifact json");
     let source = std::fs::read_to_string(ModelCard::resolve(&card_path, &card.files.verifier_sol)).expect("source");
     ZooModel { card_path, card, loaded, compiled, source, _dir: dir }
 }
@@ -96,6 +99,7 @@ pub fn zoo(name: &'static str) -> &'static ZooModel {
 
 /// Reads a zoo example input (`models/zoo/<name>.input.json`), quantized for the model.
 pub fn example_input(m: &ZooModel) -> Vec<i64> {
-    let file = prover_node::proof::InputFile::load(&root().join(format!("models/zoo/{}.input.json", m.card.name))).expect("input");
+    let file = prover_node::proof::InputFile::load(&root().join(format!("models/zoo/{}.input.json", m.card.name)))
+        .expect("input");
     file.quantized(&m.loaded.model).expect("quantize")
 }

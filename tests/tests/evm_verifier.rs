@@ -31,23 +31,35 @@ async fn generated_verifiers_accept_valid_proofs_and_reject_tampered_ones() {
         let mut flipped = proof.verifier_calldata.to_vec();
         let at = flipped.len() - proof.proof.len() / 2;
         flipped[at] ^= 0x01;
-        assert!(!chain::verify_on_chain(&provider, address, flipped).await.unwrap().accepted, "{name}: flipped proof byte accepted");
+        assert!(
+            !chain::verify_on_chain(&provider, address, flipped).await.unwrap().accepted,
+            "{name}: flipped proof byte accepted"
+        );
 
         let mut wrong_output = proof.verifier_calldata.to_vec();
         let last_instance_word = proof.instances.len() * 32 - 1;
         wrong_output[last_instance_word] ^= 0x01;
-        assert!(!chain::verify_on_chain(&provider, address, wrong_output).await.unwrap().accepted, "{name}: changed output instance accepted");
+        assert!(
+            !chain::verify_on_chain(&provider, address, wrong_output).await.unwrap().accepted,
+            "{name}: changed output instance accepted"
+        );
 
         let mut wrong_binding = proof.verifier_calldata.to_vec();
         wrong_binding[31] ^= 0x01;
-        assert!(!chain::verify_on_chain(&provider, address, wrong_binding).await.unwrap().accepted, "{name}: changed binding accepted");
+        assert!(
+            !chain::verify_on_chain(&provider, address, wrong_binding).await.unwrap().accepted,
+            "{name}: changed binding accepted"
+        );
         deployed.push(address);
         proofs.push(proof);
     }
     // Each model's valid proof fails under the other model's verifier.
     for (i, address) in deployed.iter().enumerate() {
         let other = &proofs[1 - i];
-        assert!(!chain::verify_on_chain(&provider, *address, other.verifier_calldata.to_vec()).await.unwrap().accepted, "cross-model proof accepted");
+        assert!(
+            !chain::verify_on_chain(&provider, *address, other.verifier_calldata.to_vec()).await.unwrap().accepted,
+            "cross-model proof accepted"
+        );
     }
 }
 
