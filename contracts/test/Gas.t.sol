@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {InferenceCoordinator} from "../src/InferenceCoordinator.sol";
+import {IInferenceCoordinator} from "../src/interfaces/IInferenceCoordinator.sol";
+import {MockVerifier, ProofBook} from "./mocks/MockVerifier.sol";
+import {GasMeteringConsumer} from "./mocks/Consumers.sol";
+import {InstanceEncoding} from "./utils/InstanceEncoding.sol";
+import {GasMetering} from "./utils/GasMetering.sol";
+
+/// @notice Gas budgets for the digits-sized model (64 inputs, 10 outputs), asserted so that a regression
+/// fails. Each measured call runs on cold accounts and storage, as the first call of a transaction would.
+/// Figures are execution gas as forge meters it: without the 21,000 transaction base and calldata. The
+/// mock verifier costs ~5k (a keccak and a cold SLOAD); a real halo2 verifier costs ~250k-350k more.
+contract GasTest is GasMetering {
+    InferenceCoordinator internal coordinator;
+    ProofBook internal book;
+    MockVerifier internal verifier;
+    bytes32 internal modelId;
+    address internal requester = makeAddr("requester");
+    address internal node = makeAddr("node");
+
+    function setUp() public {
+        coordinator = new InferenceCoordinator();
+        book = new ProofBook();
+        verifier = new MockVerifier(book);
+        modelId = coordinator.registerModel(
+            address(verifier),
+            IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767),
+            0.001 ether,
+            1 hours
+        );
+        vm.deal(requester, 1 ether);
+    }
+
+    function _pixels() internal pure returns (int256[] memory pixels) {
+        pixels = new int256[](64);
+        for (uint256 i; i < 64; ++i) {
+            pixels[i] = int256(i % 17);
+        }
+    }
+
+    function _logits() internal pure returns (int256[] memory logits) {
+        logits = new int256[](10);
+        for (uint256 i; i < 10; ++i) {
+            logits[i] = int256(i) * 1000 - 4000;
+        }
+    }
+
+    function _request(uint32 callbackGasLimit) internal returns (uint256) {
+        vm.prank(requester);
+        return coordinator.requestInference{value: 0.001 ether}(modelId, _pixels(), callbackGasLimit);
+    }
+
+    function _proof(uint256 id) internal returns (bytes memory proof) {
+        // A real SHPLONK proof for a small model is ~1-2 KB; the mock's is short, so calldata differs.
+        proof = abi.encodePacked("proof", id);
+        book.accept(InstanceEncoding.verifierCalldata(16, id, node, _pixels(), _logits(), proof));
+    }
+
+    /// @dev As if the next call opened a new transaction.
+    function _cool() internal {
+        vm.cool(address(coordinator));
+        vm.cool(address(verifier));
+        vm.cool(address(book));
+    }
+
+    function _requestData() internal view returns (bytes memory) {
+        return abi.encodeCall(coordinator.requestInference, (modelId, _pixels(), 0));
+    }
+
+    function _fulfilData(uint256 id, bytes memory proof) internal view returns (bytes memory) {
+        return abi.encodeCall(coordinator.fulfillInference, (id, _pixels(), _logits(), proof));
+    }
+
+    function test_gas_requestInference() public {
+        _cool();
+        _request(0);
+        assertLt(_lastGas(_requestData()), 160_000, "first request ever");
+        _cool();
+        _request(0);
+        assertLt(_lastGas(_requestData()), 145_000, "request");
+    }
+
+    function test_gas_fulfillInference() public {
+        uint256 a = _request(0);
+        uint256 b = _request(0);
+        bytes memory proofA = _proof(a);
+        bytes memory proofB = _proof(b);
+        _cool();
+        vm.prank(node);
+        coordinator.fulfillInference(a, _pixels(), _logits(), proofA);
+        assertLt(_lastGas(_fulfilData(a, proofA)), 165_000, "fulfil, the fulfiller's first balance");
+        _cool();
+        vm.prank(node);
+        coordinator.fulfillInference(b, _pixels(), _logits(), proofB);
+        assertLt(_lastGas(_fulfilData(b, proofB)), 145_000, "fulfil");
+    }
+
+    function test_gas_fulfillInferenceWithCallback() public {
+        GasMeteringConsumer consumer = new GasMeteringConsumer(coordinator);
+        vm.deal(address(consumer), 1 ether);
+        vm.prank(address(consumer));
+        uint256 id = coordinator.requestInference{value: 0.001 ether}(modelId, _pixels(), 50_000);
+        bytes memory proof = _proof(id);
+        _cool();
+        vm.cool(address(consumer));
+        vm.prank(node);
+        coordinator.fulfillInference(id, _pixels(), _logits(), proof);
+        assertLt(_lastGas(_fulfilData(id, proof)), 195_000, "fulfil with a callback");
+    }
+
+    function test_gas_cancelRequest() public {
+        uint256 id = _request(0);
+        vm.warp(block.timestamp + 1 hours + 1);
+        _cool();
+        vm.prank(requester);
+        coordinator.cancelRequest(id);
+        assertLt(_lastGas(abi.encodeCall(coordinator.cancelRequest, (id))), 37_000, "cancel");
+    }
+
+    function test_gas_withdraw() public {
+        uint256 id = _request(0);
+        bytes memory proof = _proof(id);
+        vm.prank(node);
+        coordinator.fulfillInference(id, _pixels(), _logits(), proof);
+        _cool();
+        vm.prank(node);
+        coordinator.withdraw(payable(node));
+        assertLt(_lastGas(abi.encodeCall(coordinator.withdraw, (payable(node)))), 45_000, "withdraw");
+    }
+}

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+/// @notice The public-instance encoding written out independently of the coordinator, for tests:
+/// [keccak256(abi.encode(requestId, fulfiller)) mod r, pack(input)..., pack(output)...], where pack puts
+/// floor(248 / B) values per word, value j of a word contributing (v + 2^(B-1)) * 2^(B * j).
+library InstanceEncoding {
+    uint256 internal constant R = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
+
+    function pack(uint256 bits, int256[] memory values) internal pure returns (uint256[] memory words) {
+        uint256 perWord = 248 / bits;
+        uint256 count = values.length / perWord + (values.length % perWord == 0 ? 0 : 1);
+        words = new uint256[](count);
+        uint256 next;
+        for (uint256 w; w < count; ++w) {
+            uint256 word;
+            for (uint256 j; j < perWord && next < values.length; ++j) {
+                word += uint256(values[next] + int256(2 ** (bits - 1))) * 2 ** (bits * j);
+                ++next;
+            }
+            words[w] = word;
+        }
+    }
+
+    function instances(
+        uint256 bits,
+        uint256 requestId,
+        address fulfiller,
+        int256[] memory input,
+        int256[] memory output
+    ) internal pure returns (uint256[] memory out) {
+        uint256[] memory packedInput = pack(bits, input);
+        uint256[] memory packedOutput = pack(bits, output);
+        out = new uint256[](1 + packedInput.length + packedOutput.length);
+        out[0] = uint256(keccak256(abi.encode(requestId, fulfiller))) % R;
+        for (uint256 i; i < packedInput.length; ++i) {
+            out[1 + i] = packedInput[i];
+        }
+        for (uint256 j; j < packedOutput.length; ++j) {
+            out[1 + packedInput.length + j] = packedOutput[j];
+        }
+    }
+
+    /// @dev What the coordinator must send the verifier: the instance words, then the proof.
+    function verifierCalldata(
+        uint256 bits,
+        uint256 requestId,
+        address fulfiller,
+        int256[] memory input,
+        int256[] memory output,
+        bytes memory proof
+    ) internal pure returns (bytes memory data) {
+        uint256[] memory words = instances(bits, requestId, fulfiller, input, output);
+        for (uint256 i; i < words.length; ++i) {
+            data = bytes.concat(data, bytes32(words[i]));
+        }
+        data = bytes.concat(data, proof);
+    }
+}
