@@ -4,6 +4,17 @@
 #![allow(missing_docs, clippy::too_many_arguments)]
 
 alloy::sol!(
-    #[sol(rpc)]
+    #[sol(rpc, all_derives)]
     "../contracts/src/interfaces/IInferenceCoordinator.sol"
+);
+
+alloy::sol!(
+    #[sol(rpc, all_derives)]
+    interface IDigitBounty {
+        event Classified(uint256 indexed requestId, address indexed submitter, uint256 digit);
+        event BountyPaid(uint256 indexed requestId, address indexed winner, uint256 amount);
+        function submit(int256[] calldata pixels) external payable returns (uint256 requestId);
+        function bounty() external view returns (uint256);
+        function targetDigit() external view returns (uint8);
+    }
 );

@@ -11,9 +11,21 @@ use alloy::{
 use crate::error::{Error, Result};
 
 /// A provider with a signing wallet, over HTTP.
+///
+/// Nonces come from the node (`eth_getTransactionCount(pending)`) for every transaction, not from
+/// alloy's default cache: a cached nonce stays incremented after a send that failed (for example a
+/// fulfilment that reverted in gas estimation), and every later transaction would then wait
+/// forever behind the gap.
 pub fn provider(rpc_url: &str, signer: PrivateKeySigner) -> Result<DynProvider> {
     let url = rpc_url.parse().map_err(|e| Error::Invalid(format!("invalid RPC URL {rpc_url:?}: {e}")))?;
-    Ok(ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased())
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url)
+        .erased())
 }
 
 /// Parses a hex private key.

@@ -29,6 +29,9 @@ pub enum Error {
     /// The RPC endpoint failed (retryable).
     #[error("RPC error: {0}")]
     Rpc(String),
+    /// The embedded store failed.
+    #[error("store: {0}")]
+    Store(String),
     /// A transaction was mined but reverted.
     #[error("transaction reverted: {0}")]
     Reverted(String),

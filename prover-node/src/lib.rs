@@ -4,9 +4,15 @@
 pub mod bench;
 pub mod bindings;
 pub mod chain;
+pub mod config;
+pub mod contracts;
+pub mod demo;
 pub mod error;
+pub mod metrics;
 pub mod proof;
 pub mod prove;
+pub mod service;
 pub mod setup;
+pub mod store;
 
 pub use error::{Error, Result};

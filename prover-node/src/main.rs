@@ -30,6 +30,51 @@ enum Command {
     Verify(VerifyArgs),
     /// Measure setup, proving, memory, proof size, verifier size and verify gas per model.
     Bench(BenchArgs),
+    /// Run the node: watch the coordinator, prove requests for served models, fulfil them.
+    Run(RunArgs),
+    /// The whole system on an embedded anvil: deploy, register, run a node, classify a real digit.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// The zoo model to serve (set up on first use with the insecure dev SRS).
+    #[arg(long, default_value = "models/zoo/digits_mlp.onnx")]
+    onnx: PathBuf,
+    /// The digit image to classify.
+    #[arg(long, default_value = "models/zoo/digits_mlp.input.json")]
+    input: PathBuf,
+    /// Working directory (keys, node store).
+    #[arg(long, default_value = "build/demo")]
+    work_dir: PathBuf,
+    /// forge's build output.
+    #[arg(long, default_value = "out")]
+    forge_out: PathBuf,
+    /// The anvil binary.
+    #[arg(long, env = "ZKINFER_ANVIL", default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")]
+    anvil: PathBuf,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Node configuration (TOML; see prover-node/node.example.toml).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Override rpc.http_url.
+    #[arg(long, env = "ZKINFER_RPC_URL", help_heading = "Overrides")]
+    rpc_url: Option<String>,
+    /// Override contract.coordinator.
+    #[arg(long, env = "ZKINFER_COORDINATOR", help_heading = "Overrides")]
+    coordinator: Option<Address>,
+    /// Override store.path.
+    #[arg(long, env = "ZKINFER_STORE", help_heading = "Overrides")]
+    store: Option<PathBuf>,
+    /// Override metrics.listen.
+    #[arg(long, env = "ZKINFER_METRICS_LISTEN", help_heading = "Overrides")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Override prover.confirmations.
+    #[arg(long, help_heading = "Overrides")]
+    confirmations: Option<u64>,
 }
 
 #[derive(Args)]
@@ -192,6 +237,8 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(a) => bench(a)?,
+        Command::Run(a) => run_node(a)?,
+        Command::Demo(a) => demo(a)?,
         Command::Setup(a) => {
             let opts = SetupOptions {
                 onnx: a.onnx,
@@ -300,6 +347,98 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn demo(a: DemoArgs) -> anyhow::Result<()> {
+    let stem = a.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).context("--onnx has no file name")?;
+    let model_dir = a.work_dir.join(&stem);
+    let card_path = model_dir.join(format!("{stem}.card.json"));
+    let fresh = ModelCard::load(&card_path)
+        .ok()
+        .filter(|c| std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b) == c.onnx_sha256).unwrap_or(false));
+    if fresh.is_none() {
+        println!("[demo] setting up {} (quantize, keygen, generate and compile the verifier)...", a.onnx.display());
+        let opts = SetupOptions {
+            onnx: a.onnx.clone(),
+            out_dir: model_dir.clone(),
+            name: None,
+            srs: SrsSource::InsecureDev { seed: 42 },
+            input_scale_bits: None,
+            weight_scale_bits: 7,
+            activation_scale_bits: 7,
+            value_bits: 16,
+            input_range: None,
+            k: None,
+            max_k: models::prover::DEFAULT_MAX_K,
+            eval_set: None,
+            solc: verifier_gen::default_solc(),
+        };
+        setup::run(&opts)?;
+    } else {
+        println!("[demo] reusing the keys in {}", model_dir.display());
+    }
+    let opts = prover_node::demo::DemoOptions {
+        anvil: a.anvil,
+        card: card_path,
+        forge_out: a.forge_out,
+        input: a.input,
+        work_dir: a.work_dir.join("node"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = rt.block_on(prover_node::demo::run(&opts, |line| println!("[demo] {line}")))?;
+    let logits: Vec<String> =
+        report.output.iter().map(|v| format!("{:.2}", *v as f64 / (1u64 << report.output_scale_bits) as f64)).collect();
+    println!();
+    println!(
+        "verified prediction   {} (image label {})",
+        report.predicted,
+        report.label.map(|l| l.to_string()).unwrap_or("?".into())
+    );
+    println!("verified logits       [{}]", logits.join(", "));
+    println!("callback              {}", if report.callback_succeeded { "succeeded" } else { "FAILED" });
+    println!(
+        "bounty                {}",
+        if report.bounty_paid { "paid to the submitter" } else { "not paid (wrong digit)" }
+    );
+    println!("gas                   request {} · fulfil (verify + callback) {}", report.request_gas, report.fulfil_gas);
+    println!("latency               {:.2} s from requestInference to the callback", report.latency.as_secs_f64());
+    Ok(())
+}
+
+fn run_node(a: RunArgs) -> anyhow::Result<()> {
+    let mut cfg =
+        prover_node::config::NodeConfig::load(&a.config).with_context(|| format!("loading {}", a.config.display()))?;
+    if let Some(url) = a.rpc_url {
+        cfg.rpc.http_url = url;
+    }
+    if let Some(c) = a.coordinator {
+        cfg.contract.coordinator = c;
+    }
+    if let Some(s) = a.store {
+        cfg.store.path = s;
+    }
+    if let Some(m) = a.metrics_listen {
+        cfg.metrics.listen = m;
+    }
+    if let Some(c) = a.confirmations {
+        cfg.prover.confirmations = c;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+        prover_node::service::serve(cfg, None, std::sync::Arc::default(), rx).await
+    })?;
     Ok(())
 }
 

@@ -103,3 +103,29 @@ pub fn example_input(m: &ZooModel) -> Vec<i64> {
         .expect("input");
     file.quantized(&m.loaded.model).expect("quantize")
 }
+
+/// forge's build output (`forge build` must have run).
+pub fn forge_out() -> PathBuf {
+    let out = root().join("out");
+    assert!(
+        out.join("InferenceCoordinator.sol/InferenceCoordinator.json").exists(),
+        "run `forge build` first (scripts/test does)"
+    );
+    out
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

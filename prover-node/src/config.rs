@@ -1,0 +1,262 @@
+//! Node configuration: one TOML file of sections, overridable by flags and environment.
+//! See `node.example.toml` for every key.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use alloy::primitives::Address;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Chain endpoint.
+    pub rpc: RpcConfig,
+    /// Coordinator contract.
+    pub contract: ContractConfig,
+    /// Transaction signer.
+    #[serde(default)]
+    pub signer: SignerConfig,
+    /// Models served.
+    pub models: Vec<ModelConfig>,
+    /// Proving and submission.
+    #[serde(default)]
+    pub prover: ProverConfig,
+    /// Persistent store.
+    pub store: StoreConfig,
+    /// Metrics and health endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Chain endpoint.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    /// HTTP JSON-RPC URL.
+    pub http_url: String,
+    /// Expected chain id; the node refuses to start on another chain.
+    pub chain_id: Option<u64>,
+    /// Polling interval for new blocks and events.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Largest block range per `eth_getLogs` call.
+    #[serde(default = "default_log_range")]
+    pub max_log_range: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    500
+}
+
+fn default_log_range() -> u64 {
+    2_000
+}
+
+/// Coordinator contract.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractConfig {
+    /// Coordinator address.
+    pub coordinator: Address,
+    /// First block to scan on a fresh store.
+    #[serde(default)]
+    pub start_block: u64,
+}
+
+/// Where the signing key comes from. The key itself never appears in the file or in logs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerConfig {
+    /// Environment variable holding the hex private key.
+    #[serde(default = "default_key_env")]
+    pub private_key_env: String,
+    /// Encrypted JSON keystore, used instead of the environment variable when set.
+    pub keystore: Option<PathBuf>,
+    /// Environment variable holding the keystore password.
+    #[serde(default = "default_password_env")]
+    pub keystore_password_env: String,
+}
+
+impl Default for SignerConfig {
+    fn default() -> Self {
+        Self { private_key_env: default_key_env(), keystore: None, keystore_password_env: default_password_env() }
+    }
+}
+
+fn default_key_env() -> String {
+    "ZKINFER_PRIVATE_KEY".into()
+}
+
+fn default_password_env() -> String {
+    "ZKINFER_KEYSTORE_PASSWORD".into()
+}
+
+/// A served model.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Model card written by `prover-node setup` (keys are found beside it).
+    pub card: PathBuf,
+    /// Ceremony SRS file the keys were made with.
+    pub srs: Option<PathBuf>,
+    /// Use the insecure dev SRS recorded in the card (tests and demos only).
+    #[serde(default)]
+    pub insecure_dev_srs: bool,
+}
+
+/// Proving and submission.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProverConfig {
+    /// Blocks to wait after a request (and after our fulfilment) before acting on it as final.
+    #[serde(default)]
+    pub confirmations: u64,
+    /// Proofs generated in parallel.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for ProverConfig {
+    fn default() -> Self {
+        Self { confirmations: 0, concurrency: default_concurrency() }
+    }
+}
+
+fn default_concurrency() -> usize {
+    1
+}
+
+/// Persistent store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Path of the embedded database file.
+    pub path: PathBuf,
+}
+
+/// Metrics and health endpoint.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Listen address for `GET /metrics` and `GET /health` (port 0 picks a free port).
+    #[serde(default = "default_metrics")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: default_metrics() }
+    }
+}
+
+fn default_metrics() -> SocketAddr {
+    "127.0.0.1:9464".parse().expect("valid")
+}
+
+impl NodeConfig {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| Error::Invalid(format!("config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file; relative paths inside it are resolved against the file's directory.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            action: "reading config",
+            path: path.into(),
+            source,
+        })?;
+        let mut cfg = Self::from_toml(&text)?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut cfg.store.path);
+        for m in &mut cfg.models {
+            fix(&mut m.card);
+            if let Some(s) = &mut m.srs {
+                fix(s);
+            }
+        }
+        if let Some(k) = &mut cfg.signer.keystore {
+            fix(k);
+        }
+        Ok(cfg)
+    }
+
+    /// Checks values a user could get wrong.
+    pub fn validate(&self) -> Result<()> {
+        if self.models.is_empty() {
+            return Err(Error::Invalid("config: [[models]] is empty: the node must serve at least one model".into()));
+        }
+        for m in &self.models {
+            if m.srs.is_some() == m.insecure_dev_srs {
+                return Err(Error::Invalid(format!(
+                    "config: model {}: set exactly one of `srs = <file>` or `insecure_dev_srs = true`",
+                    m.card.display()
+                )));
+            }
+        }
+        if self.prover.concurrency == 0 {
+            return Err(Error::Invalid("config: prover.concurrency must be at least 1".into()));
+        }
+        if self.rpc.poll_interval_ms == 0 || self.rpc.max_log_range == 0 {
+            return Err(Error::Invalid("config: rpc.poll_interval_ms and rpc.max_log_range must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// Loads the signing key from the environment or the keystore.
+    pub fn signer(&self) -> Result<alloy::signers::local::PrivateKeySigner> {
+        if let Some(path) = &self.signer.keystore {
+            let password = std::env::var(&self.signer.keystore_password_env).map_err(|_| {
+                Error::Invalid(format!(
+                    "the keystore password variable {} is not set",
+                    self.signer.keystore_password_env
+                ))
+            })?;
+            return alloy::signers::local::PrivateKeySigner::decrypt_keystore(path, password)
+                .map_err(|e| Error::Invalid(format!("cannot decrypt keystore {}: {e}", path.display())));
+        }
+        let key = std::env::var(&self.signer.private_key_env).map_err(|_| {
+            Error::Invalid(format!(
+                "the private key variable {} is not set (or configure signer.keystore)",
+                self.signer.private_key_env
+            ))
+        })?;
+        crate::chain::signer(&key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../node.example.toml");
+        let cfg = NodeConfig::from_toml(text).unwrap();
+        assert_eq!(cfg.models.len(), 1);
+        assert!(cfg.models[0].insecure_dev_srs);
+        assert_eq!(cfg.prover.concurrency, 1);
+        assert_eq!(cfg.rpc.chain_id, Some(31337));
+    }
+
+    #[test]
+    fn bad_configs_are_explained() {
+        let text = include_str!("../node.example.toml");
+        let no_models = text.replace("[[models]]", "[unused]");
+        assert!(NodeConfig::from_toml(&no_models).is_err());
+        let unknown = format!("{text}\n[extra]\nx = 1\n");
+        assert!(NodeConfig::from_toml(&unknown).unwrap_err().to_string().contains("extra"));
+        let both = text.replace("insecure_dev_srs = true", "insecure_dev_srs = true\nsrs = \"x.srs\"");
+        assert!(NodeConfig::from_toml(&both).unwrap_err().to_string().contains("exactly one"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Deploying the project's contracts from forge's build output (`out/`), for the demo and tests.
+
+use std::path::{Path, PathBuf};
+
+use alloy::{
+    network::TransactionBuilder,
+    primitives::{Address, Bytes, B256, U256},
+    providers::{DynProvider, Provider},
+    rpc::types::TransactionRequest,
+    sol_types::SolValue,
+};
+use models::card::ModelCard;
+
+use crate::{
+    bindings::IInferenceCoordinator::{self, ModelEncoding},
+    chain,
+    error::{Error, Result},
+    setup::encoding_of_card,
+};
+
+/// Creation bytecode of `contract` from forge's `out/<Contract>.sol/<Contract>.json`.
+pub fn forge_bytecode(out_dir: &Path, contract: &str) -> Result<Vec<u8>> {
+    let path: PathBuf = out_dir.join(format!("{contract}.sol/{contract}.json"));
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        action: "reading forge artifact (run `forge build`)",
+        path: path.clone(),
+        source,
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadFile {
+        path: path.clone(),
+        what: "forge artifact",
+        reason: e.to_string(),
+    })?;
+    let hex_code = json["bytecode"]["object"].as_str().ok_or_else(|| Error::BadFile {
+        path: path.clone(),
+        what: "forge artifact",
+        reason: "no bytecode.object".into(),
+    })?;
+    hex::decode(hex_code.trim_start_matches("0x")).map_err(|e| Error::BadFile {
+        path,
+        what: "forge artifact",
+        reason: e.to_string(),
+    })
+}
+
+/// Deploys `bytecode ‖ abi.encode(args)` with `value` wei.
+pub async fn deploy_with(provider: &DynProvider, mut bytecode: Vec<u8>, args: &[u8], value: U256) -> Result<Address> {
+    bytecode.extend_from_slice(args);
+    if value.is_zero() {
+        return chain::deploy(provider, bytecode).await;
+    }
+    let tx = TransactionRequest::default().with_deploy_code(bytecode).with_value(value);
+    let receipt = provider
+        .send_transaction(tx)
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?
+        .get_receipt()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
+    if !receipt.status() {
+        return Err(Error::Reverted("deployment".into()));
+    }
+    receipt.contract_address.ok_or_else(|| Error::Reverted("no contract address".into()))
+}
+
+/// The on-chain encoding struct of a card.
+pub fn encoding(card: &ModelCard) -> ModelEncoding {
+    let e = encoding_of_card(card);
+    ModelEncoding {
+        inputLen: e.input_len,
+        outputLen: e.output_len,
+        inputScaleBits: e.input_scale_bits,
+        outputScaleBits: e.output_scale_bits,
+        valueBits: e.value_bits,
+        inputMin: e.input_min,
+        inputMax: e.input_max,
+        outputMin: e.output_min,
+        outputMax: e.output_max,
+    }
+}
+
+/// A deployed coordinator with one registered model.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    /// Coordinator address.
+    pub coordinator: Address,
+    /// Verifier address.
+    pub verifier: Address,
+    /// Registered model id (checked equal to the card's).
+    pub model_id: B256,
+}
+
+/// Deploys the coordinator and the card's verifier, and registers the model.
+pub async fn deploy_system(
+    provider: &DynProvider,
+    out_dir: &Path,
+    card_path: &Path,
+    fee: U256,
+    deadline_seconds: u64,
+) -> Result<Deployment> {
+    let card = ModelCard::load(card_path)?;
+    let artifact = ModelCard::resolve(card_path, &card.files.verifier_artifact);
+    let compiled: verifier_gen::Compiled =
+        serde_json::from_slice(&std::fs::read(&artifact).map_err(|source| Error::Io {
+            action: "reading",
+            path: artifact.clone(),
+            source,
+        })?)
+        .map_err(|e| Error::BadFile {
+            path: artifact.clone(),
+            what: "verifier artifact",
+            reason: e.to_string(),
+        })?;
+    let verifier = chain::deploy(provider, compiled.bytecode).await?;
+    let coordinator = chain::deploy(provider, forge_bytecode(out_dir, "InferenceCoordinator")?).await?;
+    let c = IInferenceCoordinator::new(coordinator, provider.clone());
+    let fee: alloy::primitives::Uint<96, 2> = fee.to();
+    let receipt = c
+        .registerModel(verifier, encoding(&card), fee, deadline_seconds)
+        .send()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?
+        .get_receipt()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
+    if !receipt.status() {
+        return Err(Error::Reverted("registerModel".into()));
+    }
+    let model_id: B256 = card.model_id.parse().map_err(|_| Error::Invalid("bad model id in card".into()))?;
+    let model = c.getModel(model_id).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    if model.verifier != verifier {
+        return Err(Error::Invalid(format!("the coordinator registered another id than the card's {model_id}")));
+    }
+    Ok(Deployment { coordinator, verifier, model_id })
+}
+
+/// ABI-encodes `DigitBounty`'s constructor arguments.
+pub fn bounty_args(coordinator: Address, model_id: B256, target_digit: u8) -> Bytes {
+    (coordinator, model_id, U256::from(target_digit)).abi_encode_params().into()
+}

@@ -1,0 +1,213 @@
+//! The one-command demo: a whole zkinfer system on an embedded anvil.
+//!
+//! anvil → coordinator + generated verifier → model registered → prover node started →
+//! a `DigitBounty` consumer submits a real handwritten digit → the node proves and fulfils →
+//! the coordinator verifies on-chain and calls the consumer back.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    node_bindings::Anvil,
+    primitives::{Address, I256, U256},
+    providers::Provider,
+    rpc::types::Filter,
+    signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
+};
+use models::card::ModelCard;
+
+use crate::{
+    bindings::{IDigitBounty, IInferenceCoordinator},
+    chain,
+    config::{
+        ContractConfig, MetricsConfig, ModelConfig, NodeConfig, ProverConfig, RpcConfig, SignerConfig, StoreConfig,
+    },
+    contracts,
+    error::{Error, Result},
+    metrics::Metrics,
+    proof::InputFile,
+};
+
+/// Demo options.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// The anvil binary.
+    pub anvil: PathBuf,
+    /// Model card (set up beforehand).
+    pub card: PathBuf,
+    /// forge's `out/` directory.
+    pub forge_out: PathBuf,
+    /// The digit image: `{"input": [64 floats], "label": d}`.
+    pub input: PathBuf,
+    /// Working directory for the node's store.
+    pub work_dir: PathBuf,
+}
+
+/// What the demo observed.
+#[derive(Clone, Debug)]
+pub struct DemoReport {
+    /// Request id.
+    pub request_id: U256,
+    /// Label of the submitted image.
+    pub label: Option<u64>,
+    /// Digit recognised by the verified model (from the callback).
+    pub predicted: u64,
+    /// Verified output logits (quantized).
+    pub output: Vec<i64>,
+    /// Output scale bits.
+    pub output_scale_bits: u32,
+    /// Whether the consumer's callback succeeded.
+    pub callback_succeeded: bool,
+    /// Whether the bounty was paid.
+    pub bounty_paid: bool,
+    /// Gas of the request transaction.
+    pub request_gas: u64,
+    /// Gas of the fulfilment (verification + callback) transaction.
+    pub fulfil_gas: u64,
+    /// Request-to-callback latency.
+    pub latency: Duration,
+    /// Coordinator address.
+    pub coordinator: Address,
+}
+
+/// Runs the demo. `progress` receives one line per step.
+pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoReport> {
+    let card = ModelCard::load(&opts.card)?;
+    progress("starting anvil (prague, instant mining)");
+    let node_chain = Anvil::new()
+        .path(&opts.anvil)
+        .args(["--hardfork", "prague"])
+        .try_spawn()
+        .map_err(|e| Error::Rpc(format!("starting anvil {}: {e}", opts.anvil.display())))?;
+    let key = |i: usize| -> PrivateKeySigner { node_chain.keys()[i].clone().into() };
+    let (owner, prover, user) = (key(0), key(1), key(2));
+    let owner_p = chain::provider(&node_chain.endpoint(), owner)?;
+    let user_p = chain::provider(&node_chain.endpoint(), user.clone())?;
+
+    progress("deploying the coordinator and the generated verifier, registering the model");
+    let fee = U256::from(10u64).pow(U256::from(15)); // 0.001 ETH
+    let d = contracts::deploy_system(&owner_p, &opts.forge_out, &opts.card, fee, 3600).await?;
+    progress(&format!("  coordinator {}  verifier {}  model id {}", d.coordinator, d.verifier, d.model_id));
+
+    let input_file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&opts.input).map_err(|source| Error::Io {
+            action: "reading",
+            path: opts.input.clone(),
+            source,
+        })?)
+        .map_err(|e| Error::BadFile { path: opts.input.clone(), what: "input", reason: e.to_string() })?;
+    let label = input_file["label"].as_u64();
+    let target = label.unwrap_or(0) as u8;
+    progress(&format!("deploying DigitBounty (1 ETH bounty for a {target})"));
+    let bounty_code = contracts::forge_bytecode(&opts.forge_out, "DigitBounty")?;
+    let args = contracts::bounty_args(d.coordinator, d.model_id, target);
+    let bounty = contracts::deploy_with(&owner_p, bounty_code, &args, U256::from(10u64).pow(U256::from(18))).await?;
+
+    progress("starting the prover node");
+    let cfg = NodeConfig {
+        rpc: RpcConfig {
+            http_url: node_chain.endpoint(),
+            chain_id: Some(node_chain.chain_id()),
+            poll_interval_ms: 100,
+            max_log_range: 2000,
+        },
+        contract: ContractConfig { coordinator: d.coordinator, start_block: 0 },
+        signer: SignerConfig::default(),
+        models: vec![ModelConfig { card: opts.card.clone(), srs: None, insecure_dev_srs: true }],
+        prover: ProverConfig { confirmations: 0, concurrency: 1 },
+        store: StoreConfig { path: opts.work_dir.join("store.redb") },
+        metrics: MetricsConfig { listen: "127.0.0.1:0".parse().expect("valid") },
+    };
+    let _ = std::fs::remove_file(&cfg.store.path);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    let node = tokio::spawn(crate::service::serve(cfg, Some(prover), metrics.clone(), stop_rx));
+
+    // Wait until the node has loaded its keys and completed a first pass over the chain.
+    let ready = Instant::now();
+    while !metrics.rpc_up.load(std::sync::atomic::Ordering::Relaxed) {
+        if node.is_finished() || ready.elapsed() > Duration::from_secs(120) {
+            return Err(Error::Invalid("the prover node did not start".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let model = {
+        let card_path = opts.card.clone();
+        tokio::task::spawn_blocking(move || ModelCard::load(&card_path).and_then(|c| c.load_model(&card_path)))
+            .await
+            .map_err(|e| Error::Invalid(e.to_string()))??
+    };
+    let pixels = InputFile::load(&opts.input)?.quantized(&model)?;
+    progress(&format!(
+        "submitting a handwritten {} from the consumer (8x8 pixels, 0..16)",
+        label.map(|l| l.to_string()).unwrap_or("digit".into())
+    ));
+    let c = IInferenceCoordinator::new(d.coordinator, user_p.clone());
+    let quote = c.quote(d.model_id, 100_000).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let b = IDigitBounty::new(bounty, user_p.clone());
+    let started = Instant::now();
+    let receipt = b
+        .submit(pixels.iter().map(|v| I256::try_from(*v).expect("fits")).collect())
+        .value(quote)
+        .send()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?
+        .get_receipt()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
+    if !receipt.status() {
+        return Err(Error::Reverted("submit".into()));
+    }
+    let request_gas = receipt.gas_used;
+    let request_id = receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<IInferenceCoordinator::InferenceRequested>().ok())
+        .map(|l| l.inner.data.requestId)
+        .ok_or_else(|| Error::Invalid("no InferenceRequested event".into()))?;
+    progress(&format!("request {request_id} mined (gas {request_gas}); the node is proving..."));
+
+    let filter = Filter::new().address(bounty).event_signature(IDigitBounty::Classified::SIGNATURE_HASH).from_block(0);
+    let (classified, latency) = loop {
+        let logs = user_p.get_logs(&filter).await.map_err(|e| Error::Rpc(e.to_string()))?;
+        if let Some(log) = logs.into_iter().find_map(|l| l.log_decode::<IDigitBounty::Classified>().ok()) {
+            break (log, started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            return Err(Error::Invalid("no callback within 180 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let fulfil_gas = match classified.transaction_hash {
+        Some(h) => user_p
+            .get_transaction_receipt(h)
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?
+            .map(|r| r.gas_used)
+            .unwrap_or(0),
+        None => 0,
+    };
+    let result = c.getResult(request_id).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let output: Vec<i64> = result.output.iter().map(|v| i64::try_from(*v).unwrap_or(0)).collect();
+    let paid = !b.bounty().call().await.map_err(|e| Error::Rpc(e.to_string()))?.is_zero();
+    let _ = stop_tx.send(true);
+    let _ = node.await;
+    Ok(DemoReport {
+        request_id,
+        label,
+        predicted: classified.inner.data.digit.to(),
+        output,
+        output_scale_bits: card.output_scale_bits,
+        callback_succeeded: result.callbackSucceeded,
+        bounty_paid: !paid,
+        request_gas,
+        fulfil_gas,
+        latency,
+        coordinator: d.coordinator,
+    })
+}
