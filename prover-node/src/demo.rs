@@ -45,6 +45,21 @@ pub struct DemoOptions {
     pub input: PathBuf,
     /// Working directory for the node's store.
     pub work_dir: PathBuf,
+    /// Extra requests to measure throughput and latency with (0: none).
+    pub load_requests: usize,
+}
+
+/// Throughput and latency of a burst of requests.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    /// Requests sent.
+    pub requests: usize,
+    /// Requests fulfilled per minute, from the first request to the last fulfilment.
+    pub per_minute: f64,
+    /// Median request-to-fulfilment latency.
+    pub p50: Duration,
+    /// 95th percentile latency.
+    pub p95: Duration,
 }
 
 /// What the demo observed.
@@ -72,6 +87,8 @@ pub struct DemoReport {
     pub latency: Duration,
     /// Coordinator address.
     pub coordinator: Address,
+    /// The burst measurement, if requested.
+    pub load: Option<LoadReport>,
 }
 
 /// Runs the demo. `progress` receives one line per step.
@@ -195,6 +212,12 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     let result = c.getResult(request_id).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
     let output: Vec<i64> = result.output.iter().map(|v| i64::try_from(*v).unwrap_or(0)).collect();
     let paid = !b.bounty().call().await.map_err(|e| Error::Rpc(e.to_string()))?.is_zero();
+    let load = if opts.load_requests > 0 {
+        progress(&format!("sending {} more requests to measure throughput and latency", opts.load_requests));
+        Some(load(&c, d.model_id, &pixels, opts.load_requests).await?)
+    } else {
+        None
+    };
     let _ = stop_tx.send(true);
     let _ = node.await;
     Ok(DemoReport {
@@ -209,5 +232,59 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
         fulfil_gas,
         latency,
         coordinator: d.coordinator,
+        load,
     })
+}
+
+/// Sends `n` requests back to back (each mined at once) and times each until it is fulfilled.
+async fn load(
+    c: &IInferenceCoordinator::IInferenceCoordinatorInstance<alloy::providers::DynProvider>,
+    model_id: alloy::primitives::B256,
+    input: &[i64],
+    n: usize,
+) -> Result<LoadReport> {
+    let fee = c.quote(model_id, 0).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let input: Vec<I256> = input.iter().map(|v| I256::try_from(*v).expect("fits")).collect();
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(n);
+    for _ in 0..n {
+        let receipt = c
+            .requestInference(model_id, input.clone(), 0)
+            .value(fee)
+            .send()
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?
+            .get_receipt()
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?;
+        let id = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<IInferenceCoordinator::InferenceRequested>().ok())
+            .map(|l| l.inner.data.requestId)
+            .ok_or_else(|| Error::Invalid("no InferenceRequested event".into()))?;
+        pending.push((id, Instant::now()));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    while !pending.is_empty() {
+        if started.elapsed() > Duration::from_secs(60 + 10 * n as u64) {
+            return Err(Error::Invalid(format!("{} requests still unfulfilled", pending.len())));
+        }
+        let mut still = Vec::with_capacity(pending.len());
+        for (id, sent) in pending {
+            let r = c.getRequest(id).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+            if r.status as u8 == 2 {
+                latencies.push(sent.elapsed());
+            } else {
+                still.push((id, sent));
+            }
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let total = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    Ok(LoadReport { requests: n, per_minute: n as f64 / total.as_secs_f64() * 60.0, p50: pct(0.5), p95: pct(0.95) })
 }

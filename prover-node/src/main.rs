@@ -53,6 +53,9 @@ struct DemoArgs {
     /// The anvil binary.
     #[arg(long, env = "ZKINFER_ANVIL", default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")]
     anvil: PathBuf,
+    /// After the demo, send this many more requests and report throughput and p50/p95 latency.
+    #[arg(long, default_value_t = 0)]
+    load_requests: usize,
 }
 
 #[derive(Args)]
@@ -384,6 +387,7 @@ fn demo(a: DemoArgs) -> anyhow::Result<()> {
         forge_out: a.forge_out,
         input: a.input,
         work_dir: a.work_dir.join("node"),
+        load_requests: a.load_requests,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = rt.block_on(prover_node::demo::run(&opts, |line| println!("[demo] {line}")))?;
@@ -403,6 +407,15 @@ fn demo(a: DemoArgs) -> anyhow::Result<()> {
     );
     println!("gas                   request {} · fulfil (verify + callback) {}", report.request_gas, report.fulfil_gas);
     println!("latency               {:.2} s from requestInference to the callback", report.latency.as_secs_f64());
+    if let Some(load) = report.load {
+        println!(
+            "load                  {} requests: {:.1} requests/minute, latency p50 {:.2} s, p95 {:.2} s (request mined → fulfilment mined)",
+            load.requests,
+            load.per_minute,
+            load.p50.as_secs_f64(),
+            load.p95.as_secs_f64()
+        );
+    }
     Ok(())
 }
 
