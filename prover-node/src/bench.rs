@@ -67,19 +67,8 @@ pub fn peak_rss_bytes() -> u64 {
 pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path) -> Result<BenchRow> {
     let dir = std::env::temp_dir().join(format!("zkinfer-bench-{}", std::process::id()));
     let opts = SetupOptions {
-        onnx: onnx.to_path_buf(),
-        out_dir: dir.clone(),
-        name: None,
-        srs: SrsSource::InsecureDev { seed: 42 },
-        input_scale_bits: None,
-        weight_scale_bits: 7,
-        activation_scale_bits: 7,
-        value_bits: 16,
-        input_range: None,
-        k: None,
-        max_k: models::prover::DEFAULT_MAX_K,
-        eval_set: None,
         solc,
+        ..SetupOptions::new(onnx.to_path_buf(), dir.clone(), SrsSource::InsecureDev { seed: 42 })
     };
     let started = Instant::now();
     let (card, card_path) = setup::run(&opts)?;

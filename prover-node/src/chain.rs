@@ -1,10 +1,10 @@
 //! Chain access shared by the CLI and the node: providers, deployment, on-chain verification.
 
 use alloy::{
-    network::{EthereumWallet, TransactionBuilder},
+    network::{Ethereum, EthereumWallet, TransactionBuilder},
     primitives::{Address, Bytes},
-    providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::TransactionRequest,
+    providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder},
+    rpc::types::{TransactionReceipt, TransactionRequest},
     signers::local::PrivateKeySigner,
 };
 
@@ -72,4 +72,28 @@ pub async fn verify_on_chain(
         Err(e) if e.as_error_resp().is_some() => Ok(OnChainVerification { accepted: false, tx_gas: None }),
         Err(e) => Err(Error::Rpc(e.to_string())),
     }
+}
+
+/// Waits for a sent contract call to be mined and checks it succeeded.
+pub async fn mined(
+    sent: std::result::Result<PendingTransactionBuilder<Ethereum>, alloy::contract::Error>,
+    what: &str,
+) -> Result<TransactionReceipt> {
+    let receipt =
+        sent.map_err(|e| Error::Rpc(e.to_string()))?.get_receipt().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    if !receipt.status() {
+        return Err(Error::Reverted(format!("{what} in {}", receipt.transaction_hash)));
+    }
+    Ok(receipt)
+}
+
+/// The request id of the `InferenceRequested` event in a receipt.
+pub fn requested_id(receipt: &TransactionReceipt) -> Result<alloy::primitives::U256> {
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<crate::bindings::IInferenceCoordinator::InferenceRequested>().ok())
+        .map(|l| l.inner.data.requestId)
+        .ok_or_else(|| Error::Invalid("no InferenceRequested event in the receipt".into()))
 }

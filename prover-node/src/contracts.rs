@@ -115,17 +115,8 @@ pub async fn deploy_system(
     let coordinator = chain::deploy(provider, forge_bytecode(out_dir, "InferenceCoordinator")?).await?;
     let c = IInferenceCoordinator::new(coordinator, provider.clone());
     let fee: alloy::primitives::Uint<96, 2> = fee.to();
-    let receipt = c
-        .registerModel(verifier, encoding(&card), fee, deadline_seconds)
-        .send()
-        .await
-        .map_err(|e| Error::Rpc(e.to_string()))?
-        .get_receipt()
-        .await
-        .map_err(|e| Error::Rpc(e.to_string()))?;
-    if !receipt.status() {
-        return Err(Error::Reverted("registerModel".into()));
-    }
+    chain::mined(c.registerModel(verifier, encoding(&card), fee, deadline_seconds).send().await, "registerModel")
+        .await?;
     let model_id: B256 = card.model_id.parse().map_err(|_| Error::Invalid("bad model id in card".into()))?;
     let model = c.getModel(model_id).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
     if model.verifier != verifier {

@@ -167,26 +167,10 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     let quote = c.quote(d.model_id, 100_000).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
     let b = IDigitBounty::new(bounty, user_p.clone());
     let started = Instant::now();
-    let receipt = b
-        .submit(pixels.iter().map(|v| I256::try_from(*v).expect("fits")).collect())
-        .value(quote)
-        .send()
-        .await
-        .map_err(|e| Error::Rpc(e.to_string()))?
-        .get_receipt()
-        .await
-        .map_err(|e| Error::Rpc(e.to_string()))?;
-    if !receipt.status() {
-        return Err(Error::Reverted("submit".into()));
-    }
+    let pixels_i256: Vec<I256> = pixels.iter().map(|v| I256::try_from(*v).expect("fits")).collect();
+    let receipt = chain::mined(b.submit(pixels_i256).value(quote).send().await, "DigitBounty.submit").await?;
     let request_gas = receipt.gas_used;
-    let request_id = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<IInferenceCoordinator::InferenceRequested>().ok())
-        .map(|l| l.inner.data.requestId)
-        .ok_or_else(|| Error::Invalid("no InferenceRequested event".into()))?;
+    let request_id = chain::requested_id(&receipt)?;
     progress(&format!("request {request_id} mined (gas {request_gas}); the node is proving..."));
 
     let filter = Filter::new().address(bounty).event_signature(IDigitBounty::Classified::SIGNATURE_HASH).from_block(0);
@@ -248,22 +232,10 @@ async fn load(
     let started = Instant::now();
     let mut pending = Vec::with_capacity(n);
     for _ in 0..n {
-        let receipt = c
-            .requestInference(model_id, input.clone(), 0)
-            .value(fee)
-            .send()
-            .await
-            .map_err(|e| Error::Rpc(e.to_string()))?
-            .get_receipt()
-            .await
-            .map_err(|e| Error::Rpc(e.to_string()))?;
-        let id = receipt
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| l.log_decode::<IInferenceCoordinator::InferenceRequested>().ok())
-            .map(|l| l.inner.data.requestId)
-            .ok_or_else(|| Error::Invalid("no InferenceRequested event".into()))?;
+        let receipt =
+            chain::mined(c.requestInference(model_id, input.clone(), 0).value(fee).send().await, "requestInference")
+                .await?;
+        let id = chain::requested_id(&receipt)?;
         pending.push((id, Instant::now()));
     }
     let mut latencies = Vec::with_capacity(n);

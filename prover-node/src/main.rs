@@ -362,21 +362,7 @@ fn demo(a: DemoArgs) -> anyhow::Result<()> {
         .filter(|c| std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b) == c.onnx_sha256).unwrap_or(false));
     if fresh.is_none() {
         println!("[demo] setting up {} (quantize, keygen, generate and compile the verifier)...", a.onnx.display());
-        let opts = SetupOptions {
-            onnx: a.onnx.clone(),
-            out_dir: model_dir.clone(),
-            name: None,
-            srs: SrsSource::InsecureDev { seed: 42 },
-            input_scale_bits: None,
-            weight_scale_bits: 7,
-            activation_scale_bits: 7,
-            value_bits: 16,
-            input_range: None,
-            k: None,
-            max_k: models::prover::DEFAULT_MAX_K,
-            eval_set: None,
-            solc: verifier_gen::default_solc(),
-        };
+        let opts = SetupOptions::new(a.onnx.clone(), model_dir.clone(), SrsSource::InsecureDev { seed: 42 });
         setup::run(&opts)?;
     } else {
         println!("[demo] reusing the keys in {}", model_dir.display());

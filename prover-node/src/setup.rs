@@ -90,6 +90,28 @@ pub struct SetupOptions {
     pub solc: PathBuf,
 }
 
+impl SetupOptions {
+    /// The defaults of `prover-node setup` (scales 7, 16-bit values, automatic k, metadata beside
+    /// the ONNX file, the project's solc).
+    pub fn new(onnx: PathBuf, out_dir: PathBuf, srs: SrsSource) -> Self {
+        Self {
+            onnx,
+            out_dir,
+            name: None,
+            srs,
+            input_scale_bits: None,
+            weight_scale_bits: 7,
+            activation_scale_bits: 7,
+            value_bits: 16,
+            input_range: None,
+            k: None,
+            max_k: prover::DEFAULT_MAX_K,
+            eval_set: None,
+            solc: verifier_gen::default_solc(),
+        }
+    }
+}
+
 /// Contract name for a model name: `digits_mlp` → `DigitsMlpVerifier`.
 pub fn contract_name(name: &str) -> String {
     let mut out = String::new();

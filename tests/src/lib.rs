@@ -58,21 +58,11 @@ impl std::fmt::Debug for ZooModel {
 
 fn build(name: &str) -> ZooModel {
     let dir = tempfile::tempdir().expect("temp dir");
-    let opts = SetupOptions {
-        onnx: root().join(format!("models/zoo/{name}.onnx")),
-        out_dir: dir.path().to_path_buf(),
-        name: None,
-        srs: SrsSource::InsecureDev { seed: DEV_SEED },
-        input_scale_bits: None,
-        weight_scale_bits: 7,
-        activation_scale_bits: 7,
-        value_bits: 16,
-        input_range: None,
-        k: None,
-        max_k: models::prover::DEFAULT_MAX_K,
-        eval_set: None,
-        solc: verifier_gen::default_solc(),
-    };
+    let opts = SetupOptions::new(
+        root().join(format!("models/zoo/{name}.onnx")),
+        dir.path().to_path_buf(),
+        SrsSource::InsecureDev { seed: DEV_SEED },
+    );
     let (card, card_path) = setup::run(&opts).unwrap_or_else(|e| panic!("setup of {name}: {e}"));
     let srs = Srs::insecure_dev(card.circuit.k, DEV_SEED);
     let loaded = prove::load(&card_path, &srs).expect("load");

@@ -104,6 +104,17 @@ impl System {
         .await
     }
 
+    /// Asserts exactly one `InferenceFulfilled` event for `id` (waiting until the log is queryable:
+    /// anvil can answer `getRequest` from the new state a moment before its log index has the block).
+    async fn assert_fulfilled_once(&self, id: U256) {
+        let n = eventually("the fulfilment event", MINUTE, || async {
+            let n = self.fulfilment_events(id).await;
+            (n > 0).then_some(n)
+        })
+        .await;
+        assert_eq!(n, 1, "request {id} fulfilled {n} times");
+    }
+
     async fn fulfilment_events(&self, id: U256) -> usize {
         let filter = alloy::rpc::types::Filter::new()
             .address(self.deployment.coordinator)
@@ -158,7 +169,7 @@ async fn request_is_proved_fulfilled_and_called_back_once() {
     assert_eq!(c.withdrawable(node_addr).call().await.unwrap(), U256::from(1000));
     eventually("metrics", MINUTE, || async { (node.metrics.fulfilled.load(Ordering::Relaxed) == 1).then_some(()) })
         .await;
-    assert_eq!(sys.fulfilment_events(id).await, 1);
+    sys.assert_fulfilled_once(id).await;
     node.stop().await;
 }
 
@@ -223,7 +234,7 @@ async fn two_nodes_race_and_exactly_one_fulfils() {
     for id in ids {
         let (fulfiller, _) = sys.fulfilled(id, MINUTE).await;
         assert!(fulfiller == key(&sys.anvil, 3).address() || fulfiller == key(&sys.anvil, 4).address());
-        assert_eq!(sys.fulfilment_events(id).await, 1);
+        sys.assert_fulfilled_once(id).await;
     }
     // Both nodes settle: every request is fulfilled by one and dropped (or never sent) by the other.
     eventually("both nodes settled", MINUTE, || async {
@@ -362,7 +373,7 @@ async fn a_node_killed_mid_proof_resumes_and_fulfils_exactly_once() {
     assert_eq!((fulfiller, output), (node_addr, expected_output(&input)));
     // Let the restarted node settle, then check nothing was sent twice.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sys.fulfilment_events(id).await, 1);
+    sys.assert_fulfilled_once(id).await;
     assert_eq!(sys.user.get_transaction_count(node_addr).await.unwrap(), 1, "the node sent more than one transaction");
     child.start_kill().unwrap();
     child.wait().await.unwrap();
