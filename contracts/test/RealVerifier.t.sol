@@ -27,6 +27,7 @@ abstract contract RealVerifierTest is GasMetering {
     address internal requester = makeAddr("requester");
 
     function _fixture() internal pure virtual returns (string memory);
+    function _otherFixture() internal pure virtual returns (string memory);
     function _deployVerifier() internal virtual returns (address);
     function _verifyGasBudget() internal pure virtual returns (uint256);
 
@@ -160,6 +161,18 @@ abstract contract RealVerifierTest is GasMetering {
         _fulfil(requestId, fulfiller, output, proof);
     }
 
+    /// The other zoo model proved the same image for the same request and fulfiller: its proof is valid,
+    /// but for another verifying key, so neither this verifier nor this model's request accepts it.
+    function test_fulfillInference_rejectsAValidProofOfTheOtherModel() public {
+        string memory otherJson = vm.readFile(string.concat("contracts/test/fixtures/", _otherFixture(), ".json"));
+        bytes memory otherProof = vm.parseJsonBytes(otherJson, ".proof");
+        uint256[] memory otherInstances = vm.parseJsonUintArray(otherJson, ".instances");
+        (bool ok,) = verifier.staticcall(abi.encodePacked(otherInstances, otherProof));
+        assertFalse(ok, "the other model's proof verified");
+        vm.expectRevert(IInferenceCoordinator.InvalidProof.selector);
+        _fulfil(requestId, fulfiller, vm.parseJsonIntArray(otherJson, ".output"), otherProof);
+    }
+
     function test_fulfillInference_rejectsTheProofForAnotherRequest() public {
         vm.prank(requester);
         uint256 other = coordinator.requestInference{value: 0.001 ether}(modelId, input, 0);
@@ -171,6 +184,10 @@ abstract contract RealVerifierTest is GasMetering {
 contract DigitsMlpRealVerifierTest is RealVerifierTest {
     function _fixture() internal pure override returns (string memory) {
         return "digits_mlp";
+    }
+
+    function _otherFixture() internal pure override returns (string memory) {
+        return "digits_cnn";
     }
 
     function _deployVerifier() internal override returns (address) {
@@ -185,6 +202,10 @@ contract DigitsMlpRealVerifierTest is RealVerifierTest {
 contract DigitsCnnRealVerifierTest is RealVerifierTest {
     function _fixture() internal pure override returns (string memory) {
         return "digits_cnn";
+    }
+
+    function _otherFixture() internal pure override returns (string memory) {
+        return "digits_mlp";
     }
 
     function _deployVerifier() internal override returns (address) {
