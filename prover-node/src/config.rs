@@ -250,6 +250,42 @@ mod tests {
     }
 
     #[test]
+    fn signer_comes_from_a_keystore_or_the_environment_and_is_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = [7u8; 32];
+        let (signer, _) = alloy::signers::local::PrivateKeySigner::encrypt_keystore(
+            dir.path(),
+            &mut rand::rngs::OsRng,
+            key,
+            "correct horse",
+            Some("node.json"),
+        )
+        .unwrap();
+        let base = include_str!("../node.example.toml");
+        let text = base.replace(
+            "private_key_env = \"ZKINFER_PRIVATE_KEY\"",
+            &format!(
+                "keystore = \"{}\"\nkeystore_password_env = \"ZKINFER_TEST_KEYSTORE_PASSWORD\"",
+                dir.path().join("node.json").display()
+            ),
+        );
+        let cfg = NodeConfig::from_toml(&text).unwrap();
+        assert!(cfg.signer().unwrap_err().to_string().contains("ZKINFER_TEST_KEYSTORE_PASSWORD"));
+        std::env::set_var("ZKINFER_TEST_KEYSTORE_PASSWORD", "correct horse");
+        assert_eq!(cfg.signer().unwrap().address(), signer.address());
+        std::env::set_var("ZKINFER_TEST_KEYSTORE_PASSWORD", "wrong");
+        assert!(cfg.signer().is_err());
+
+        let env_cfg = NodeConfig::from_toml(&base.replace("ZKINFER_PRIVATE_KEY", "ZKINFER_TEST_NODE_KEY")).unwrap();
+        std::env::set_var("ZKINFER_TEST_NODE_KEY", format!("0x{}", hex::encode(key)));
+        let from_env = env_cfg.signer().unwrap();
+        assert_eq!(from_env.address(), signer.address());
+        // Neither the config nor the signer's Debug output carries the key.
+        let printed = format!("{env_cfg:?} {from_env:?}");
+        assert!(!printed.contains(&hex::encode(key)));
+    }
+
+    #[test]
     fn bad_configs_are_explained() {
         let text = include_str!("../node.example.toml");
         let no_models = text.replace("[[models]]", "[unused]");
