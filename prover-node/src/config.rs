@@ -37,6 +37,9 @@ pub struct NodeConfig {
 pub struct RpcConfig {
     /// HTTP JSON-RPC URL.
     pub http_url: String,
+    /// Optional `ws://` endpoint: new blocks wake the node at once (polling stays the fallback).
+    #[serde(default)]
+    pub ws_url: Option<String>,
     /// Expected chain id; the node refuses to start on another chain.
     pub chain_id: Option<u64>,
     /// Polling interval for new blocks and events.

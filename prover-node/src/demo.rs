@@ -128,6 +128,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     let cfg = NodeConfig {
         rpc: RpcConfig {
             http_url: node_chain.endpoint(),
+            ws_url: Some(node_chain.ws_endpoint()),
             chain_id: Some(node_chain.chain_id()),
             poll_interval_ms: 100,
             max_log_range: 2000,

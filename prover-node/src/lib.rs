@@ -14,5 +14,6 @@ pub mod prove;
 pub mod service;
 pub mod setup;
 pub mod store;
+pub mod subscriber;
 
 pub use error::{Error, Result};

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub last_block: AtomicU64,
     /// Whether the last chain access succeeded.
     pub rpc_up: AtomicBool,
+    /// Whether the WebSocket block subscription is open.
+    pub ws_connected: AtomicBool,
 }
 
 impl Metrics {

@@ -171,6 +171,10 @@ impl Node {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         info!(target: "prover_node::service", fulfiller = %self.fulfiller, coordinator = %self.cfg.contract.coordinator, "node started");
         self.check_chain().await;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        if let Some(url) = self.cfg.rpc.ws_url.clone().filter(|u| !u.is_empty()) {
+            tokio::spawn(crate::subscriber::new_heads(url, wake.clone(), self.metrics.clone(), shutdown.clone()));
+        }
         let poll = Duration::from_millis(self.cfg.rpc.poll_interval_ms);
         let mut backoff = poll;
         loop {
@@ -201,6 +205,7 @@ impl Node {
             let wait = if self.metrics.rpc_up.load(Ordering::Relaxed) { poll } else { backoff };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => {}
                 Some(r) = self.results_rx.recv() => self.on_proved(r)?,
                 _ = shutdown.changed() => {}
             }

@@ -52,7 +52,13 @@ impl System {
 
     fn config(&self, url: &str, store: &str, confirmations: u64) -> NodeConfig {
         NodeConfig {
-            rpc: RpcConfig { http_url: url.into(), chain_id: Some(31337), poll_interval_ms: 100, max_log_range: 2000 },
+            rpc: RpcConfig {
+                http_url: url.into(),
+                ws_url: None,
+                chain_id: Some(31337),
+                poll_interval_ms: 100,
+                max_log_range: 2000,
+            },
             contract: ContractConfig { coordinator: self.deployment.coordinator, start_block: 0 },
             signer: SignerConfig::default(),
             models: vec![ModelConfig { card: zoo("digits_mlp").card_path.clone(), srs: None, insecure_dev_srs: true }],
@@ -170,6 +176,23 @@ async fn request_is_proved_fulfilled_and_called_back_once() {
     eventually("metrics", MINUTE, || async { (node.metrics.fulfilled.load(Ordering::Relaxed) == 1).then_some(()) })
         .await;
     sys.assert_fulfilled_once(id).await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_block_subscription_wakes_the_node_long_before_the_poll() {
+    let sys = System::new().await;
+    let mut cfg = sys.config(&sys.anvil.endpoint(), "ws.redb", 0);
+    // Polling alone would take ten minutes to see the request: only the subscription can be this fast.
+    cfg.rpc.poll_interval_ms = 600_000;
+    cfg.rpc.ws_url = Some(sys.anvil.ws_endpoint());
+    let node = start(cfg, key(&sys.anvil, 1));
+    eventually("subscription", MINUTE, || async { node.metrics.ws_connected.load(Ordering::Relaxed).then_some(()) })
+        .await;
+    let input = example_input(zoo("digits_mlp"));
+    let id = sys.request(&input).await;
+    let (_, output) = sys.fulfilled(id, MINUTE).await;
+    assert_eq!(output, expected_output(&input));
     node.stop().await;
 }
 
