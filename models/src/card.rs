@@ -18,7 +18,7 @@ use crate::{
     onnx,
     prover::{self, CircuitShape},
     quant::QuantParams,
-    srs::SrsInfo,
+    srs::{Srs, SrsInfo},
 };
 
 /// Artifact kind tag of proving key files.
@@ -122,6 +122,24 @@ impl ModelCard {
     /// Resolves a file named in the card relative to the card's directory.
     pub fn resolve(card_path: &Path, file: &str) -> PathBuf {
         card_path.parent().unwrap_or(Path::new(".")).join(file)
+    }
+
+    /// The SRS the card's keys were made with: the given ceremony file, or (with `None`) the
+    /// card's insecure dev SRS regenerated from its public seed.
+    pub fn srs(&self, file: Option<&Path>) -> Result<Srs> {
+        match file {
+            Some(path) => Srs::load(path),
+            None => {
+                let seed = self.srs.dev_seed.ok_or_else(|| {
+                    Error::InvalidParams(format!(
+                        "the keys of `{}` were not made with an insecure dev SRS: give the SRS file ({})",
+                        self.name, self.srs.source
+                    ))
+                })?;
+                tracing::warn!(model = %self.name, seed, "using the INSECURE dev SRS: proofs prove nothing to anyone who knows the seed");
+                Ok(Srs::insecure_dev(self.circuit.k, seed))
+            }
+        }
     }
 
     /// Re-imports and quantizes the model, checking the ONNX file is the one the card describes.

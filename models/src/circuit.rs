@@ -400,7 +400,7 @@ mod tests {
             layers.push(layer("relu", vec![1], 2, LayerKind::Relu));
             shapes.push(vec![1, 3]);
         }
-        let float = FloatModel { input_shape: vec![1, 4], output: shapes.len() - 1, shapes, layers };
+        let float = FloatModel { output: shapes.len() - 1, shapes, layers };
         QuantModel::quantize(&float, QuantParams::default(), None).unwrap()
     }
 
@@ -428,7 +428,7 @@ mod tests {
             layer("residual", vec![5, 3], 6, LayerKind::Add),
         ];
         let shapes = vec![vec![1, 6], vec![1, 6], vec![1, 6], vec![1, 3], vec![1, 3], vec![1, 3], vec![1, 3]];
-        let float = FloatModel { input_shape: vec![1, 6], output: 6, shapes, layers };
+        let float = FloatModel { output: 6, shapes, layers };
         QuantModel::quantize(&float, QuantParams::default(), None).unwrap()
     }
 

@@ -312,7 +312,7 @@ mod tests {
             });
             shapes.push(vec![1, n]);
         }
-        FloatModel { input_shape: vec![1, k], output: shapes.len() - 1, shapes, layers }
+        FloatModel { output: shapes.len() - 1, shapes, layers }
     }
 
     #[test]

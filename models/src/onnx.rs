@@ -27,21 +27,12 @@ pub type TensorId = usize;
 /// A model imported from ONNX, with float parameters.
 #[derive(Clone, Debug)]
 pub struct FloatModel {
-    /// Shape of the single input, batch dimension included (fixed to 1).
-    pub input_shape: Vec<usize>,
-    /// Shape of every tensor; tensor 0 is the input.
+    /// Shape of every tensor; tensor 0 is the input (batch dimension included, fixed to 1).
     pub shapes: Vec<Vec<usize>>,
     /// Layers in evaluation order.
     pub layers: Vec<Layer>,
     /// The tensor that is the model's output.
     pub output: TensorId,
-}
-
-impl FloatModel {
-    /// Shape of the output.
-    pub fn output_shape(&self) -> &[usize] {
-        &self.shapes[self.output]
-    }
 }
 
 /// One operation of an imported model.
@@ -209,7 +200,7 @@ impl Importer {
             });
         };
         let input_shape = Self::input_shape(input, path)?;
-        self.shapes.push(input_shape.clone());
+        self.shapes.push(input_shape);
         self.values.insert(input.name.clone(), Value::Act(0));
 
         for (index, node) in graph.node.iter().enumerate() {
@@ -227,7 +218,7 @@ impl Importer {
             Some(Value::Const { .. }) => return Err(graph_err(&output.name, "the output is a constant")),
             None => return Err(graph_err(&output.name, "the output is never computed")),
         };
-        Ok(FloatModel { input_shape, shapes: self.shapes, layers: self.layers, output })
+        Ok(FloatModel { shapes: self.shapes, layers: self.layers, output })
     }
 
     fn input_shape(input: &pb::ValueInfoProto, path: &Path) -> Result<Vec<usize>> {

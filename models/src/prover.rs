@@ -66,18 +66,9 @@ fn shape_builder(model: &QuantModel, k: u32) -> Result<(BaseCircuitBuilder<Fr>, 
         .use_lookup_bits(k as usize - 1)
         .use_instance_columns(1);
     let input = vec![0i64; model.input_len()];
-    synthesize(&mut builder, model, &input, Fr::zero_value(), Witnessing::ShapeOnly)?;
+    synthesize(&mut builder, model, &input, Fr::from(0u64), Witnessing::ShapeOnly)?;
     let params = builder.calculate_params(Some(MINIMUM_ROWS));
     Ok((builder, params))
-}
-
-trait ZeroValue {
-    fn zero_value() -> Self;
-}
-impl ZeroValue for Fr {
-    fn zero_value() -> Self {
-        Fr::from(0u64)
-    }
 }
 
 /// Picks the circuit size: the given `k`, or the `k ≤ max_k` that needs the fewest advice columns

@@ -89,7 +89,7 @@ fn zoo_models_keep_float_accuracy_within_one_point() {
         let float = onnx::import(&path).unwrap();
         let params = QuantParams { input_scale_bits: 4, ..QuantParams::default() };
         let model = QuantModel::quantize(&float, params, Some((0, 16))).unwrap();
-        let runner = FloatRunner::load(&path, &float.input_shape).unwrap();
+        let runner = FloatRunner::load(&path, &float.shapes[0]).unwrap();
         let acc = accuracy(&runner, &model, &set).unwrap();
         assert!(acc.float > 0.95, "{name}: float accuracy {}", acc.float);
         assert!(acc.quantized >= acc.float - 0.01, "{name}: quantized {} vs float {}", acc.quantized, acc.float);

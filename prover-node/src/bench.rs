@@ -10,7 +10,6 @@ use std::{
 };
 
 use alloy::{node_bindings::Anvil, primitives::U256};
-use models::{card::ModelCard, srs::Srs};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -74,7 +73,7 @@ pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path) -> Result<
     let (card, card_path) = setup::run(&opts)?;
     let setup_seconds = started.elapsed().as_secs_f64();
 
-    let srs = Srs::insecure_dev(card.circuit.k, 42);
+    let srs = card.srs(None)?;
     let loaded = prove::load(&card_path, &srs)?;
     let input_path = onnx.with_extension("input.json");
     let input = if input_path.exists() {
@@ -98,12 +97,7 @@ pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path) -> Result<
     models::prover::verify(&loaded.srs, &vk, &proof.field_instances()?, &proof.proof)?;
     let verify_seconds = started.elapsed().as_secs_f64();
 
-    let compiled: verifier_gen::Compiled =
-        serde_json::from_slice(
-            &std::fs::read(ModelCard::resolve(&card_path, &card.files.verifier_artifact))
-                .map_err(|source| Error::Io { action: "reading", path: card_path.clone(), source })?,
-        )
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let compiled = verifier_gen::Compiled::for_card(&card_path, &card)?;
     let node = Anvil::new()
         .path(anvil)
         .args(["--hardfork", "prague"])

@@ -97,3 +97,8 @@ pub fn requested_id(receipt: &TransactionReceipt) -> Result<alloy::primitives::U
         .map(|l| l.inner.data.requestId)
         .ok_or_else(|| Error::Invalid("no InferenceRequested event in the receipt".into()))
 }
+
+/// Signed integers as Solidity `int256[]` values.
+pub fn int256s(values: &[i64]) -> Vec<alloy::primitives::I256> {
+    values.iter().map(|v| alloy::primitives::I256::try_from(*v).expect("every i64 is an int256")).collect()
+}

@@ -15,7 +15,6 @@ use crate::{
     bindings::IInferenceCoordinator::{self, ModelEncoding},
     chain,
     error::{Error, Result},
-    setup::encoding_of_card,
 };
 
 /// Creation bytecode of `contract` from forge's `out/<Contract>.sol/<Contract>.json`.
@@ -65,7 +64,7 @@ pub async fn deploy_with(provider: &DynProvider, mut bytecode: Vec<u8>, args: &[
 
 /// The on-chain encoding struct of a card.
 pub fn encoding(card: &ModelCard) -> ModelEncoding {
-    let e = encoding_of_card(card);
+    let e = verifier_gen::Encoding::of_card(card);
     ModelEncoding {
         inputLen: e.input_len,
         outputLen: e.output_len,
@@ -99,18 +98,7 @@ pub async fn deploy_system(
     deadline_seconds: u64,
 ) -> Result<Deployment> {
     let card = ModelCard::load(card_path)?;
-    let artifact = ModelCard::resolve(card_path, &card.files.verifier_artifact);
-    let compiled: verifier_gen::Compiled =
-        serde_json::from_slice(&std::fs::read(&artifact).map_err(|source| Error::Io {
-            action: "reading",
-            path: artifact.clone(),
-            source,
-        })?)
-        .map_err(|e| Error::BadFile {
-            path: artifact.clone(),
-            what: "verifier artifact",
-            reason: e.to_string(),
-        })?;
+    let compiled = verifier_gen::Compiled::for_card(card_path, &card)?;
     let verifier = chain::deploy(provider, compiled.bytecode).await?;
     let coordinator = chain::deploy(provider, forge_bytecode(out_dir, "InferenceCoordinator")?).await?;
     let c = IInferenceCoordinator::new(coordinator, provider.clone());

@@ -12,7 +12,7 @@ use std::{
 
 use alloy::{
     node_bindings::Anvil,
-    primitives::{Address, I256, U256},
+    primitives::{Address, U256},
     providers::Provider,
     rpc::types::Filter,
     signers::local::PrivateKeySigner,
@@ -110,14 +110,8 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     let d = contracts::deploy_system(&owner_p, &opts.forge_out, &opts.card, fee, 3600).await?;
     progress(&format!("  coordinator {}  verifier {}  model id {}", d.coordinator, d.verifier, d.model_id));
 
-    let input_file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&opts.input).map_err(|source| Error::Io {
-            action: "reading",
-            path: opts.input.clone(),
-            source,
-        })?)
-        .map_err(|e| Error::BadFile { path: opts.input.clone(), what: "input", reason: e.to_string() })?;
-    let label = input_file["label"].as_u64();
+    let input_file = InputFile::load(&opts.input)?;
+    let label = input_file.label;
     let target = label.unwrap_or(0) as u8;
     progress(&format!("deploying DigitBounty (1 ETH bounty for a {target})"));
     let bounty_code = contracts::forge_bytecode(&opts.forge_out, "DigitBounty")?;
@@ -159,7 +153,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
             .await
             .map_err(|e| Error::Invalid(e.to_string()))??
     };
-    let pixels = InputFile::load(&opts.input)?.quantized(&model)?;
+    let pixels = input_file.quantized(&model)?;
     progress(&format!(
         "submitting a handwritten {} from the consumer (8x8 pixels, 0..16)",
         label.map(|l| l.to_string()).unwrap_or("digit".into())
@@ -168,8 +162,8 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     let quote = c.quote(d.model_id, 100_000).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
     let b = IDigitBounty::new(bounty, user_p.clone());
     let started = Instant::now();
-    let pixels_i256: Vec<I256> = pixels.iter().map(|v| I256::try_from(*v).expect("fits")).collect();
-    let receipt = chain::mined(b.submit(pixels_i256).value(quote).send().await, "DigitBounty.submit").await?;
+    let receipt =
+        chain::mined(b.submit(chain::int256s(&pixels)).value(quote).send().await, "DigitBounty.submit").await?;
     let request_gas = receipt.gas_used;
     let request_id = chain::requested_id(&receipt)?;
     progress(&format!("request {request_id} mined (gas {request_gas}); the node is proving..."));
@@ -229,7 +223,7 @@ async fn load(
     n: usize,
 ) -> Result<LoadReport> {
     let fee = c.quote(model_id, 0).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
-    let input: Vec<I256> = input.iter().map(|v| I256::try_from(*v).expect("fits")).collect();
+    let input = chain::int256s(input);
     let started = Instant::now();
     let mut pending = Vec::with_capacity(n);
     for _ in 0..n {

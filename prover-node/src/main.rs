@@ -123,19 +123,11 @@ impl SrsArgs {
 
     /// The SRS for an existing card.
     fn load_for(&self, card: &ModelCard) -> anyhow::Result<Srs> {
-        match self.source()? {
-            SrsSource::File(path) => Srs::load(&path).with_context(|| format!("loading SRS {}", path.display())),
-            SrsSource::InsecureDev { .. } => {
-                let seed = card
-                    .srs
-                    .dev_seed
-                    .context("the card's keys were not made with an insecure dev SRS; pass --srs <FILE>")?;
-                tracing::warn!(
-                    "using the INSECURE dev SRS (seed {seed}): proofs prove nothing to anyone who knows the seed"
-                );
-                Ok(Srs::insecure_dev(card.circuit.k, seed))
-            }
-        }
+        let file = match self.source()? {
+            SrsSource::File(path) => Some(path),
+            SrsSource::InsecureDev { .. } => None,
+        };
+        Ok(card.srs(file.as_deref())?)
     }
 }
 
@@ -328,11 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let address = match a.verifier {
                         Some(addr) => addr,
                         None => {
-                            let artifact_path = ModelCard::resolve(&a.card, &card.files.verifier_artifact);
-                            let compiled: verifier_gen::Compiled = serde_json::from_slice(
-                                &std::fs::read(&artifact_path)
-                                    .with_context(|| format!("reading {}", artifact_path.display()))?,
-                            )?;
+                            let compiled = verifier_gen::Compiled::for_card(&a.card, &card)?;
                             let addr = chain::deploy(&provider, compiled.bytecode).await?;
                             println!("deployed        {} at {addr}", card.verifier.contract);
                             addr

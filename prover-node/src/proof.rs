@@ -40,6 +40,9 @@ pub struct InputFile {
     pub input: Option<Vec<f64>>,
     /// Quantized input.
     pub input_quantized: Option<Vec<i64>>,
+    /// The expected class, when the input is a labelled example.
+    #[serde(default)]
+    pub label: Option<u64>,
 }
 
 impl InputFile {

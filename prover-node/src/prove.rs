@@ -3,7 +3,7 @@
 use std::{path::Path, time::Instant};
 
 use alloy::{
-    primitives::{Address, Bytes, I256, U256},
+    primitives::{Address, Bytes, U256},
     sol_types::SolCall,
 };
 use models::{
@@ -48,8 +48,8 @@ impl std::fmt::Debug for LoadedModel {
 pub fn fulfill_calldata(request_id: U256, input: &[i64], output: &[i64], proof: &[u8]) -> Bytes {
     IInferenceCoordinator::fulfillInferenceCall {
         requestId: request_id,
-        input: input.iter().map(|v| I256::try_from(*v).expect("i64 fits")).collect(),
-        output: output.iter().map(|v| I256::try_from(*v).expect("i64 fits")).collect(),
+        input: crate::chain::int256s(input),
+        output: crate::chain::int256s(output),
         proof: Bytes::copy_from_slice(proof),
     }
     .abi_encode()
@@ -82,7 +82,7 @@ pub fn prove(m: &LoadedModel, input: &[i64], request_id: U256, fulfiller: Addres
 /// Loads everything needed to prove from a card. `srs` must be the SRS of the card.
 pub fn load(card_path: &Path, srs: &models::srs::Srs) -> Result<LoadedModel> {
     let card = ModelCard::load(card_path)?;
-    if srs.info.sha256 != card.srs.sha256 && !(srs.info.insecure && srs.info.dev_seed == card.srs.dev_seed) {
+    if srs.info.sha256 != card.srs.sha256 {
         return Err(crate::Error::Invalid(format!(
             "the SRS {} (sha256 {}) is not the one the keys were made with ({}, sha256 {})",
             srs.info.source, srs.info.sha256, card.srs.source, card.srs.sha256

@@ -29,7 +29,6 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEvent,
 };
-use models::srs::Srs;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
@@ -78,16 +77,7 @@ pub fn load_models(cfg: &NodeConfig) -> Result<HashMap<B256, Arc<LoadedModel>>> 
     let mut out = HashMap::new();
     for m in &cfg.models {
         let card = models::card::ModelCard::load(&m.card)?;
-        let srs = match &m.srs {
-            Some(path) => Srs::load(path)?,
-            None => {
-                let seed = card.srs.dev_seed.ok_or_else(|| {
-                    Error::Invalid(format!("{}: keys were not made with a dev SRS; configure `srs`", m.card.display()))
-                })?;
-                warn!(target: "prover_node::service", model = %card.name, "serving with the INSECURE dev SRS: for tests and demos only");
-                Srs::insecure_dev(card.circuit.k, seed)
-            }
-        };
+        let srs = card.srs(m.srs.as_deref())?;
         let loaded = prove::load(&m.card, &srs)?;
         let id: B256 =
             card.model_id.parse().map_err(|_| Error::Invalid(format!("bad model id in {}", m.card.display())))?;
@@ -113,6 +103,7 @@ pub struct Node {
     metrics: Arc<Metrics>,
     fulfiller: Address,
     in_flight: HashSet<U256>,
+    chain_verified: bool,
     results_tx: mpsc::UnboundedSender<ProveResult>,
     results_rx: mpsc::UnboundedReceiver<ProveResult>,
 }
@@ -135,7 +126,7 @@ impl Node {
         let provider = crate::chain::provider(&cfg.rpc.http_url, signer)?;
         let coordinator = IInferenceCoordinator::new(cfg.contract.coordinator, provider.clone());
         let store = Store::open(&cfg.store.path)?;
-        for mut job in store.all()? {
+        for mut job in store.active()? {
             if job.state == JobState::Proving {
                 info!(target: "prover_node::service", request_id = %job.request_id, "re-queueing a proof interrupted by a restart");
                 job.state = JobState::Queued;
@@ -152,25 +143,15 @@ impl Node {
             metrics,
             fulfiller,
             in_flight: HashSet::new(),
+            chain_verified: false,
             results_tx,
             results_rx,
         })
     }
 
-    /// The account that submits fulfilments.
-    pub fn fulfiller(&self) -> Address {
-        self.fulfiller
-    }
-
-    /// Read access to the store (tests, tools).
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Runs until `shutdown` becomes true; then waits for proofs in progress and persists them.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         info!(target: "prover_node::service", fulfiller = %self.fulfiller, coordinator = %self.cfg.contract.coordinator, "node started");
-        self.check_chain().await;
         let wake = Arc::new(tokio::sync::Notify::new());
         if let Some(url) = self.cfg.rpc.ws_url.clone().filter(|u| !u.is_empty()) {
             tokio::spawn(crate::subscriber::new_heads(url, wake.clone(), self.metrics.clone(), shutdown.clone()));
@@ -184,11 +165,12 @@ impl Node {
             match self.tick().await {
                 Ok(()) => {
                     if !self.metrics.rpc_up.swap(true, Ordering::Relaxed) {
-                        info!(target: "prover_node::service", "RPC reachable again");
+                        info!(target: "prover_node::service", "RPC reachable");
                     }
                     backoff = poll;
                 }
                 Err(e) if e.is_retryable() => {
+                    self.chain_verified = false;
                     self.metrics.rpc_errors.fetch_add(1, Ordering::Relaxed);
                     if self.metrics.rpc_up.swap(false, Ordering::Relaxed) {
                         warn!(target: "prover_node::service", error = %e, "RPC unreachable; retrying with backoff");
@@ -221,33 +203,27 @@ impl Node {
         Ok(())
     }
 
-    async fn check_chain(&self) {
-        if let Some(expected) = self.cfg.rpc.chain_id {
-            match self.provider.get_chain_id().await {
-                Ok(id) if id != expected => {
-                    error!(target: "prover_node::service", expected, got = id, "connected to the wrong chain; no transaction will be sent until this is fixed");
-                }
-                Ok(_) => self.metrics.rpc_up.store(true, Ordering::Relaxed),
-                Err(e) => warn!(target: "prover_node::service", error = %e, "RPC unreachable at startup; retrying"),
-            }
-        }
-    }
-
     /// One pass of watch → prove → submit → confirm.
     pub async fn tick(&mut self) -> Result<()> {
-        if let Some(expected) = self.cfg.rpc.chain_id {
+        // The endpoint's chain is checked once per (re)connection, not on every pass.
+        if let (false, Some(expected)) = (self.chain_verified, self.cfg.rpc.chain_id) {
             let id = self.provider.get_chain_id().await.map_err(rpc)?;
             if id != expected {
-                return Err(Error::Invalid(format!("RPC reports chain id {id}, config expects {expected}")));
+                return Err(Error::Invalid(format!(
+                    "RPC reports chain id {id}, config expects {expected}; no transaction is sent"
+                )));
             }
+            self.chain_verified = true;
         }
         let head = self.provider.get_block_number().await.map_err(rpc)?;
         self.watch(head).await?;
         while let Ok(r) = self.results_rx.try_recv() {
             self.on_proved(r)?;
         }
-        self.schedule()?;
-        let jobs = self.store.all()?;
+        let jobs = self.store.active()?;
+        let depth = jobs.iter().filter(|j| matches!(j.state, JobState::Queued | JobState::Proving)).count();
+        self.metrics.queue_depth.store(depth as u64, Ordering::Relaxed);
+        self.schedule(&jobs)?;
         for job in jobs {
             match &job.state {
                 JobState::Proven { .. } => self.submit(job, head).await?,
@@ -255,9 +231,6 @@ impl Node {
                 _ => {}
             }
         }
-        let depth =
-            self.store.all()?.iter().filter(|j| matches!(j.state, JobState::Queued | JobState::Proving)).count();
-        self.metrics.queue_depth.store(depth as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -366,14 +339,15 @@ impl Node {
         })
     }
 
-    fn schedule(&mut self) -> Result<()> {
-        for mut job in self.store.all()? {
+    fn schedule(&mut self, jobs: &[Job]) -> Result<()> {
+        for job in jobs {
             if self.in_flight.len() >= self.cfg.prover.concurrency {
                 break;
             }
             if job.state != JobState::Queued || self.in_flight.contains(&job.request_id) {
                 continue;
             }
+            let mut job = job.clone();
             let Some(model) = self.models.get(&job.model_id).cloned() else { continue };
             job.state = JobState::Proving;
             self.store.put(&job)?;
@@ -447,8 +421,7 @@ impl Node {
                 job.state = JobState::Queued;
                 return self.store.put(&job);
             }
-            let to_i256 = |v: &[i64]| v.iter().map(|x| I256::try_from(*x).expect("i64 fits")).collect::<Vec<_>>();
-            let call = self.coordinator.fulfillInference(job.request_id, to_i256(&job.input), to_i256(&output), proof.clone());
+            let call = self.coordinator.fulfillInference(job.request_id, crate::chain::int256s(&job.input), crate::chain::int256s(&output), proof.clone());
             match call.send().await {
                 Ok(pending) => {
                     let tx = *pending.tx_hash();

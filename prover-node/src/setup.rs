@@ -167,7 +167,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let acc = match eval_set {
         Some(path) => {
             info!(target: "prover_node::setup", set = %path.display(), "measuring float and quantized accuracy");
-            let runner = FloatRunner::load(&opts.onnx, &float.input_shape)?;
+            let runner = FloatRunner::load(&opts.onnx, &float.shapes[0])?;
             let acc = accuracy(&runner, &model, &Dataset::load(&path)?)?;
             info!(target: "prover_node::setup", float = acc.float, quantized = acc.quantized, samples = acc.samples, "accuracy");
             Some(acc)
@@ -210,21 +210,19 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         srs.info.source,
         srs.info.sha256
     );
-    let source = verifier_gen::solidity_source(&srs_params, pk.get_vk(), shape.num_instances, &contract, &header);
-    let compiled = verifier_gen::compile_solidity(&opts.solc, &source, &contract)?;
-    let sol_file = format!("{contract}.sol");
-    let artifact_file = format!("{contract}.json");
-    verifier_gen::write_file(&opts.out_dir.join(&sol_file), &source)?;
-    verifier_gen::write_file(
-        &opts.out_dir.join(&artifact_file),
-        serde_json::to_string_pretty(&compiled).expect("serializes"),
+    let verifier = verifier_gen::generate(
+        &srs_params,
+        pk.get_vk(),
+        shape.num_instances,
+        &contract,
+        &header,
+        &opts.solc,
+        &opts.out_dir,
     )?;
+    let compiled = verifier.compiled;
+    let model_id = compiled.model_id(&verifier_gen::Encoding::of_model(&model));
 
-    let encoding = encoding_of(&model);
-    let codehash = verifier_gen::parse_b256(&compiled.codehash).expect("we formatted it");
-    let model_id = format!("0x{}", hex::encode(verifier_gen::model_id(&codehash, &encoding)));
-
-    let onnx_file = opts.onnx.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let onnx_file = file_name(&opts.onnx);
     let onnx_dest = opts.out_dir.join(&onnx_file);
     if std::fs::canonicalize(&opts.onnx).ok() != std::fs::canonicalize(&onnx_dest).ok() {
         std::fs::copy(&opts.onnx, &onnx_dest).map_err(|source| Error::Io {
@@ -266,8 +264,8 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
             onnx: onnx_file,
             proving_key: pk_file,
             verifying_key: vk_file,
-            verifier_sol: sol_file,
-            verifier_artifact: artifact_file,
+            verifier_sol: file_name(&verifier.sol_path),
+            verifier_artifact: file_name(&verifier.artifact_path),
         },
     };
     let card_path = opts.out_dir.join(format!("{name}.card.json"));
@@ -275,35 +273,8 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     Ok((card, card_path))
 }
 
-/// The on-chain encoding of a model.
-pub fn encoding_of(model: &QuantModel) -> verifier_gen::Encoding {
-    let (omin, omax) = model.output_range();
-    verifier_gen::Encoding {
-        input_len: model.input_len() as u32,
-        output_len: model.output_len() as u32,
-        input_scale_bits: model.params.input_scale_bits as u8,
-        output_scale_bits: model.output_scale_bits() as u8,
-        value_bits: model.params.value_bits as u8,
-        input_min: model.input_range.0,
-        input_max: model.input_range.1,
-        output_min: omin,
-        output_max: omax,
-    }
-}
-
-/// The on-chain encoding recorded in a card.
-pub fn encoding_of_card(card: &ModelCard) -> verifier_gen::Encoding {
-    verifier_gen::Encoding {
-        input_len: card.input_shape.iter().product::<usize>() as u32,
-        output_len: card.output_shape.iter().product::<usize>() as u32,
-        input_scale_bits: card.quantization.input_scale_bits as u8,
-        output_scale_bits: card.output_scale_bits as u8,
-        value_bits: card.quantization.value_bits as u8,
-        input_min: card.input_range.0,
-        input_max: card.input_range.1,
-        output_min: card.output_range.0,
-        output_max: card.output_range.1,
-    }
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]

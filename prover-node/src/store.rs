@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 
 const JOBS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("jobs");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+/// Ids of the jobs still in progress, so a pass does not re-read every job the node ever finished.
+const ACTIVE: TableDefinition<'_, &[u8], ()> = TableDefinition::new("active");
 
 /// Where a request stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,19 +110,42 @@ impl Store {
         let w = db.begin_write().map_err(db_err)?;
         w.open_table(JOBS).map_err(db_err)?;
         w.open_table(META).map_err(db_err)?;
+        w.open_table(ACTIVE).map_err(db_err)?;
         w.commit().map_err(db_err)?;
         Ok(Self { db })
     }
 
-    /// Saves a job (durably).
+    /// Saves a job (durably), keeping the index of active jobs in the same transaction.
     pub fn put(&self, job: &Job) -> Result<()> {
         let value = serde_json::to_vec(job).expect("jobs serialize");
+        let key = job.request_id.to_be_bytes::<32>();
         let w = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = w.open_table(JOBS).map_err(db_err)?;
-            t.insert(job.request_id.to_be_bytes::<32>().as_slice(), value.as_slice()).map_err(db_err)?;
+            t.insert(key.as_slice(), value.as_slice()).map_err(db_err)?;
+            let mut active = w.open_table(ACTIVE).map_err(db_err)?;
+            if job.state.is_active() {
+                active.insert(key.as_slice(), ()).map_err(db_err)?;
+            } else {
+                active.remove(key.as_slice()).map_err(db_err)?;
+            }
         }
         w.commit().map_err(db_err)
+    }
+
+    /// The jobs still in progress, in request id order.
+    pub fn active(&self) -> Result<Vec<Job>> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let ids = r.open_table(ACTIVE).map_err(db_err)?;
+        let jobs = r.open_table(JOBS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in ids.iter().map_err(db_err)? {
+            let (key, _) = item.map_err(db_err)?;
+            if let Some(v) = jobs.get(key.value()).map_err(db_err)? {
+                out.push(serde_json::from_slice(v.value()).map_err(db_err)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Loads a job.
@@ -205,5 +230,11 @@ mod tests {
         assert_eq!(all[0].state.name(), "submitted");
         assert_eq!(store.cursor().unwrap(), Some((42, B256::repeat_byte(4))));
         assert_eq!(store.get(U256::from(3)).unwrap(), None);
+        // Only unfinished jobs are listed as active.
+        assert_eq!(store.active().unwrap().len(), 2);
+        let mut done = job(2);
+        done.state = JobState::Dropped { reason: "fulfilled elsewhere".into() };
+        store.put(&done).unwrap();
+        assert_eq!(store.active().unwrap().iter().map(|j| j.request_id).collect::<Vec<_>>(), vec![U256::from(1)]);
     }
 }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use alloy::node_bindings::{Anvil, AnvilInstance};
-use models::{card::ModelCard, srs::Srs};
+use models::card::ModelCard;
 use prover_node::{
     prove::{self, LoadedModel},
     setup::{self, SetupOptions, SrsSource},
@@ -64,12 +64,9 @@ fn build(name: &str) -> ZooModel {
         SrsSource::InsecureDev { seed: DEV_SEED },
     );
     let (card, card_path) = setup::run(&opts).unwrap_or_else(|e| panic!("setup of {name}: {e}"));
-    let srs = Srs::insecure_dev(card.circuit.k, DEV_SEED);
+    let srs = card.srs(None).expect("dev SRS");
     let loaded = prove::load(&card_path, &srs).expect("load");
-    let compiled: verifier_gen::Compiled = serde_json::from_slice(
-        &std::fs::read(ModelCard::resolve(&card_path, &card.files.verifier_artifact)).expect("artifact"),
-    )
-    .expect("artifact json");
+    let compiled = verifier_gen::Compiled::for_card(&card_path, &card).expect("verifier artifact");
     let source = std::fs::read_to_string(ModelCard::resolve(&card_path, &card.files.verifier_sol)).expect("source");
     ZooModel { card_path, card, loaded, compiled, source, _dir: dir }
 }

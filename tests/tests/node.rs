@@ -9,7 +9,7 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, I256, U256},
+    primitives::{Address, Uint, B256, U256},
     providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
@@ -73,27 +73,13 @@ impl System {
     }
 
     async fn request(&self, input: &[i64]) -> U256 {
-        let c = self.coordinator();
-        let input: Vec<I256> = input.iter().map(|v| I256::try_from(*v).unwrap()).collect();
-        let receipt = c
-            .requestInference(self.deployment.model_id, input, 0)
-            .value(U256::from(1000))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        assert!(receipt.status());
-        receipt
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| l.log_decode::<IInferenceCoordinator::InferenceRequested>().ok())
-            .unwrap()
-            .inner
-            .data
-            .requestId
+        self.request_model(self.deployment.model_id, input).await
+    }
+
+    async fn request_model(&self, model_id: B256, input: &[i64]) -> U256 {
+        let coordinator = self.coordinator();
+        let call = coordinator.requestInference(model_id, chain::int256s(input), 0).value(U256::from(1000));
+        chain::requested_id(&chain::mined(call.send().await, "requestInference").await.unwrap()).unwrap()
     }
 
     /// Waits until `id` is fulfilled and returns (fulfiller, output).
@@ -205,33 +191,21 @@ async fn unserved_models_and_rejected_requests_do_not_disturb_the_node() {
     let cnn = zoo("digits_cnn");
     let verifier = chain::deploy(&owner, cnn.compiled.bytecode.clone()).await.unwrap();
     let c_owner = IInferenceCoordinator::new(sys.deployment.coordinator, owner.clone());
-    c_owner
-        .registerModel(verifier, contracts::encoding(&cnn.card), alloy::primitives::Uint::from(1000u64), 3600)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let cnn_id: alloy::primitives::B256 = cnn.card.model_id.parse().unwrap();
+    let register = c_owner.registerModel(verifier, contracts::encoding(&cnn.card), Uint::from(1000u64), 3600);
+    chain::mined(register.send().await, "registerModel").await.unwrap();
+    let cnn_id: B256 = cnn.card.model_id.parse().unwrap();
     let input = example_input(zoo("digits_mlp"));
-    let c = sys.coordinator();
-    let as_i256 = |v: &[i64]| v.iter().map(|x| I256::try_from(*x).unwrap()).collect::<Vec<_>>();
-    let r = c
-        .requestInference(cnn_id, as_i256(&input), 0)
-        .value(U256::from(1000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(r.status());
+    sys.request_model(cnn_id, &input).await;
     // An out-of-range input is rejected on-chain with a named error.
     let mut bad = input.clone();
     bad[0] = 17;
-    let err =
-        c.requestInference(sys.deployment.model_id, as_i256(&bad), 0).value(U256::from(1000)).send().await.unwrap_err();
+    let c = sys.coordinator();
+    let err = c
+        .requestInference(sys.deployment.model_id, chain::int256s(&bad), 0)
+        .value(U256::from(1000))
+        .send()
+        .await
+        .unwrap_err();
     assert!(matches!(
         err.as_decoded_interface_error::<IInferenceCoordinator::IInferenceCoordinatorErrors>(),
         Some(IInferenceCoordinator::IInferenceCoordinatorErrors::InputOutOfRange(_))

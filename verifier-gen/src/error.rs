@@ -29,6 +29,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A compiled verifier artifact could not be parsed.
+    #[error("{} is not a compiled verifier artifact: {reason}", path.display())]
+    BadArtifact { path: PathBuf, reason: String },
     /// An error from the models crate (keys, SRS).
     #[error(transparent)]
     Models(#[from] models::Error),

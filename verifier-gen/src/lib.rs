@@ -26,6 +26,7 @@ use halo2_base::halo2_proofs::{
     plonk::VerifyingKey,
     poly::{commitment::ParamsProver, kzg::commitment::ParamsKZG},
 };
+use models::{card::ModelCard, graph::QuantModel};
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 use snark_verifier::{
@@ -88,6 +89,56 @@ pub struct Compiled {
     pub codehash: String,
     /// Compiler version string.
     pub compiler: String,
+}
+
+impl Compiled {
+    /// Reads a compiled verifier artifact (`<Contract>.json`).
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "reading", path: path.into(), source })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadArtifact { path: path.into(), reason: e.to_string() })
+    }
+
+    /// Reads the verifier artifact a model card names.
+    pub fn for_card(card_path: &Path, card: &ModelCard) -> Result<Self> {
+        Self::load(&ModelCard::resolve(card_path, &card.files.verifier_artifact))
+    }
+
+    /// The model id the coordinator derives for this verifier and `encoding` (hex).
+    pub fn model_id(&self, encoding: &Encoding) -> String {
+        let codehash = parse_b256(&self.codehash).expect("the code hash is written by compile_solidity");
+        format!("0x{}", hex::encode(model_id(&codehash, encoding)))
+    }
+}
+
+/// A generated and compiled verifier, written to disk.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    /// The compiled contract.
+    pub compiled: Compiled,
+    /// Path of the Solidity source.
+    pub sol_path: PathBuf,
+    /// Path of the compiled artifact (JSON).
+    pub artifact_path: PathBuf,
+}
+
+/// Generates the verifier for `vk`, compiles it with `solc`, and writes `<contract>.sol` and
+/// `<contract>.json` into `out_dir`.
+pub fn generate(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    num_instances: usize,
+    contract: &str,
+    header: &str,
+    solc: &Path,
+    out_dir: &Path,
+) -> Result<Generated> {
+    let source = solidity_source(params, vk, num_instances, contract, header);
+    let compiled = compile_solidity(solc, &source, contract)?;
+    let sol_path = out_dir.join(format!("{contract}.sol"));
+    let artifact_path = out_dir.join(format!("{contract}.json"));
+    write_file(&sol_path, &source)?;
+    write_file(&artifact_path, serde_json::to_string_pretty(&compiled).expect("artifacts serialize"))?;
+    Ok(Generated { compiled, sol_path, artifact_path })
 }
 
 mod hex_bytes {
@@ -191,6 +242,39 @@ pub struct Encoding {
     pub output_min: i64,
     /// Largest possible output value.
     pub output_max: i64,
+}
+
+impl Encoding {
+    /// The encoding of a quantized model.
+    pub fn of_model(model: &QuantModel) -> Self {
+        let (output_min, output_max) = model.output_range();
+        Self {
+            input_len: model.input_len() as u32,
+            output_len: model.output_len() as u32,
+            input_scale_bits: model.params.input_scale_bits as u8,
+            output_scale_bits: model.output_scale_bits() as u8,
+            value_bits: model.params.value_bits as u8,
+            input_min: model.input_range.0,
+            input_max: model.input_range.1,
+            output_min,
+            output_max,
+        }
+    }
+
+    /// The encoding recorded in a model card.
+    pub fn of_card(card: &ModelCard) -> Self {
+        Self {
+            input_len: card.input_shape.iter().product::<usize>() as u32,
+            output_len: card.output_shape.iter().product::<usize>() as u32,
+            input_scale_bits: card.quantization.input_scale_bits as u8,
+            output_scale_bits: card.output_scale_bits as u8,
+            value_bits: card.quantization.value_bits as u8,
+            input_min: card.input_range.0,
+            input_max: card.input_range.1,
+            output_min: card.output_range.0,
+            output_max: card.output_range.1,
+        }
+    }
 }
 
 fn word_u(v: u64) -> [u8; 32] {
