@@ -155,20 +155,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
 
     function test_registerModel_emitsModelRegistered() public {
         AcceptAllVerifier other = new AcceptAllVerifier();
-        bytes32 expectedId = coordinator.computeModelId(
-            address(other).codehash,
-            IInferenceCoordinator.ModelEncoding(
-                INPUT_LEN,
-                OUTPUT_LEN,
-                INPUT_SCALE_BITS,
-                OUTPUT_SCALE_BITS,
-                VALUE_BITS,
-                INPUT_MIN,
-                INPUT_MAX,
-                OUTPUT_MIN,
-                OUTPUT_MAX
-            )
-        );
+        bytes32 expectedId = coordinator.computeModelId(address(other).codehash, _defaultEncoding());
         vm.expectEmit(address(coordinator));
         emit IInferenceCoordinator.ModelRegistered(expectedId, modelOwner, address(other), FEE, DEADLINE_SECONDS);
         assertEq(_registerDefault(address(other)), expectedId);

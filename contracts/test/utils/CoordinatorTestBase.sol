@@ -42,24 +42,24 @@ abstract contract CoordinatorTestBase is Test {
         vm.deal(requester, 100 ether);
     }
 
+    /// The encoding every default test model is registered with.
+    function _defaultEncoding() internal pure returns (IInferenceCoordinator.ModelEncoding memory) {
+        return IInferenceCoordinator.ModelEncoding(
+            INPUT_LEN,
+            OUTPUT_LEN,
+            INPUT_SCALE_BITS,
+            OUTPUT_SCALE_BITS,
+            VALUE_BITS,
+            INPUT_MIN,
+            INPUT_MAX,
+            OUTPUT_MIN,
+            OUTPUT_MAX
+        );
+    }
+
     function _registerDefault(address verifier_) internal returns (bytes32) {
         vm.prank(modelOwner);
-        return coordinator.registerModel(
-            verifier_,
-            IInferenceCoordinator.ModelEncoding(
-                INPUT_LEN,
-                OUTPUT_LEN,
-                INPUT_SCALE_BITS,
-                OUTPUT_SCALE_BITS,
-                VALUE_BITS,
-                INPUT_MIN,
-                INPUT_MAX,
-                OUTPUT_MIN,
-                OUTPUT_MAX
-            ),
-            FEE,
-            DEADLINE_SECONDS
-        );
+        return coordinator.registerModel(verifier_, _defaultEncoding(), FEE, DEADLINE_SECONDS);
     }
 
     function _input() internal pure returns (int256[] memory input) {
