@@ -3,9 +3,10 @@ pragma solidity ^0.8.30;
 
 import {IInferenceCoordinator} from "./interfaces/IInferenceCoordinator.sol";
 import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
+import {IZkinferVerifier} from "./interfaces/IZkinferVerifier.sol";
 
 /// @title InferenceCoordinator
-/// @notice Model registry, request book and proof-checked fulfilment for verifiable inference.
+/// @notice Model registry, listings, request book and proof-checked fulfilment for verifiable inference.
 /// See IInferenceCoordinator for the encoding of ids and public instances.
 ///
 /// @dev Money. Every wei the contract holds is either the payment of a Pending request or someone's
@@ -18,6 +19,10 @@ import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
 /// For the 64-value digits model, storing the input (4 int64 per slot) would cost 16 fresh slots, about
 /// 350k gas per request; the hash costs one slot (22k) and the input is paid for as calldata and log data
 /// instead (about 2 KB each). Outputs are stored, 4 int64 per slot, so contracts can read them.
+///
+/// Verifier gas. A verifier that rejects a proof may do so by exhausting its gas (an `invalid()`, a failed
+/// precompile in a loop): it is called with the model's verifyGas, measured at registration on a valid
+/// proof, so a bad proof costs its sender at most that much, never the rest of the transaction's gas.
 contract InferenceCoordinator is IInferenceCoordinator {
     /// @inheritdoc IInferenceCoordinator
     uint256 public constant FIELD_MODULUS =
@@ -27,9 +32,30 @@ contract InferenceCoordinator is IInferenceCoordinator {
     uint32 public constant MAX_CALLBACK_GAS = 1_000_000;
 
     /// @inheritdoc IInferenceCoordinator
+    /// @dev Time for a node to see the request, prove (seconds for the zoo, minutes for large models) and get
+    /// a transaction included with confirmations, on a congested chain too.
+    uint64 public constant MIN_DEADLINE_SECONDS = 10 minutes;
+
+    /// @inheritdoc IInferenceCoordinator
     /// @dev Bounds how long a payment can be locked, and keeps `block.timestamp + deadlineSeconds` within
     /// the 48-bit deadline field.
     uint64 public constant MAX_DEADLINE_SECONDS = 365 days;
+
+    /// @inheritdoc IInferenceCoordinator
+    /// @dev The zoo verifiers use 262k (MLP) and 322k (CNN); each further advice column costs ~45k. A model
+    /// whose verifier needs more cannot be registered.
+    uint32 public constant MAX_VERIFY_GAS = 2_000_000;
+
+    /// @dev Added to a quarter more than the measured verify gas: the measurement may have found the
+    /// verifier's account or state warm that a fulfilment finds cold (2,600 per account, 2,100 per slot).
+    uint256 private constant VERIFY_GAS_SLACK = 20_000;
+
+    /// @dev Gas `encodingHash()` may use: a generated verifier returns a constant.
+    uint256 private constant ENCODING_HASH_GAS = 30_000;
+
+    /// @dev Addresses up to this are precompiles (0x01..0x11 on Ethereum; 0x100 is P256VERIFY) or reserved
+    /// for them by L2s; no contract is ever deployed there.
+    uint160 private constant MAX_RESERVED_ADDRESS = 0xffff;
 
     /// @dev Bits of a packed public instance word: floor(248 / valueBits) values per word, so every word
     /// is below 2^248 < r.
@@ -38,18 +64,23 @@ contract InferenceCoordinator is IInferenceCoordinator {
     /// @dev Largest valueBits: bounds are int64.
     uint8 private constant MAX_VALUE_BITS = 64;
 
-    /// @dev Gas spent after the callback gas check and before the CALL gets its gas: the CALL's own cost
-    /// (the requester's account is already warm), the stack work around it, and margin.
-    uint256 private constant CALLBACK_CALL_OVERHEAD = 5_000;
+    /// @dev Gas spent after a gas check and before the CALL/STATICCALL gets its gas: the call's own cost
+    /// (a cold account: 2,600), the stack work around it, and margin.
+    uint256 private constant CALL_OVERHEAD = 5_000;
 
     /// @dev EXTCODEHASH of an account that exists but has no code.
     bytes32 private constant EMPTY_CODEHASH = keccak256("");
 
+    /// @dev The first three bytes of an EIP-7702 delegation designator (0xef0100 || address).
+    uint256 private constant DELEGATION_PREFIX = 0xef0100;
+
     mapping(bytes32 modelId => Model) private _models;
+    mapping(uint256 listingId => Listing) private _listings;
     mapping(uint256 requestId => Request) private _requests;
     /// @dev Output j of a request is bits [64 * (j % 4), 64 * (j % 4) + 64) of word j / 4, as int64.
     mapping(uint256 requestId => mapping(uint256 word => uint256)) private _outputWords;
     mapping(address account => uint256) private _balances;
+    uint256 private _lastListingId;
     uint256 private _lastRequestId;
     bool private transient _locked;
 
@@ -65,11 +96,11 @@ contract InferenceCoordinator is IInferenceCoordinator {
     // ------------------------------------------------------------------------------------------------
 
     /// @inheritdoc IInferenceCoordinator
-    function registerModel(address verifier, ModelEncoding calldata encoding, uint96 fee, uint64 deadlineSeconds)
+    function registerModel(address verifier, ModelEncoding calldata encoding, bytes calldata sample)
         external
         returns (bytes32 modelId)
     {
-        if (verifier.code.length == 0) revert VerifierHasNoCode(verifier);
+        _checkVerifierAccount(verifier);
         if (encoding.inputLen == 0 || encoding.outputLen == 0) {
             revert InvalidModelShape(encoding.inputLen, encoding.outputLen);
         }
@@ -77,37 +108,25 @@ contract InferenceCoordinator is IInferenceCoordinator {
         if (valueBits == 0 || valueBits > MAX_VALUE_BITS) revert InvalidValueBits(valueBits);
         _checkBounds(encoding.inputMin, encoding.inputMax, valueBits);
         _checkBounds(encoding.outputMin, encoding.outputMax, valueBits);
-        if (deadlineSeconds == 0 || deadlineSeconds > MAX_DEADLINE_SECONDS) {
-            revert InvalidDeadline(deadlineSeconds, MAX_DEADLINE_SECONDS);
-        }
         modelId = computeModelId(verifier.codehash, encoding);
         Model storage model = _models[modelId];
-        if (model.owner != address(0)) revert ModelAlreadyRegistered(modelId);
+        if (model.verifier != address(0)) revert ModelAlreadyRegistered(modelId);
+        _checkReportedEncoding(verifier, computeEncodingHash(encoding));
+        uint32 verifyGas = _measureVerifyGas(verifier, sample);
         model.verifier = verifier;
-        model.active = true;
-        model.deadlineSeconds = deadlineSeconds;
-        model.owner = msg.sender;
-        model.fee = fee;
+        model.verifyGas = verifyGas;
         model.encoding = encoding;
-        emit ModelRegistered(modelId, msg.sender, verifier, fee, deadlineSeconds);
+        emit ModelRegistered(modelId, verifier, msg.sender, verifyGas);
     }
 
     /// @inheritdoc IInferenceCoordinator
-    function setFee(bytes32 modelId, uint96 fee) external {
-        _ownedModel(modelId).fee = fee;
-        emit ModelFeeSet(modelId, fee);
-    }
-
-    /// @inheritdoc IInferenceCoordinator
-    function deactivateModel(bytes32 modelId) external {
-        _ownedModel(modelId).active = false;
-        emit ModelActiveSet(modelId, false);
-    }
-
-    /// @inheritdoc IInferenceCoordinator
-    function activateModel(bytes32 modelId) external {
-        _ownedModel(modelId).active = true;
-        emit ModelActiveSet(modelId, true);
+    function remeasureVerifyGas(bytes32 modelId, bytes calldata sample) external returns (uint32 verifyGas) {
+        Model storage model = _models[modelId];
+        if (model.verifier == address(0)) revert ModelNotFound(modelId);
+        verifyGas = _measureVerifyGas(_boundVerifier(model, modelId), sample);
+        if (verifyGas <= model.verifyGas) return model.verifyGas;
+        model.verifyGas = verifyGas;
+        emit VerifyGasRaised(modelId, verifyGas);
     }
 
     /// @inheritdoc IInferenceCoordinator
@@ -120,32 +139,92 @@ contract InferenceCoordinator is IInferenceCoordinator {
         return keccak256(abi.encode(verifierCodehash, encoding));
     }
 
+    /// @inheritdoc IInferenceCoordinator
+    function computeEncodingHash(ModelEncoding memory encoding) public pure returns (bytes32) {
+        return keccak256(abi.encode(encoding));
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Listings
+    // ------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IInferenceCoordinator
+    function createListing(bytes32 modelId, uint96 fee, uint64 deadlineSeconds) external returns (uint256 listingId) {
+        if (_models[modelId].verifier == address(0)) revert ModelNotFound(modelId);
+        if (deadlineSeconds < MIN_DEADLINE_SECONDS || deadlineSeconds > MAX_DEADLINE_SECONDS) {
+            revert InvalidDeadline(deadlineSeconds, MIN_DEADLINE_SECONDS, MAX_DEADLINE_SECONDS);
+        }
+        listingId = ++_lastListingId;
+        Listing storage listing = _listings[listingId];
+        listing.modelId = modelId;
+        listing.owner = msg.sender;
+        listing.fee = fee;
+        listing.deadlineSeconds = deadlineSeconds;
+        listing.active = true;
+        emit ListingCreated(listingId, modelId, msg.sender, fee, deadlineSeconds);
+    }
+
+    /// @inheritdoc IInferenceCoordinator
+    function setListingFee(uint256 listingId, uint96 fee) external {
+        _ownedListing(listingId).fee = fee;
+        emit ListingFeeSet(listingId, fee);
+    }
+
+    /// @inheritdoc IInferenceCoordinator
+    function deactivateListing(uint256 listingId) external {
+        _ownedListing(listingId).active = false;
+        emit ListingActiveSet(listingId, false);
+    }
+
+    /// @inheritdoc IInferenceCoordinator
+    function activateListing(uint256 listingId) external {
+        _ownedListing(listingId).active = true;
+        emit ListingActiveSet(listingId, true);
+    }
+
+    /// @inheritdoc IInferenceCoordinator
+    function offerListing(uint256 listingId, address newOwner) external {
+        _ownedListing(listingId).pendingOwner = newOwner;
+        emit ListingTransferOffered(listingId, msg.sender, newOwner);
+    }
+
+    /// @inheritdoc IInferenceCoordinator
+    function acceptListing(uint256 listingId) external {
+        Listing storage listing = _listings[listingId];
+        if (listing.owner == address(0)) revert ListingNotFound(listingId);
+        if (listing.pendingOwner != msg.sender) revert NotPendingListingOwner(listingId, msg.sender);
+        address previous = listing.owner;
+        listing.owner = msg.sender;
+        listing.pendingOwner = address(0);
+        emit ListingTransferred(listingId, previous, msg.sender);
+    }
+
+    /// @inheritdoc IInferenceCoordinator
+    function getListing(uint256 listingId) external view returns (Listing memory) {
+        return _listings[listingId];
+    }
+
     // ------------------------------------------------------------------------------------------------
     // Requests
     // ------------------------------------------------------------------------------------------------
 
     /// @inheritdoc IInferenceCoordinator
-    function requestInference(bytes32 modelId, int256[] calldata input, uint32 callbackGasLimit)
+    function requestInference(uint256 listingId, int256[] calldata input, uint32 callbackGasLimit, uint256 maxFee)
         external
         payable
         nonReentrant
         returns (uint256 requestId)
     {
-        Model storage model = _models[modelId];
-        uint256 price = _quote(model, modelId, callbackGasLimit);
+        Listing storage listing = _listings[listingId];
+        uint256 price = _quote(listing, listingId, callbackGasLimit);
+        if (price > maxFee) revert FeeAboveMax(listingId, price, maxFee);
         if (msg.value != price) revert IncorrectPayment(price, msg.value);
-        uint256 n = model.encoding.inputLen;
-        if (input.length != n) revert InvalidInputLength(n, input.length);
-        int256 lo = model.encoding.inputMin;
-        int256 hi = model.encoding.inputMax;
-        for (uint256 i; i < n; ++i) {
-            int256 v = input[i];
-            if (v < lo || v > hi) revert InputOutOfRange(i, v);
-        }
+        bytes32 modelId = listing.modelId;
+        _checkInput(_models[modelId], input);
 
         requestId = ++_lastRequestId;
         // Cannot overflow 48 bits: deadlineSeconds <= MAX_DEADLINE_SECONDS.
-        uint48 deadline = uint48(block.timestamp + model.deadlineSeconds);
+        uint48 deadline = uint48(block.timestamp + listing.deadlineSeconds);
         Request storage request = _requests[requestId];
         request.requester = msg.sender;
         request.deadline = deadline;
@@ -155,7 +234,7 @@ contract InferenceCoordinator is IInferenceCoordinator {
         request.inputHash = _hash(input);
         // Cannot truncate: msg.value == fee, a uint96.
         request.payment = uint96(msg.value);
-        _emitInferenceRequested(requestId, modelId, input, callbackGasLimit, deadline);
+        _emitInferenceRequested(requestId, modelId, listingId, input, callbackGasLimit, deadline);
     }
 
     /// @inheritdoc IInferenceCoordinator
@@ -175,7 +254,8 @@ contract InferenceCoordinator is IInferenceCoordinator {
         Model storage model = _models[modelId];
         _checkOutput(model, output);
         address verifier = _boundVerifier(model, modelId);
-        _verifyProof(verifier, _instances(model.encoding.valueBits, requestId, msg.sender, input, output), proof);
+        uint256[] memory instances = _instances(model.encoding.valueBits, requestId, msg.sender, input, output);
+        _verifyProof(requestId, verifier, model.verifyGas, instances, proof);
 
         request.status = RequestStatus.Fulfilled;
         request.fulfiller = msg.sender;
@@ -224,8 +304,8 @@ contract InferenceCoordinator is IInferenceCoordinator {
     // ------------------------------------------------------------------------------------------------
 
     /// @inheritdoc IInferenceCoordinator
-    function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
-        return _quote(_models[modelId], modelId, callbackGasLimit);
+    function quote(uint256 listingId, uint32 callbackGasLimit) external view returns (uint256) {
+        return _quote(_listings[listingId], listingId, callbackGasLimit);
     }
 
     /// @inheritdoc IInferenceCoordinator
@@ -261,8 +341,8 @@ contract InferenceCoordinator is IInferenceCoordinator {
     }
 
     /// @inheritdoc IInferenceCoordinator
-    function bindingOf(uint256 requestId, address fulfiller) public pure returns (uint256) {
-        return uint256(keccak256(abi.encode(requestId, fulfiller))) % FIELD_MODULUS;
+    function bindingOf(uint256 requestId, address fulfiller) public view returns (uint256) {
+        return uint256(keccak256(abi.encode(block.chainid, address(this), requestId, fulfiller))) % FIELD_MODULUS;
     }
 
     /// @inheritdoc IInferenceCoordinator
@@ -272,7 +352,7 @@ contract InferenceCoordinator is IInferenceCoordinator {
         address fulfiller,
         int256[] calldata input,
         int256[] calldata output
-    ) external pure returns (uint256[] memory) {
+    ) external view returns (uint256[] memory) {
         if (valueBits == 0 || valueBits > MAX_VALUE_BITS) revert InvalidValueBits(valueBits);
         _checkFits(input, valueBits);
         _checkFits(output, valueBits);
@@ -283,18 +363,91 @@ contract InferenceCoordinator is IInferenceCoordinator {
     // Internals
     // ------------------------------------------------------------------------------------------------
 
-    function _ownedModel(bytes32 modelId) private view returns (Model storage model) {
-        model = _models[modelId];
-        address owner = model.owner;
-        if (owner == address(0)) revert ModelNotFound(modelId);
-        if (owner != msg.sender) revert NotModelOwner(modelId, msg.sender);
+    function _ownedListing(uint256 listingId) private view returns (Listing storage listing) {
+        listing = _listings[listingId];
+        address owner = listing.owner;
+        if (owner == address(0)) revert ListingNotFound(listingId);
+        if (owner != msg.sender) revert NotListingOwner(listingId, msg.sender);
     }
 
-    function _quote(Model storage model, bytes32 modelId, uint32 callbackGasLimit) private view returns (uint256) {
-        if (model.owner == address(0)) revert ModelNotFound(modelId);
-        if (!model.active) revert ModelInactive(modelId);
+    function _quote(Listing storage listing, uint256 listingId, uint32 callbackGasLimit)
+        private
+        view
+        returns (uint256)
+    {
+        if (listing.owner == address(0)) revert ListingNotFound(listingId);
+        if (!listing.active) revert ListingInactive(listingId);
         if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasLimitTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
-        return model.fee;
+        return listing.fee;
+    }
+
+    /// @dev A verifier must be a contract of its own: not a precompile (which has no code to hash, so a
+    /// code-bound id would mean nothing), not an account without code, and not an EIP-7702 delegated
+    /// account, whose code is a designator its owner can point at other code (or a precompile) at will.
+    function _checkVerifierAccount(address verifier) private view {
+        if (uint160(verifier) <= MAX_RESERVED_ADDRESS) revert VerifierIsPrecompile(verifier);
+        if (verifier.code.length == 0) revert VerifierHasNoCode(verifier);
+        bool delegated;
+        address delegate;
+        assembly ("memory-safe") {
+            // A designator is 0xef0100 then the 20-byte delegate (23 bytes); 0xef starts no deployed code
+            // (EIP-3541), so the prefix alone identifies it.
+            extcodecopy(verifier, 0, 0, 23)
+            let head := mload(0)
+            delegated := eq(shr(232, head), DELEGATION_PREFIX)
+            delegate := shr(96, shl(24, head))
+        }
+        if (delegated) revert VerifierIsDelegated(verifier, delegate);
+    }
+
+    /// @dev Reverts unless the verifier answers `encodingHash()` with `expected`. The call gets bounded gas
+    /// and its return data is read only if it is exactly one word.
+    function _checkReportedEncoding(address verifier, bytes32 expected) private view {
+        bytes4 selector = IZkinferVerifier.encodingHash.selector;
+        bool ok;
+        bytes32 reported;
+        assembly ("memory-safe") {
+            mstore(0, selector)
+            ok := staticcall(ENCODING_HASH_GAS, verifier, 0, 4, 0, 0)
+            ok := and(ok, eq(returndatasize(), 32))
+            if ok {
+                returndatacopy(0, 0, 32)
+                reported := mload(0)
+            }
+        }
+        if (!ok) revert VerifierEncodingUnavailable(verifier);
+        if (reported != expected) revert EncodingMismatch(verifier, expected, reported);
+    }
+
+    /// @dev Runs the verifier on `sample` with MAX_VERIFY_GAS and returns the gas it used plus a quarter and
+    /// VERIFY_GAS_SLACK, at most MAX_VERIFY_GAS. The sample must verify: a rejected proof says nothing about
+    /// the cost of an accepted one. A generated verifier runs the same straight-line code on every valid
+    /// proof (precompile prices do not depend on the points), so one measurement stands for all.
+    function _measureVerifyGas(address verifier, bytes calldata sample) private view returns (uint32) {
+        bool ok;
+        uint256 used;
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            calldatacopy(data, sample.offset, sample.length)
+            let before := gas()
+            ok := staticcall(MAX_VERIFY_GAS, verifier, data, sample.length, 0, 0)
+            used := sub(before, gas())
+        }
+        if (!ok) revert SampleProofRejected(verifier);
+        uint256 verifyGas = used + used / 4 + VERIFY_GAS_SLACK;
+        // Cannot truncate: at most MAX_VERIFY_GAS, a uint32.
+        return uint32(verifyGas < MAX_VERIFY_GAS ? verifyGas : MAX_VERIFY_GAS);
+    }
+
+    function _checkInput(Model storage model, int256[] calldata input) private view {
+        uint256 n = model.encoding.inputLen;
+        if (input.length != n) revert InvalidInputLength(n, input.length);
+        int256 lo = model.encoding.inputMin;
+        int256 hi = model.encoding.inputMax;
+        for (uint256 i; i < n; ++i) {
+            int256 v = input[i];
+            if (v < lo || v > hi) revert InputOutOfRange(i, v);
+        }
     }
 
     function _checkOutput(Model storage model, int256[] calldata output) private view {
@@ -319,17 +472,35 @@ contract InferenceCoordinator is IInferenceCoordinator {
         if (boundId != modelId) revert VerifierCodeChanged(modelId, verifier);
     }
 
-    /// @dev Reverts with InvalidProof unless `verifier` accepts `proof` for `instances`.
-    function _verifyProof(address verifier, uint256[] memory instances, bytes calldata proof) private view {
-        bool valid;
+    /// @dev Reverts with InvalidProof unless `verifier` accepts `proof` for `instances` within `verifyGas`.
+    /// The verifier gets exactly `verifyGas` or the fulfilment reverts with InsufficientGasForVerifier: under
+    /// EIP-150 a call passes at most 63/64 of the gas left, so `verifyGas` needs `verifyGas * 64 / 63` left
+    /// at the call, plus the call's own cost. Otherwise a fulfiller sending too little gas would see a valid
+    /// proof rejected as invalid.
+    function _verifyProof(
+        uint256 requestId,
+        address verifier,
+        uint256 verifyGas,
+        uint256[] memory instances,
+        bytes calldata proof
+    ) private view {
+        uint256 data;
+        uint256 size;
         assembly ("memory-safe") {
             // Calldata = the instance words, then the proof, laid out in free memory.
-            let data := mload(0x40)
+            data := mload(0x40)
             let words := shl(5, mload(instances))
             mcopy(data, add(instances, 0x20), words)
             calldatacopy(add(data, words), proof.offset, proof.length)
+            size := add(words, proof.length)
+        }
+        uint256 needed = verifyGas + verifyGas / 63 + 1 + CALL_OVERHEAD;
+        uint256 gasLeft = gasleft();
+        if (gasLeft < needed) revert InsufficientGasForVerifier(requestId, gasLeft, needed);
+        bool valid;
+        assembly ("memory-safe") {
             // Copies no return data: the verifier returns none, and a hostile one cannot bloat memory.
-            valid := staticcall(gas(), verifier, data, add(words, proof.length), 0, 0)
+            valid := staticcall(verifyGas, verifier, data, size, 0, 0)
         }
         if (!valid) revert InvalidProof();
     }
@@ -343,7 +514,7 @@ contract InferenceCoordinator is IInferenceCoordinator {
         address fulfiller,
         int256[] calldata input,
         int256[] calldata output
-    ) private pure returns (uint256[] memory instances) {
+    ) private view returns (uint256[] memory instances) {
         uint256 perWord = PACKED_WORD_BITS / valueBits;
         uint256 inputWords = (input.length + perWord - 1) / perWord;
         uint256 outputWords = (output.length + perWord - 1) / perWord;
@@ -378,13 +549,15 @@ contract InferenceCoordinator is IInferenceCoordinator {
         }
     }
 
-    /// @dev `emit InferenceRequested(requestId, modelId, msg.sender, input, callbackGasLimit, msg.value,
-    /// deadline)`, with the ABI encoding written out: the compiler's array encoder (without the Yul
-    /// optimizer, see foundry.toml) costs ~20k more for a 64-value input. The data is the head
-    /// (offset of `input` = 0x80, callbackGasLimit, payment, deadline) then `input` (length, values).
+    /// @dev `emit InferenceRequested(requestId, modelId, msg.sender, listingId, input, callbackGasLimit,
+    /// msg.value, deadline)`, with the ABI encoding written out: the compiler's array encoder (without the
+    /// Yul optimizer, see foundry.toml) costs ~20k more for a 64-value input. The data is the head
+    /// (listingId, offset of `input` = 0xa0, callbackGasLimit, payment, deadline) then `input` (length,
+    /// values).
     function _emitInferenceRequested(
         uint256 requestId,
         bytes32 modelId,
+        uint256 listingId,
         int256[] calldata input,
         uint32 callbackGasLimit,
         uint48 deadline
@@ -392,14 +565,15 @@ contract InferenceCoordinator is IInferenceCoordinator {
         bytes32 topic = InferenceRequested.selector;
         assembly ("memory-safe") {
             let data := mload(0x40)
-            mstore(data, 0x80)
-            mstore(add(data, 0x20), and(callbackGasLimit, 0xffffffff))
-            mstore(add(data, 0x40), callvalue())
-            mstore(add(data, 0x60), and(deadline, 0xffffffffffff))
-            mstore(add(data, 0x80), input.length)
+            mstore(data, listingId)
+            mstore(add(data, 0x20), 0xa0)
+            mstore(add(data, 0x40), and(callbackGasLimit, 0xffffffff))
+            mstore(add(data, 0x60), callvalue())
+            mstore(add(data, 0x80), and(deadline, 0xffffffffffff))
+            mstore(add(data, 0xa0), input.length)
             let size := shl(5, input.length)
-            calldatacopy(add(data, 0xa0), input.offset, size)
-            log4(data, add(0xa0, size), topic, requestId, modelId, caller())
+            calldatacopy(add(data, 0xc0), input.offset, size)
+            log4(data, add(0xc0, size), topic, requestId, modelId, caller())
         }
     }
 
@@ -453,7 +627,7 @@ contract InferenceCoordinator is IInferenceCoordinator {
     {
         if (requester.code.length == 0) return false;
         bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, output));
-        uint256 needed = gasLimit + gasLimit / 63 + 1 + CALLBACK_CALL_OVERHEAD;
+        uint256 needed = gasLimit + gasLimit / 63 + 1 + CALL_OVERHEAD;
         uint256 gasLeft = gasleft();
         if (gasLeft < needed) revert InsufficientGasForCallback(requestId, gasLeft, needed);
         assembly ("memory-safe") {

@@ -55,7 +55,7 @@ contract CallbacksTest is CoordinatorTestBase {
 
     function _requestFrom(ConsumerBase consumer, uint32 callbackGasLimit) internal returns (uint256) {
         vm.prank(requester);
-        return consumer.request{value: FEE}(modelId, _input(), callbackGasLimit);
+        return consumer.request{value: FEE}(listingId, _input(), callbackGasLimit);
     }
 
     function _assertFulfilledAndPaid(uint256 id, bool callbackSucceeded) internal view {
@@ -167,7 +167,7 @@ contract CallbacksTest is CoordinatorTestBase {
         vm.warp(coordinator.getRequest(other).deadline + 1);
         _fulfil(_requestFrom(consumer, 0), address(consumer), _input(), _output());
         uint256 id = _requestFrom(consumer, 500_000);
-        consumer.arm(modelId, _input(), other);
+        consumer.arm(listingId, _input(), other);
 
         _fulfil(id, fulfiller, _input(), _output());
 

@@ -17,19 +17,19 @@ contract GasTest is GasMetering {
     ProofBook internal book;
     MockVerifier internal verifier;
     bytes32 internal modelId;
+    uint256 internal listingId;
     address internal requester = makeAddr("requester");
     address internal node = makeAddr("node");
 
     function setUp() public {
         coordinator = new InferenceCoordinator();
         book = new ProofBook();
-        verifier = new MockVerifier(book);
-        modelId = coordinator.registerModel(
-            address(verifier),
-            IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767),
-            0.001 ether,
-            1 hours
-        );
+        IInferenceCoordinator.ModelEncoding memory encoding =
+            IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767);
+        verifier = new MockVerifier(book, coordinator.computeEncodingHash(encoding));
+        book.accept("sample");
+        modelId = coordinator.registerModel(address(verifier), encoding, "sample");
+        listingId = coordinator.createListing(modelId, 0.001 ether, 1 hours);
         vm.deal(requester, 1 ether);
     }
 
@@ -49,13 +49,13 @@ contract GasTest is GasMetering {
 
     function _request(uint32 callbackGasLimit) internal returns (uint256) {
         vm.prank(requester);
-        return coordinator.requestInference{value: 0.001 ether}(modelId, _pixels(), callbackGasLimit);
+        return coordinator.requestInference{value: 0.001 ether}(listingId, _pixels(), callbackGasLimit, 0.001 ether);
     }
 
     function _proof(uint256 id) internal returns (bytes memory proof) {
         // A real SHPLONK proof for a small model is ~1-2 KB; the mock's is short, so calldata differs.
         proof = abi.encodePacked("proof", id);
-        book.accept(InstanceEncoding.verifierCalldata(16, id, node, _pixels(), _logits(), proof));
+        book.accept(InstanceEncoding.verifierCalldata(16, address(coordinator), id, node, _pixels(), _logits(), proof));
     }
 
     /// @dev As if the next call opened a new transaction.
@@ -66,7 +66,7 @@ contract GasTest is GasMetering {
     }
 
     function _requestData() internal view returns (bytes memory) {
-        return abi.encodeCall(coordinator.requestInference, (modelId, _pixels(), 0));
+        return abi.encodeCall(coordinator.requestInference, (listingId, _pixels(), 0, 0.001 ether));
     }
 
     function _fulfilData(uint256 id, bytes memory proof) internal view returns (bytes memory) {
@@ -101,7 +101,7 @@ contract GasTest is GasMetering {
         GasMeteringConsumer consumer = new GasMeteringConsumer(coordinator);
         vm.deal(address(consumer), 1 ether);
         vm.prank(address(consumer));
-        uint256 id = coordinator.requestInference{value: 0.001 ether}(modelId, _pixels(), 50_000);
+        uint256 id = coordinator.requestInference{value: 0.001 ether}(listingId, _pixels(), 50_000, 0.001 ether);
         bytes memory proof = _proof(id);
         _cool();
         vm.cool(address(consumer));

@@ -3,11 +3,12 @@ pragma solidity ^0.8.30;
 
 import {CoordinatorTestBase} from "./utils/CoordinatorTestBase.sol";
 import {IInferenceCoordinator} from "../src/interfaces/IInferenceCoordinator.sol";
-import {AcceptAllVerifier, MockVerifier} from "./mocks/MockVerifier.sol";
+import {AcceptAllVerifier, CostlyVerifier, MockVerifier} from "./mocks/MockVerifier.sol";
 import {InstanceEncoding} from "./utils/InstanceEncoding.sol";
 
-/// @notice Every path of the registry, requests, fulfilment, cancellation and withdrawal with a mock
-/// verifier. Tests with a real generated verifier live in RealVerifier tests (see contracts/test/fixtures).
+/// @notice Every path of the registry, listings, requests, fulfilment, cancellation and withdrawal with a
+/// mock verifier. Tests with a real generated verifier live in RealVerifier tests (see
+/// contracts/test/fixtures); attacks in Attacks.t.sol.
 contract InferenceCoordinatorTest is CoordinatorTestBase {
     // ------------------------------------------------------------------------------------------------
     // Encoding
@@ -18,23 +19,32 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         assertEq(R, 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001);
     }
 
-    /// Known answers, shared with the Rust encoder's tests: keccak256(abi.encode(id, fulfiller)) is above r
-    /// for both, so the reduction matters.
-    function test_bindingOf_matchesKnownAnswers() public view {
+    /// Known answers, shared with the Rust encoder's tests (prover-node/src/proof.rs): keccak256 of the
+    /// four words is above r for both, so the reduction matters.
+    function test_bindingOf_matchesKnownAnswers() public {
+        address at = 0xC0Dec0dec0DeC0Dec0dEc0DEC0DEC0DEC0DEC0dE;
+        vm.etch(at, address(coordinator).code);
+        vm.chainId(31337);
         assertEq(
-            coordinator.bindingOf(42, 0x1111111111111111111111111111111111111111),
-            262725158738547459071893023349405639869810989645572421803803493788765979162
+            InferenceCoordinatorViews(at).bindingOf(42, 0x1111111111111111111111111111111111111111),
+            0x210e035329c70e3413764f5958a0d9eb4bf18087deb0cfe32208dc792368b1f9
         );
+        vm.chainId(1);
         assertEq(
-            coordinator.bindingOf(1, address(1)),
-            4905309787131494400818314146123823043974179693537294767177002183932535929131
+            InferenceCoordinatorViews(at).bindingOf(1, address(1)),
+            0x214ae625e73d7eeaf11b827ad55a73bfdb2cd671c705cb372816de67aae3d0d
         );
     }
 
-    function testFuzz_bindingOf_isKeccakModR(uint256 requestId, address who) public view {
+    function testFuzz_bindingOf_isKeccakOfChainCoordinatorRequestFulfillerModR(
+        uint64 chainId,
+        uint256 requestId,
+        address who
+    ) public {
+        vm.chainId(chainId);
         uint256 binding = coordinator.bindingOf(requestId, who);
         assertLt(binding, R);
-        assertEq(binding, uint256(keccak256(abi.encode(requestId, who))) % R);
+        assertEq(binding, uint256(keccak256(abi.encode(chainId, address(coordinator), requestId, who))) % R);
     }
 
     /// Offset values, least significant first: [-1, 0, 5] at 16 bits is
@@ -79,18 +89,23 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         coordinator.publicInstances(65, 1, fulfiller, new int256[](0), new int256[](0));
     }
 
-    /// The instances of the proofs the Rust prover made for the zoo models (contracts/test/fixtures).
-    function test_publicInstances_matchRustProverFixtures() public view {
+    /// The instances of the proofs the Rust prover made for the zoo models (contracts/test/fixtures), on
+    /// the chain and at the coordinator address the fixtures were made for.
+    function test_publicInstances_matchRustProverFixtures() public {
         string[2] memory models = ["digits_mlp", "digits_cnn"];
         for (uint256 i; i < models.length; ++i) {
             string memory json = vm.readFile(string.concat("contracts/test/fixtures/", models[i], ".json"));
-            uint256[] memory instances = coordinator.publicInstances(
-                uint8(vm.parseJsonUint(json, ".valueBits")),
-                vm.parseJsonUint(json, ".requestId"),
-                vm.parseJsonAddress(json, ".fulfiller"),
-                vm.parseJsonIntArray(json, ".input"),
-                vm.parseJsonIntArray(json, ".output")
-            );
+            vm.chainId(vm.parseJsonUint(json, ".chainId"));
+            address at = vm.parseJsonAddress(json, ".coordinator");
+            vm.etch(at, address(coordinator).code);
+            uint256[] memory instances = InferenceCoordinatorViews(at)
+                .publicInstances(
+                    uint8(vm.parseJsonUint(json, ".valueBits")),
+                    vm.parseJsonUint(json, ".requestId"),
+                    vm.parseJsonAddress(json, ".fulfiller"),
+                    vm.parseJsonIntArray(json, ".input"),
+                    vm.parseJsonIntArray(json, ".output")
+                );
             assertEq(instances, vm.parseJsonUintArray(json, ".instances"), models[i]);
         }
     }
@@ -111,7 +126,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
             output[i] = bound(output[i], -half, half - 1);
         }
         uint256[] memory instances = coordinator.publicInstances(bits, requestId, who, input, output);
-        assertEq(instances, InstanceEncoding.instances(bits, requestId, who, input, output));
+        assertEq(instances, InstanceEncoding.instances(bits, address(coordinator), requestId, who, input, output));
         for (uint256 i; i < instances.length; ++i) {
             assertLt(instances[i], R);
         }
@@ -143,81 +158,87 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         assertEq(m.encoding.outputLen, OUTPUT_LEN);
         assertEq(m.encoding.inputScaleBits, INPUT_SCALE_BITS);
         assertEq(m.encoding.outputScaleBits, OUTPUT_SCALE_BITS);
-        assertTrue(m.active);
-        assertEq(m.owner, modelOwner);
-        assertEq(m.fee, FEE);
         assertEq(m.encoding.inputMin, INPUT_MIN);
         assertEq(m.encoding.inputMax, INPUT_MAX);
         assertEq(m.encoding.outputMin, OUTPUT_MIN);
         assertEq(m.encoding.outputMax, OUTPUT_MAX);
-        assertEq(m.deadlineSeconds, DEADLINE_SECONDS);
+        assertGt(m.verifyGas, 0);
+    }
+
+    /// The hash a verifier must report is the nine encoding words, without the code hash.
+    function test_computeEncodingHash_isKeccakOfTheNineWords() public view {
+        assertEq(
+            coordinator.computeEncodingHash(_defaultEncoding()),
+            keccak256(
+                abi.encode(
+                    INPUT_LEN,
+                    OUTPUT_LEN,
+                    INPUT_SCALE_BITS,
+                    OUTPUT_SCALE_BITS,
+                    VALUE_BITS,
+                    INPUT_MIN,
+                    INPUT_MAX,
+                    OUTPUT_MIN,
+                    OUTPUT_MAX
+                )
+            )
+        );
     }
 
     function test_registerModel_emitsModelRegistered() public {
-        AcceptAllVerifier other = new AcceptAllVerifier();
+        AcceptAllVerifier other = new AcceptAllVerifier(coordinator.computeEncodingHash(_defaultEncoding()));
         bytes32 expectedId = coordinator.computeModelId(address(other).codehash, _defaultEncoding());
-        vm.expectEmit(address(coordinator));
-        emit IInferenceCoordinator.ModelRegistered(expectedId, modelOwner, address(other), FEE, DEADLINE_SECONDS);
-        assertEq(_registerDefault(address(other)), expectedId);
+        vm.expectEmit(true, true, true, false, address(coordinator));
+        emit IInferenceCoordinator.ModelRegistered(expectedId, address(other), stranger, 0);
+        vm.prank(stranger);
+        assertEq(_register(address(other), _defaultEncoding()), expectedId);
     }
 
     function test_registerModel_revertsForSameCodeAndEncodingAtAnotherAddress() public {
-        MockVerifier twin = new MockVerifier(book);
+        MockVerifier twin = _mockVerifier(_defaultEncoding());
         assertEq(address(twin).codehash, address(verifier).codehash);
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelAlreadyRegistered.selector, modelId));
-        _registerDefault(address(twin));
+        _register(address(twin), _defaultEncoding());
     }
 
     function test_registerModel_givesOtherCodeOrEncodingAnotherId() public {
-        bytes32 otherCode = _registerDefault(address(new AcceptAllVerifier()));
-        vm.prank(stranger);
-        bytes32 otherScale = coordinator.registerModel(
-            address(verifier),
-            IInferenceCoordinator.ModelEncoding(
-                INPUT_LEN,
-                OUTPUT_LEN,
-                INPUT_SCALE_BITS,
-                OUTPUT_SCALE_BITS + 1,
-                VALUE_BITS,
-                INPUT_MIN,
-                INPUT_MAX,
-                OUTPUT_MIN,
-                OUTPUT_MAX
-            ),
-            FEE,
-            DEADLINE_SECONDS
+        IInferenceCoordinator.ModelEncoding memory otherScale = _defaultEncoding();
+        otherScale.outputScaleBits += 1;
+        bytes32 otherCode = _register(
+            address(new AcceptAllVerifier(coordinator.computeEncodingHash(_defaultEncoding()))), _defaultEncoding()
         );
-        assertTrue(otherCode != modelId && otherScale != modelId && otherCode != otherScale);
-        assertEq(coordinator.getModel(otherScale).owner, stranger);
+        bytes32 otherScaleId = _registerNew(otherScale);
+        assertTrue(otherCode != modelId && otherScaleId != modelId && otherCode != otherScaleId);
+        // A verifier for another encoding is other code: it never shares an id with this model's verifier.
+        assertEq(coordinator.getModel(otherScaleId).encoding.outputScaleBits, OUTPUT_SCALE_BITS + 1);
+        assertTrue(coordinator.getModel(otherScaleId).verifier != address(verifier));
     }
 
     function test_registerModel_revertsWhenVerifierHasNoCode() public {
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.VerifierHasNoCode.selector, stranger));
-        coordinator.registerModel(
-            stranger, IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, 1), FEE, DEADLINE_SECONDS
-        );
+        coordinator.registerModel(stranger, IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, 1), SAMPLE);
     }
 
     function test_registerModel_revertsOnZeroLength() public {
+        IInferenceCoordinator.ModelEncoding memory e = IInferenceCoordinator.ModelEncoding(0, 1, 0, 0, 16, 0, 1, 0, 1);
+        address v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidModelShape.selector, 0, 1));
-        coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(0, 1, 0, 0, 16, 0, 1, 0, 1), FEE, DEADLINE_SECONDS
-        );
+        _register(v, e);
+        e = IInferenceCoordinator.ModelEncoding(1, 0, 0, 0, 16, 0, 1, 0, 1);
+        v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidModelShape.selector, 1, 0));
-        coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(1, 0, 0, 0, 16, 0, 1, 0, 1), FEE, DEADLINE_SECONDS
-        );
+        _register(v, e);
     }
 
     function test_registerModel_revertsWhenMinAboveMax() public {
+        IInferenceCoordinator.ModelEncoding memory e = IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 2, 1, 0, 1);
+        address v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidBounds.selector, 2, 1));
-        coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 2, 1, 0, 1), FEE, DEADLINE_SECONDS
-        );
+        _register(v, e);
+        e = IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, -1);
+        v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidBounds.selector, 0, -1));
-        coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, -1), FEE, DEADLINE_SECONDS
-        );
+        _register(v, e);
     }
 
     function _encoding(uint8 bits, int64 inputMin, int64 inputMax, int64 outputMin, int64 outputMax)
@@ -228,131 +249,272 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         return IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, bits, inputMin, inputMax, outputMin, outputMax);
     }
 
+    /// Registers a fresh mock verifier for the encoding, expecting `err`.
+    function _expectRegisterRevert(IInferenceCoordinator.ModelEncoding memory e, bytes memory err) internal {
+        address v = address(_mockVerifier(e));
+        vm.expectRevert(err);
+        _register(v, e);
+    }
+
     function test_registerModel_revertsOnInvalidValueBits() public {
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidValueBits.selector, 0));
-        coordinator.registerModel(address(verifier), _encoding(0, 0, 0, 0, 0), FEE, DEADLINE_SECONDS);
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidValueBits.selector, 65));
-        coordinator.registerModel(address(verifier), _encoding(65, 0, 0, 0, 0), FEE, DEADLINE_SECONDS);
+        _expectRegisterRevert(
+            _encoding(0, 0, 0, 0, 0), abi.encodeWithSelector(IInferenceCoordinator.InvalidValueBits.selector, 0)
+        );
+        _expectRegisterRevert(
+            _encoding(65, 0, 0, 0, 0), abi.encodeWithSelector(IInferenceCoordinator.InvalidValueBits.selector, 65)
+        );
     }
 
     /// Packing is injective only for values of valueBits bits: wider bounds would let two outputs share
     /// instance words.
     function test_registerModel_revertsWhenBoundsExceedValueBits() public {
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.BoundsExceedValueBits.selector, 0, 32768, 16));
-        coordinator.registerModel(address(verifier), _encoding(16, 0, 32768, 0, 0), FEE, DEADLINE_SECONDS);
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.BoundsExceedValueBits.selector, -32769, 0, 16));
-        coordinator.registerModel(address(verifier), _encoding(16, 0, 0, -32769, 0), FEE, DEADLINE_SECONDS);
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.BoundsExceedValueBits.selector, 0, 1, 1));
-        coordinator.registerModel(address(verifier), _encoding(1, 0, 0, 0, 1), FEE, DEADLINE_SECONDS);
+        _expectRegisterRevert(
+            _encoding(16, 0, 32768, 0, 0),
+            abi.encodeWithSelector(IInferenceCoordinator.BoundsExceedValueBits.selector, 0, 32768, 16)
+        );
+        _expectRegisterRevert(
+            _encoding(16, 0, 0, -32769, 0),
+            abi.encodeWithSelector(IInferenceCoordinator.BoundsExceedValueBits.selector, -32769, 0, 16)
+        );
+        _expectRegisterRevert(
+            _encoding(1, 0, 0, 0, 1),
+            abi.encodeWithSelector(IInferenceCoordinator.BoundsExceedValueBits.selector, 0, 1, 1)
+        );
     }
 
     function test_registerModel_acceptsBoundsAtValueBitsLimits() public {
-        bytes32 id16 = coordinator.registerModel(
-            address(verifier), _encoding(16, -32768, 32767, -32768, 32767), FEE, DEADLINE_SECONDS
-        );
+        bytes32 id16 = _registerNew(_encoding(16, -32768, 32767, -32768, 32767));
         assertEq(coordinator.getModel(id16).encoding.inputMin, -32768);
-        bytes32 id64 = coordinator.registerModel(
-            address(verifier),
-            _encoding(64, type(int64).min, type(int64).max, type(int64).min, type(int64).max),
-            FEE,
-            DEADLINE_SECONDS
-        );
+        bytes32 id64 = _registerNew(_encoding(64, type(int64).min, type(int64).max, type(int64).min, type(int64).max));
         assertEq(coordinator.getModel(id64).encoding.outputMax, type(int64).max);
-        bytes32 id1 = coordinator.registerModel(address(verifier), _encoding(1, -1, 0, -1, -1), FEE, DEADLINE_SECONDS);
+        bytes32 id1 = _registerNew(_encoding(1, -1, 0, -1, -1));
         assertEq(coordinator.getModel(id1).encoding.valueBits, 1);
     }
 
     function test_registerModel_acceptsSingleValueRanges() public {
-        bytes32 id = coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 5, 5, -3, -3), FEE, DEADLINE_SECONDS
-        );
+        bytes32 id = _registerNew(IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 5, 5, -3, -3));
         assertEq(coordinator.getModel(id).encoding.inputMin, 5);
         assertEq(coordinator.getModel(id).encoding.outputMax, -3);
     }
 
-    function test_registerModel_revertsOnZeroOrTooLongDeadline() public {
-        uint64 max = coordinator.MAX_DEADLINE_SECONDS();
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidDeadline.selector, 0, max));
-        coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, 1), FEE, 0
-        );
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidDeadline.selector, max + 1, max));
-        coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, 1), FEE, max + 1
-        );
-        bytes32 id = coordinator.registerModel(
-            address(verifier), IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, 1), FEE, max
-        );
-        assertEq(coordinator.getModel(id).deadlineSeconds, max);
-    }
-
     function test_getModel_returnsZeroForUnknownId() public view {
         IInferenceCoordinator.Model memory m = coordinator.getModel(bytes32(uint256(1)));
-        assertEq(m.owner, address(0));
         assertEq(m.verifier, address(0));
+        assertEq(m.verifyGas, 0);
     }
 
-    function test_setFee_appliesToNewRequestsOnly() public {
+    /// verifyGas is what the verifier used on the sample, plus a quarter and 20k of slack.
+    function test_registerModel_setsVerifyGasFromTheMeasuredSample() public {
+        uint32 verifyGas = coordinator.getModel(modelId).verifyGas;
+        // The mock spends a few thousand gas: an external call to its book, a keccak and an SLOAD.
+        assertGt(verifyGas, 20_000);
+        assertLt(verifyGas, 40_000);
+    }
+
+    function test_remeasureVerifyGas_raisesButNeverLowers() public {
+        IInferenceCoordinator.ModelEncoding memory e = _defaultEncoding();
+        CostlyVerifier costly = new CostlyVerifier(coordinator.computeEncodingHash(e));
+        bytes32 id = _register(address(costly), e);
+        uint32 registered = coordinator.getModel(id).verifyGas;
+
+        // Cheaper now (warm): unchanged.
+        assertEq(coordinator.remeasureVerifyGas(id, SAMPLE), registered);
+        // Dearer (as after a precompile repricing): raised, by anyone.
+        costly.setExtraGas(200_000);
+        vm.expectEmit(true, false, false, false, address(coordinator));
+        emit IInferenceCoordinator.VerifyGasRaised(id, 0);
+        vm.prank(stranger);
+        uint32 raised = coordinator.remeasureVerifyGas(id, SAMPLE);
+        assertGt(raised, registered + 200_000);
+        assertEq(coordinator.getModel(id).verifyGas, raised);
+        // Back to cheap: still the raised figure.
+        costly.setExtraGas(0);
+        assertEq(coordinator.remeasureVerifyGas(id, SAMPLE), raised);
+        assertEq(coordinator.getModel(id).verifyGas, raised);
+    }
+
+    function test_remeasureVerifyGas_revertsOnRejectedSampleOrUnknownModel() public {
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.SampleProofRejected.selector, address(verifier)));
+        coordinator.remeasureVerifyGas(modelId, hex"baad");
+        bytes32 unknown = keccak256("unknown");
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelNotFound.selector, unknown));
+        coordinator.remeasureVerifyGas(unknown, SAMPLE);
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Listings
+    // ------------------------------------------------------------------------------------------------
+
+    function test_createListing_storesTermsAndEmits() public {
+        vm.expectEmit(address(coordinator));
+        emit IInferenceCoordinator.ListingCreated(2, modelId, stranger, 3 ether, 2 hours);
+        vm.prank(stranger);
+        uint256 id = coordinator.createListing(modelId, 3 ether, 2 hours);
+        assertEq(id, 2);
+        IInferenceCoordinator.Listing memory l = coordinator.getListing(id);
+        assertEq(l.modelId, modelId);
+        assertEq(l.owner, stranger);
+        assertEq(l.fee, 3 ether);
+        assertEq(l.deadlineSeconds, 2 hours);
+        assertTrue(l.active);
+        assertEq(l.pendingOwner, address(0));
+    }
+
+    function test_createListing_revertsForUnknownModel() public {
+        bytes32 unknown = keccak256("unknown");
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelNotFound.selector, unknown));
+        coordinator.createListing(unknown, FEE, DEADLINE_SECONDS);
+    }
+
+    function test_createListing_revertsOnTooShortOrTooLongDeadline() public {
+        uint64 min = coordinator.MIN_DEADLINE_SECONDS();
+        uint64 max = coordinator.MAX_DEADLINE_SECONDS();
+        assertEq(min, 10 minutes);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidDeadline.selector, 0, min, max));
+        coordinator.createListing(modelId, FEE, 0);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidDeadline.selector, 1, min, max));
+        coordinator.createListing(modelId, FEE, 1);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidDeadline.selector, min - 1, min, max));
+        coordinator.createListing(modelId, FEE, min - 1);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidDeadline.selector, max + 1, min, max));
+        coordinator.createListing(modelId, FEE, max + 1);
+        assertEq(coordinator.getListing(coordinator.createListing(modelId, FEE, min)).deadlineSeconds, min);
+        assertEq(coordinator.getListing(coordinator.createListing(modelId, FEE, max)).deadlineSeconds, max);
+    }
+
+    function test_getListing_returnsZeroForUnknownId() public view {
+        IInferenceCoordinator.Listing memory l = coordinator.getListing(99);
+        assertEq(l.owner, address(0));
+        assertEq(l.modelId, bytes32(0));
+    }
+
+    function test_setListingFee_appliesToNewRequestsOnly() public {
         uint256 first = _request();
         vm.expectEmit(address(coordinator));
-        emit IInferenceCoordinator.ModelFeeSet(modelId, 1 ether);
-        vm.prank(modelOwner);
-        coordinator.setFee(modelId, 1 ether);
-        assertEq(coordinator.quote(modelId, 0), 1 ether);
+        emit IInferenceCoordinator.ListingFeeSet(listingId, 1 ether);
+        vm.prank(listingOwner);
+        coordinator.setListingFee(listingId, 1 ether);
+        assertEq(coordinator.quote(listingId, 0), 1 ether);
         assertEq(coordinator.getRequest(first).payment, FEE);
 
         vm.prank(requester);
-        uint256 second = coordinator.requestInference{value: 1 ether}(modelId, _input(), 0);
+        uint256 second = coordinator.requestInference{value: 1 ether}(listingId, _input(), 0, 1 ether);
         assertEq(coordinator.getRequest(second).payment, 1 ether);
     }
 
-    function test_setFee_revertsForNonOwner() public {
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotModelOwner.selector, modelId, stranger));
+    function test_setListingFee_revertsForNonOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotListingOwner.selector, listingId, stranger));
         vm.prank(stranger);
-        coordinator.setFee(modelId, 0);
+        coordinator.setListingFee(listingId, 0);
     }
 
-    function test_setFee_revertsForUnknownModel() public {
-        bytes32 unknown = keccak256("unknown");
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelNotFound.selector, unknown));
-        coordinator.setFee(unknown, 0);
+    function test_setListingFee_revertsForUnknownListing() public {
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ListingNotFound.selector, 77));
+        coordinator.setListingFee(77, 0);
     }
 
-    function test_deactivateModel_blocksNewRequestsButNotFulfilment() public {
+    function test_deactivateListing_blocksNewRequestsButNotFulfilment() public {
         uint256 id = _request();
         vm.expectEmit(address(coordinator));
-        emit IInferenceCoordinator.ModelActiveSet(modelId, false);
-        vm.prank(modelOwner);
-        coordinator.deactivateModel(modelId);
-        assertFalse(coordinator.getModel(modelId).active);
+        emit IInferenceCoordinator.ListingActiveSet(listingId, false);
+        vm.prank(listingOwner);
+        coordinator.deactivateListing(listingId);
+        assertFalse(coordinator.getListing(listingId).active);
 
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelInactive.selector, modelId));
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ListingInactive.selector, listingId));
         vm.prank(requester);
-        coordinator.requestInference{value: FEE}(modelId, _input(), 0);
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelInactive.selector, modelId));
-        coordinator.quote(modelId, 0);
+        coordinator.requestInference{value: FEE}(listingId, _input(), 0, FEE);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ListingInactive.selector, listingId));
+        coordinator.quote(listingId, 0);
 
         _fulfil(id, fulfiller, _input(), _output());
         assertEq(uint8(_status(id)), uint8(IInferenceCoordinator.RequestStatus.Fulfilled));
     }
 
-    function test_activateModel_acceptsRequestsAgain() public {
-        vm.startPrank(modelOwner);
-        coordinator.deactivateModel(modelId);
+    function test_activateListing_acceptsRequestsAgain() public {
+        vm.startPrank(listingOwner);
+        coordinator.deactivateListing(listingId);
         vm.expectEmit(address(coordinator));
-        emit IInferenceCoordinator.ModelActiveSet(modelId, true);
-        coordinator.activateModel(modelId);
+        emit IInferenceCoordinator.ListingActiveSet(listingId, true);
+        coordinator.activateListing(listingId);
         vm.stopPrank();
         assertEq(_request(), 1);
     }
 
-    function test_deactivateModel_revertsForNonOwner() public {
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotModelOwner.selector, modelId, stranger));
+    function test_deactivateListing_revertsForNonOwner() public {
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotListingOwner.selector, listingId, stranger));
         vm.prank(stranger);
-        coordinator.deactivateModel(modelId);
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotModelOwner.selector, modelId, stranger));
+        coordinator.deactivateListing(listingId);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotListingOwner.selector, listingId, stranger));
         vm.prank(stranger);
-        coordinator.activateModel(modelId);
+        coordinator.activateListing(listingId);
+    }
+
+    function test_offerListing_thenAcceptListing_transfersOwnership() public {
+        vm.expectEmit(address(coordinator));
+        emit IInferenceCoordinator.ListingTransferOffered(listingId, listingOwner, stranger);
+        vm.prank(listingOwner);
+        coordinator.offerListing(listingId, stranger);
+        assertEq(coordinator.getListing(listingId).pendingOwner, stranger);
+        // Still the old owner's until accepted.
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotListingOwner.selector, listingId, stranger));
+        vm.prank(stranger);
+        coordinator.setListingFee(listingId, 0);
+
+        vm.expectEmit(address(coordinator));
+        emit IInferenceCoordinator.ListingTransferred(listingId, listingOwner, stranger);
+        vm.prank(stranger);
+        coordinator.acceptListing(listingId);
+        IInferenceCoordinator.Listing memory l = coordinator.getListing(listingId);
+        assertEq(l.owner, stranger);
+        assertEq(l.pendingOwner, address(0));
+        vm.prank(stranger);
+        coordinator.setListingFee(listingId, 0);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotListingOwner.selector, listingId, listingOwner));
+        vm.prank(listingOwner);
+        coordinator.setListingFee(listingId, 1);
+    }
+
+    function test_acceptListing_revertsForAnyoneButThePendingOwner() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IInferenceCoordinator.NotPendingListingOwner.selector, listingId, stranger)
+        );
+        vm.prank(stranger);
+        coordinator.acceptListing(listingId);
+        vm.prank(listingOwner);
+        coordinator.offerListing(listingId, stranger);
+        vm.expectRevert(
+            abi.encodeWithSelector(IInferenceCoordinator.NotPendingListingOwner.selector, listingId, requester)
+        );
+        vm.prank(requester);
+        coordinator.acceptListing(listingId);
+        // Withdrawing the offer.
+        vm.prank(listingOwner);
+        coordinator.offerListing(listingId, address(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(IInferenceCoordinator.NotPendingListingOwner.selector, listingId, stranger)
+        );
+        vm.prank(stranger);
+        coordinator.acceptListing(listingId);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ListingNotFound.selector, 9));
+        coordinator.acceptListing(9);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.NotListingOwner.selector, listingId, stranger));
+        vm.prank(stranger);
+        coordinator.offerListing(listingId, stranger);
+    }
+
+    /// Several owners list one model on their own terms; a request runs the model whichever listing it used.
+    function test_createListing_letsSeveralOwnersListOneModel() public {
+        vm.prank(stranger);
+        uint256 cheap = coordinator.createListing(modelId, 0, 2 hours);
+        vm.prank(requester);
+        uint256 id = coordinator.requestInference(cheap, _input(), 0, 0);
+        IInferenceCoordinator.Request memory r = coordinator.getRequest(id);
+        assertEq(r.modelId, modelId);
+        assertEq(r.payment, 0);
+        assertEq(r.deadline, block.timestamp + 2 hours);
+        _fulfil(id, fulfiller, _input(), _output());
+        assertEq(uint8(_status(id)), uint8(IInferenceCoordinator.RequestStatus.Fulfilled));
     }
 
     // ------------------------------------------------------------------------------------------------
@@ -363,7 +525,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         int256[] memory input = _input();
         uint64 deadline = uint64(block.timestamp + DEADLINE_SECONDS);
         vm.expectEmit(address(coordinator));
-        emit IInferenceCoordinator.InferenceRequested(1, modelId, requester, input, 50_000, FEE, deadline);
+        emit IInferenceCoordinator.InferenceRequested(1, modelId, requester, listingId, input, 50_000, FEE, deadline);
         uint256 id = _requestAs(requester, input, 50_000);
         assertEq(id, 1);
 
@@ -396,7 +558,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         vm.warp(timestamp);
         vm.expectEmit(address(coordinator));
         emit IInferenceCoordinator.InferenceRequested(
-            1, modelId, requester, input, callbackGasLimit, FEE, uint64(timestamp + DEADLINE_SECONDS)
+            1, modelId, requester, listingId, input, callbackGasLimit, FEE, uint64(timestamp + DEADLINE_SECONDS)
         );
         _requestAs(requester, input, callbackGasLimit);
     }
@@ -407,19 +569,27 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         assertEq(_request(), 3);
     }
 
-    function test_requestInference_revertsForUnknownModel() public {
-        bytes32 unknown = keccak256("unknown");
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelNotFound.selector, unknown));
+    function test_requestInference_revertsForUnknownListing() public {
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ListingNotFound.selector, 5));
         vm.prank(requester);
-        coordinator.requestInference{value: FEE}(unknown, _input(), 0);
+        coordinator.requestInference{value: FEE}(5, _input(), 0, FEE);
+    }
+
+    /// A fee raised after the requester looked cannot charge more than it agreed to.
+    function test_requestInference_revertsWhenFeeAboveMaxFee() public {
+        vm.prank(listingOwner);
+        coordinator.setListingFee(listingId, FEE + 1);
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.FeeAboveMax.selector, listingId, FEE + 1, FEE));
+        vm.prank(requester);
+        coordinator.requestInference{value: FEE + 1}(listingId, _input(), 0, FEE);
     }
 
     function test_requestInference_revertsOnWrongPayment() public {
         vm.startPrank(requester);
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.IncorrectPayment.selector, FEE, FEE - 1));
-        coordinator.requestInference{value: FEE - 1}(modelId, _input(), 0);
+        coordinator.requestInference{value: FEE - 1}(listingId, _input(), 0, FEE);
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.IncorrectPayment.selector, FEE, FEE + 1));
-        coordinator.requestInference{value: FEE + 1}(modelId, _input(), 0);
+        coordinator.requestInference{value: FEE + 1}(listingId, _input(), 0, FEE + 1);
         vm.stopPrank();
     }
 
@@ -460,11 +630,11 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         assertEq(coordinator.getRequest(_requestAs(requester, _input(), max)).callbackGasLimit, max);
     }
 
-    function test_requestInference_acceptsFreeModel() public {
-        vm.prank(modelOwner);
-        coordinator.setFee(modelId, 0);
+    function test_requestInference_acceptsFreeListing() public {
+        vm.prank(listingOwner);
+        coordinator.setListingFee(listingId, 0);
         vm.prank(requester);
-        uint256 id = coordinator.requestInference(modelId, _input(), 0);
+        uint256 id = coordinator.requestInference(listingId, _input(), 0, 0);
         _fulfil(id, fulfiller, _input(), _output());
         assertEq(coordinator.withdrawable(fulfiller), 0);
         assertEq(address(coordinator).balance, 0);
@@ -489,15 +659,15 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
     }
 
     function testFuzz_requestInference_requiresExactPayment(uint96 fee, uint256 value) public {
-        vm.prank(modelOwner);
-        coordinator.setFee(modelId, fee);
+        vm.prank(listingOwner);
+        coordinator.setListingFee(listingId, fee);
         value = bound(value, 0, uint256(fee) * 2 + 1);
         vm.deal(requester, value);
         if (value != fee) {
             vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.IncorrectPayment.selector, fee, value));
         }
         vm.prank(requester);
-        coordinator.requestInference{value: value}(modelId, _input(), 0);
+        coordinator.requestInference{value: value}(listingId, _input(), 0, type(uint256).max);
         assertEq(address(coordinator).balance, value == fee ? value : 0);
     }
 
@@ -507,15 +677,15 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
             vm.expectRevert(
                 abi.encodeWithSelector(IInferenceCoordinator.CallbackGasLimitTooHigh.selector, callbackGasLimit, max)
             );
-            coordinator.quote(modelId, callbackGasLimit);
+            coordinator.quote(listingId, callbackGasLimit);
         } else {
-            assertEq(coordinator.quote(modelId, callbackGasLimit), FEE);
+            assertEq(coordinator.quote(listingId, callbackGasLimit), FEE);
         }
     }
 
-    function test_quote_revertsForUnknownModel() public {
-        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ModelNotFound.selector, bytes32(0)));
-        coordinator.quote(bytes32(0), 0);
+    function test_quote_revertsForUnknownListing() public {
+        vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.ListingNotFound.selector, 0));
+        coordinator.quote(0, 0);
     }
 
     // ------------------------------------------------------------------------------------------------
@@ -550,7 +720,10 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         uint256 id = _request();
         bytes memory proof = _prove(id, fulfiller, _input(), _output());
         vm.expectCall(
-            address(verifier), InstanceEncoding.verifierCalldata(VALUE_BITS, id, fulfiller, _input(), _output(), proof)
+            address(verifier),
+            InstanceEncoding.verifierCalldata(
+                VALUE_BITS, address(coordinator), id, fulfiller, _input(), _output(), proof
+            )
         );
         vm.prank(fulfiller);
         coordinator.fulfillInference(id, _input(), _output(), proof);
@@ -706,7 +879,9 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
 
     function test_fulfillInference_revertsWhenVerifierCodeChanged() public {
         uint256 id = _request();
-        vm.etch(address(verifier), address(new AcceptAllVerifier()).code);
+        vm.etch(
+            address(verifier), address(new AcceptAllVerifier(coordinator.computeEncodingHash(_defaultEncoding()))).code
+        );
         vm.expectRevert(
             abi.encodeWithSelector(IInferenceCoordinator.VerifierCodeChanged.selector, modelId, address(verifier))
         );
@@ -750,16 +925,13 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
 
     /// A model with more outputs than fit one storage word, at the extremes of int64.
     function test_getResult_unpacksOutputsAcrossWords() public {
-        vm.prank(modelOwner);
-        bytes32 wide = coordinator.registerModel(
-            address(verifier),
-            IInferenceCoordinator.ModelEncoding(1, 9, 0, 0, 64, 0, 0, type(int64).min, type(int64).max),
-            0,
-            DEADLINE_SECONDS
-        );
+        bytes32 wide =
+            _registerNew(IInferenceCoordinator.ModelEncoding(1, 9, 0, 0, 64, 0, 0, type(int64).min, type(int64).max));
+        vm.prank(listingOwner);
+        uint256 wideListing = coordinator.createListing(wide, 0, DEADLINE_SECONDS);
         int256[] memory input = new int256[](1);
         vm.prank(requester);
-        uint256 id = coordinator.requestInference(wide, input, 0);
+        uint256 id = coordinator.requestInference(wideListing, input, 0, 0);
         int256[] memory output = new int256[](9);
         for (uint256 i; i < 9; ++i) {
             output[i] = i % 2 == 0 ? int256(type(int64).min) + int256(i) : int256(type(int64).max) - int256(i);
@@ -767,7 +939,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         output[4] = -1;
         output[8] = 0;
         bytes memory proof = "wide";
-        book.accept(InstanceEncoding.verifierCalldata(64, id, fulfiller, input, output, proof));
+        book.accept(InstanceEncoding.verifierCalldata(64, address(coordinator), id, fulfiller, input, output, proof));
         vm.prank(fulfiller);
         coordinator.fulfillInference(id, input, output, proof);
         (, int256[] memory stored,) = coordinator.getResult(id);
@@ -848,7 +1020,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
 
     function test_withdraw_revertsWhenRecipientRejectsEther() public {
         _fulfil(_request(), fulfiller, _input(), _output());
-        address rejecting = address(new AcceptAllVerifier()); // no receive(), non-payable fallback
+        address rejecting = address(new AcceptAllVerifier(0)); // no receive(), non-payable fallback
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.WithdrawFailed.selector, rejecting, FEE));
         vm.prank(fulfiller);
         coordinator.withdraw(payable(rejecting));
@@ -861,4 +1033,16 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         assertFalse(ok);
         assertEq(address(coordinator).balance, 0);
     }
+}
+
+/// @notice The views of the coordinator, to call its code etched at another address.
+interface InferenceCoordinatorViews {
+    function bindingOf(uint256 requestId, address fulfiller) external view returns (uint256);
+    function publicInstances(
+        uint8 valueBits,
+        uint256 requestId,
+        address fulfiller,
+        int256[] calldata input,
+        int256[] calldata output
+    ) external view returns (uint256[] memory);
 }

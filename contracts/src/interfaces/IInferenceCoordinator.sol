@@ -17,17 +17,25 @@ pragma solidity ^0.8.30;
 /// `sum_j (c[j] + H) * 2^(B * j)` (least significant first; the last chunk may be shorter). Words are
 /// below 2^248 < r, so they are canonical field elements, and since every value is range-checked to B
 /// bits the packing is injective: no other input or output has the same words. Inputs and outputs are
-/// packed separately. `bindingOf(id, fulfiller) = uint256(keccak256(abi.encode(id, fulfiller))) % r`
-/// (r = FIELD_MODULUS) makes a proof valid for one request and one fulfiller only, so a proof seen in the
-/// mempool cannot be replayed by a front-runner or for another request with the same input.
+/// packed separately. The binding
 ///
-/// Model ids. `modelId = keccak256(abi.encode(verifier.codehash, encoding))`, which, ModelEncoding being
-/// static, is keccak256 of the code hash and the nine fields, each as a 32-byte ABI word (inputLen,
-/// outputLen, inputScaleBits, outputScaleBits, valueBits, inputMin, inputMax, outputMin, outputMax). A
-/// generated verifier embeds its verifying key and so the commitments to the model's weights: the id
-/// commits to the weights and to the encoding, and no one can point an id at another model's verifier.
-/// Anyone may register any verifier; the first registrant of an id owns its fee and can pause it.
-/// Consumers choose the model id (and so the owner and fee) they trust.
+///     bindingOf(id, fulfiller) = uint256(keccak256(abi.encode(block.chainid, coordinator, id, fulfiller))) % r
+///
+/// (r = FIELD_MODULUS, coordinator = this contract's address) makes a proof valid for one chain, one
+/// coordinator, one request and one fulfiller only: a proof seen in the mempool cannot be used by a
+/// front-runner, for another request with the same input, on another deployment or on another chain.
+///
+/// Models and listings. A model is a verifier's code and an encoding, nothing else:
+/// `modelId = keccak256(abi.encode(verifier.codehash, encoding))`, which, ModelEncoding being static, is
+/// keccak256 of the code hash and the nine fields, each as a 32-byte ABI word (inputLen, outputLen,
+/// inputScaleBits, outputScaleBits, valueBits, inputMin, inputMax, outputMin, outputMax). A generated
+/// verifier embeds its verifying key, so the commitments to the model's weights, and reports the encoding
+/// it was generated for (IZkinferVerifier.encodingHash), which `registerModel` checks: an id commits to
+/// the weights and to the encoding, and no one can point an id at another model's verifier or at a wrong
+/// encoding. Registering a model gives no rights over it. Commercial terms live in listings: anyone may
+/// list a registered model with a fee and a fulfilment window and owns that listing (transferable); any
+/// number of listings may serve one model. Consumers request through a listing they choose, and should pin
+/// its id after checking `getListing(id).modelId` is the model id they trust.
 interface IInferenceCoordinator {
     // ------------------------------------------------------------------------------------------------
     // Types
@@ -62,21 +70,34 @@ interface IInferenceCoordinator {
         int64 outputMax;
     }
 
-    /// @notice A registered model. Four storage slots.
-    /// @param verifier The generated halo2 verifier (see IHalo2Verifier).
-    /// @param active Whether new requests are accepted. Pending requests stay fulfillable when inactive.
-    /// @param deadlineSeconds Time a fulfiller has for a request; after it the requester may cancel.
-    /// @param owner The registrant, who may set the fee and (de)activate the model.
-    /// @param fee Exact payment for one request, in wei. It must cover the fulfiller's proving and gas,
-    /// including a callback of up to MAX_CALLBACK_GAS: the price does not depend on the callback gas limit.
+    /// @notice A registered model. Three storage slots; it has no owner and never changes, except that
+    /// `verifyGas` may be raised by a new measurement (`remeasureVerifyGas`).
+    /// @param verifier The generated halo2 verifier (see IHalo2Verifier and IZkinferVerifier).
+    /// @param verifyGas Gas forwarded to the verifier on each fulfilment: the gas it used on a valid proof
+    /// at registration, plus a quarter and VERIFY_GAS_SLACK, at most MAX_VERIFY_GAS.
     /// @param encoding Lengths, scales and bounds.
     struct Model {
         address verifier;
-        bool active;
-        uint64 deadlineSeconds;
+        uint32 verifyGas;
+        ModelEncoding encoding;
+    }
+
+    /// @notice A listing: an offer to serve a model's requests on given terms. Three storage slots.
+    /// @param modelId The registered model requests run; fixed for the listing's life.
+    /// @param owner Who may set the fee, (de)activate the listing and transfer it.
+    /// @param fee Exact payment for one request, in wei, paid to the fulfiller. It must cover proving and gas,
+    /// including a callback of up to MAX_CALLBACK_GAS: the price does not depend on the callback gas limit.
+    /// @param pendingOwner The account a transfer was offered to, until it accepts (zero if none).
+    /// @param deadlineSeconds Time a fulfiller has for a request, in [MIN_DEADLINE_SECONDS,
+    /// MAX_DEADLINE_SECONDS]; fixed for the listing's life. After it the requester may cancel.
+    /// @param active Whether new requests are accepted. Pending requests stay fulfillable when inactive.
+    struct Listing {
+        bytes32 modelId;
         address owner;
         uint96 fee;
-        ModelEncoding encoding;
+        address pendingOwner;
+        uint64 deadlineSeconds;
+        bool active;
     }
 
     /// @notice A request. Four storage slots; the input itself is not stored (see `requestInference`).
@@ -105,14 +126,25 @@ interface IInferenceCoordinator {
     // Errors
     // ------------------------------------------------------------------------------------------------
 
-    /// @notice No model is registered under `modelId`.
+    /// @notice No model is registered under `modelId`: register it first (`registerModel`).
     error ModelNotFound(bytes32 modelId);
-    /// @notice The model exists but its owner has deactivated it; choose another registration.
-    error ModelInactive(bytes32 modelId);
-    /// @notice A model with this id is already registered (same verifier code and encoding).
+    /// @notice A model with this id is already registered (same verifier code and encoding): list it instead.
     error ModelAlreadyRegistered(bytes32 modelId);
     /// @notice The verifier address has no code: deploy the verifier first (or it was destroyed).
     error VerifierHasNoCode(address verifier);
+    /// @notice The verifier address is a precompile or another reserved address (below 2^16), not a verifier.
+    error VerifierIsPrecompile(address verifier);
+    /// @notice The verifier is an EIP-7702 delegated account, whose behaviour its owner can change at will.
+    error VerifierIsDelegated(address verifier, address delegate);
+    /// @notice The verifier does not answer `encodingHash()` with one word: it is not a zkinfer verifier
+    /// (regenerate it with verifier-gen).
+    error VerifierEncodingUnavailable(address verifier);
+    /// @notice The verifier was generated for another encoding than the one given: register it with the
+    /// encoding of its model card.
+    error EncodingMismatch(address verifier, bytes32 expected, bytes32 reported);
+    /// @notice The verifier rejected the sample proof of `registerModel` / `remeasureVerifyGas` (or needed
+    /// more than MAX_VERIFY_GAS for it): pass the calldata (instances then proof) of a valid proof.
+    error SampleProofRejected(address verifier);
     /// @notice The verifier's code no longer matches the code the model id was derived from.
     error VerifierCodeChanged(bytes32 modelId, address verifier);
     /// @notice Input and output lengths must both be non-zero.
@@ -123,10 +155,19 @@ interface IInferenceCoordinator {
     error InvalidValueBits(uint8 valueBits);
     /// @notice A range [min, max] must fit in valueBits signed bits: -2^(B-1) <= min, max < 2^(B-1).
     error BoundsExceedValueBits(int64 min, int64 max, uint8 valueBits);
-    /// @notice A model's fulfilment window must be in [1, max] seconds.
-    error InvalidDeadline(uint64 deadlineSeconds, uint64 max);
-    /// @notice Only the model's owner may do this.
-    error NotModelOwner(bytes32 modelId, address caller);
+    /// @notice A listing's fulfilment window must be in [min, max] seconds.
+    error InvalidDeadline(uint64 deadlineSeconds, uint64 min, uint64 max);
+    /// @notice No listing has this id.
+    error ListingNotFound(uint256 listingId);
+    /// @notice The listing's owner has deactivated it; choose another listing of the model.
+    error ListingInactive(uint256 listingId);
+    /// @notice Only the listing's owner may do this.
+    error NotListingOwner(uint256 listingId, address caller);
+    /// @notice Only the account the listing was offered to may accept it.
+    error NotPendingListingOwner(uint256 listingId, address caller);
+    /// @notice The listing's fee is above the most the requester agreed to pay (it was raised, or maxFee is
+    /// too low): quote again.
+    error FeeAboveMax(uint256 listingId, uint256 fee, uint256 maxFee);
     /// @notice The input has the wrong number of values for the model.
     error InvalidInputLength(uint256 expected, uint256 got);
     /// @notice Input value `index` lies outside the model's [inputMin, inputMax].
@@ -137,7 +178,7 @@ interface IInferenceCoordinator {
     error OutputOutOfRange(uint256 index, int256 value);
     /// @notice A value does not fit in valueBits signed bits, so it has no packed encoding.
     error ValueOutOfRange(int256 value, uint8 valueBits);
-    /// @notice `msg.value` must equal `quote(modelId, callbackGasLimit)` exactly.
+    /// @notice `msg.value` must equal the listing's fee (`quote(listingId, callbackGasLimit)`) exactly.
     error IncorrectPayment(uint256 expected, uint256 got);
     /// @notice The callback gas limit exceeds MAX_CALLBACK_GAS.
     error CallbackGasLimitTooHigh(uint32 limit, uint32 max);
@@ -151,8 +192,11 @@ interface IInferenceCoordinator {
     error NotRequester(uint256 requestId, address caller);
     /// @notice The input sent with the fulfilment is not the input of the request.
     error InputMismatch(uint256 requestId);
-    /// @notice The verifier rejected the proof for these public instances.
+    /// @notice The verifier rejected the proof for these public instances (within the model's verifyGas).
     error InvalidProof();
+    /// @notice Too little gas was left to give the verifier the model's full verifyGas; resend with a higher
+    /// gas limit.
+    error InsufficientGasForVerifier(uint256 requestId, uint256 gasLeft, uint256 needed);
     /// @notice Too little gas was left to give the callback its full gas limit; resend with a higher gas limit.
     error InsufficientGasForCallback(uint256 requestId, uint256 gasLeft, uint256 needed);
     /// @notice The caller has no balance to withdraw.
@@ -168,16 +212,24 @@ interface IInferenceCoordinator {
 
     /// @notice The encoding (lengths, scales, bounds) is committed to by the id; read it with `getModel`.
     event ModelRegistered(
-        bytes32 indexed modelId, address indexed owner, address indexed verifier, uint96 fee, uint64 deadlineSeconds
+        bytes32 indexed modelId, address indexed verifier, address indexed registrant, uint32 verifyGas
     );
-    event ModelFeeSet(bytes32 indexed modelId, uint96 fee);
-    event ModelActiveSet(bytes32 indexed modelId, bool active);
+    event VerifyGasRaised(bytes32 indexed modelId, uint32 verifyGas);
+    event ListingCreated(
+        uint256 indexed listingId, bytes32 indexed modelId, address indexed owner, uint96 fee, uint64 deadlineSeconds
+    );
+    event ListingFeeSet(uint256 indexed listingId, uint96 fee);
+    event ListingActiveSet(uint256 indexed listingId, bool active);
+    /// @notice `pendingOwner` may now accept the listing; zero withdraws an offer.
+    event ListingTransferOffered(uint256 indexed listingId, address indexed owner, address indexed pendingOwner);
+    event ListingTransferred(uint256 indexed listingId, address indexed previousOwner, address indexed newOwner);
 
     /// @notice Carries everything a prover node needs: the input is not kept in storage.
     event InferenceRequested(
         uint256 indexed requestId,
         bytes32 indexed modelId,
         address indexed requester,
+        uint256 listingId,
         int256[] input,
         uint32 callbackGasLimit,
         uint256 payment,
@@ -192,21 +244,21 @@ interface IInferenceCoordinator {
     // Models
     // ------------------------------------------------------------------------------------------------
 
-    /// @notice Registers a model. The caller becomes its owner. See the contract docs for the id.
-    /// @dev Reverts with VerifierHasNoCode, InvalidModelShape, InvalidValueBits, InvalidBounds,
-    /// BoundsExceedValueBits, InvalidDeadline or ModelAlreadyRegistered.
-    function registerModel(address verifier, ModelEncoding calldata encoding, uint96 fee, uint64 deadlineSeconds)
+    /// @notice Registers the model of `verifier` and `encoding` (anyone may; registering gives no rights).
+    /// Checks that the verifier is a contract (not a precompile, not an EIP-7702 delegated account) that
+    /// reports this encoding, and measures the gas it spends on `sample` to set the model's verifyGas.
+    /// @param sample Verifier calldata (instance words then proof bytes) of any valid proof for this
+    /// verifier, e.g. `verifier_calldata` of a `prover-node prove` proof file.
+    /// @dev Reverts with VerifierIsPrecompile, VerifierHasNoCode, VerifierIsDelegated, InvalidModelShape,
+    /// InvalidValueBits, InvalidBounds, BoundsExceedValueBits, ModelAlreadyRegistered,
+    /// VerifierEncodingUnavailable, EncodingMismatch or SampleProofRejected.
+    function registerModel(address verifier, ModelEncoding calldata encoding, bytes calldata sample)
         external
         returns (bytes32 modelId);
 
-    /// @notice Sets the fee of new requests (pending ones keep what they paid). Owner only.
-    function setFee(bytes32 modelId, uint96 fee) external;
-
-    /// @notice Stops accepting new requests for the model. Pending requests stay fulfillable. Owner only.
-    function deactivateModel(bytes32 modelId) external;
-
-    /// @notice Accepts new requests again. Owner only.
-    function activateModel(bytes32 modelId) external;
+    /// @notice Measures the verifier on a valid `sample` again and raises the model's verifyGas if the new
+    /// figure is higher (after a hardfork reprices precompiles, say). Anyone may; it never lowers verifyGas.
+    function remeasureVerifyGas(bytes32 modelId, bytes calldata sample) external returns (uint32 verifyGas);
 
     /// @notice The model registered under `modelId`; all zero if none.
     function getModel(bytes32 modelId) external view returns (Model memory);
@@ -214,25 +266,59 @@ interface IInferenceCoordinator {
     /// @notice The id a model with this verifier code hash and encoding gets.
     function computeModelId(bytes32 verifierCodehash, ModelEncoding calldata encoding) external pure returns (bytes32);
 
+    /// @notice What `IZkinferVerifier.encodingHash()` of a verifier generated for `encoding` returns:
+    /// keccak256(abi.encode(encoding)).
+    function computeEncodingHash(ModelEncoding calldata encoding) external pure returns (bytes32);
+
+    // ------------------------------------------------------------------------------------------------
+    // Listings
+    // ------------------------------------------------------------------------------------------------
+
+    /// @notice Lists a registered model: the caller owns the listing. Listings are numbered from 1.
+    function createListing(bytes32 modelId, uint96 fee, uint64 deadlineSeconds) external returns (uint256 listingId);
+
+    /// @notice Sets the fee of new requests (pending ones keep what they paid). Owner only.
+    function setListingFee(uint256 listingId, uint96 fee) external;
+
+    /// @notice Stops accepting new requests through the listing. Pending requests stay fulfillable. Owner only.
+    function deactivateListing(uint256 listingId) external;
+
+    /// @notice Accepts new requests again. Owner only.
+    function activateListing(uint256 listingId) external;
+
+    /// @notice Offers the listing to `newOwner`, who becomes owner on `acceptListing`; zero withdraws an
+    /// offer. Owner only.
+    function offerListing(uint256 listingId, address newOwner) external;
+
+    /// @notice Takes over a listing offered to the caller.
+    function acceptListing(uint256 listingId) external;
+
+    /// @notice The listing `listingId`; all zero if none.
+    function getListing(uint256 listingId) external view returns (Listing memory);
+
     // ------------------------------------------------------------------------------------------------
     // Requests
     // ------------------------------------------------------------------------------------------------
 
-    /// @notice Requests an inference of `modelId` on `input`, paying exactly `quote(modelId, callbackGasLimit)`.
+    /// @notice Requests an inference of the listing's model on `input`, paying exactly the listing's fee.
     /// @param input The input values, each in [inputMin, inputMax], already in the model's fixed-point scale.
     /// @param callbackGasLimit Gas for `IInferenceConsumer.onInferenceResult` on the caller; zero for none.
+    /// @param maxFee The most the caller agrees to pay: a fee raised above it reverts (FeeAboveMax) instead of
+    /// charging more. Contracts that pay `quote(...)` must pass their own cap here.
     /// @return requestId Sequential, starting at 1.
-    function requestInference(bytes32 modelId, int256[] calldata input, uint32 callbackGasLimit)
+    function requestInference(uint256 listingId, int256[] calldata input, uint32 callbackGasLimit, uint256 maxFee)
         external
         payable
         returns (uint256 requestId);
 
     /// @notice Fulfils a pending request with its output and a proof; the first valid proof wins.
     /// @dev The proof must be made for the instances
-    /// `publicInstances(model.valueBits, requestId, msg.sender, input, output)`.
-    /// Pays the request's payment to msg.sender's withdrawable balance, stores the output, then calls the
-    /// requester back with exactly the request's callback gas limit. Reverts with
-    /// InsufficientGasForCallback if the transaction's gas cannot give the callback its full limit.
+    /// `publicInstances(model.valueBits, requestId, msg.sender, input, output)` on this chain and this
+    /// coordinator. The verifier gets exactly the model's verifyGas: a proof it rejects within that costs
+    /// the fulfiller at most verifyGas, whatever the verifier does. Pays the request's payment to
+    /// msg.sender's withdrawable balance, stores the output, then calls the requester back with exactly the
+    /// request's callback gas limit. Reverts with InsufficientGasForVerifier or InsufficientGasForCallback
+    /// if the transaction's gas cannot give the verifier or the callback its full amount.
     /// @param input The request's input, as emitted in InferenceRequested (checked against its hash).
     function fulfillInference(
         uint256 requestId,
@@ -253,8 +339,8 @@ interface IInferenceCoordinator {
     // ------------------------------------------------------------------------------------------------
 
     /// @notice The exact payment `requestInference` expects. Reverts like `requestInference` would for an
-    /// unknown or inactive model or a too-high callback gas limit.
-    function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256);
+    /// unknown or inactive listing or a too-high callback gas limit.
+    function quote(uint256 listingId, uint32 callbackGasLimit) external view returns (uint256);
 
     function getRequest(uint256 requestId) external view returns (Request memory);
 
@@ -267,24 +353,31 @@ interface IInferenceCoordinator {
     /// @notice ETH `account` can withdraw.
     function withdrawable(address account) external view returns (uint256);
 
-    /// @notice The binding instance: uint256(keccak256(abi.encode(requestId, fulfiller))) % r.
-    function bindingOf(uint256 requestId, address fulfiller) external pure returns (uint256);
+    /// @notice The binding instance on this chain and coordinator:
+    /// uint256(keccak256(abi.encode(block.chainid, address(this), requestId, fulfiller))) % r.
+    function bindingOf(uint256 requestId, address fulfiller) external view returns (uint256);
 
-    /// @notice The public instances a proof fulfilling `requestId` from `fulfiller` must be made for, for a
-    /// model with `valueBits`. Reverts with InvalidValueBits or ValueOutOfRange.
+    /// @notice The public instances a proof fulfilling `requestId` from `fulfiller` on this coordinator must
+    /// be made for, for a model with `valueBits`. Reverts with InvalidValueBits or ValueOutOfRange.
     function publicInstances(
         uint8 valueBits,
         uint256 requestId,
         address fulfiller,
         int256[] calldata input,
         int256[] calldata output
-    ) external pure returns (uint256[] memory);
+    ) external view returns (uint256[] memory);
 
     /// @notice The largest callback gas limit a request may ask for.
     function MAX_CALLBACK_GAS() external view returns (uint32);
 
-    /// @notice The longest fulfilment window (`deadlineSeconds`) a model may set.
+    /// @notice The shortest fulfilment window (`deadlineSeconds`) a listing may set.
+    function MIN_DEADLINE_SECONDS() external view returns (uint64);
+
+    /// @notice The longest fulfilment window (`deadlineSeconds`) a listing may set.
     function MAX_DEADLINE_SECONDS() external view returns (uint64);
+
+    /// @notice The most gas any model's verifier is given per fulfilment.
+    function MAX_VERIFY_GAS() external view returns (uint32);
 
     /// @notice r, the order of the BN254 scalar field.
     function FIELD_MODULUS() external view returns (uint256);

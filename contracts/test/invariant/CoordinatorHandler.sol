@@ -14,8 +14,8 @@ import {InstanceEncoding} from "../utils/InstanceEncoding.sol";
 contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
     InferenceCoordinator public immutable coordinator;
     ProofBook public immutable book;
-    bytes32 public immutable modelId;
-    address public immutable modelOwner;
+    uint256 public immutable listingId;
+    address public immutable listingOwner;
 
     address[] internal _actors;
     uint256[] internal _requestIds;
@@ -35,11 +35,11 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
 
     mapping(bytes32 => uint256) public calls;
 
-    constructor(InferenceCoordinator coordinator_, ProofBook book_, bytes32 modelId_, address modelOwner_) {
+    constructor(InferenceCoordinator coordinator_, ProofBook book_, uint256 listingId_, address listingOwner_) {
         coordinator = coordinator_;
         book = book_;
-        modelId = modelId_;
-        modelOwner = modelOwner_;
+        listingId = listingId_;
+        listingOwner = listingOwner_;
         for (uint256 i; i < 4; ++i) {
             address actor = makeAddr(string.concat("actor", vm.toString(i)));
             _actors.push(actor);
@@ -92,11 +92,11 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
         calls["request"]++;
         address actor = _actor(actorSeed);
         uint256 id = _requestIds.length + 1;
-        uint256 fee = coordinator.quote(modelId, 0);
+        uint256 fee = coordinator.quote(listingId, 0);
         int256[] memory input = _inputOf(id);
         uint32 gasLimit = uint32(_bound(callbackGasLimit, 0, 100_000));
         vm.prank(actor);
-        uint256 got = coordinator.requestInference{value: fee}(modelId, input, gasLimit);
+        uint256 got = coordinator.requestInference{value: fee}(listingId, input, gasLimit, fee);
         if (got != id) wronglyRefused = "sequential request id";
         _requestIds.push(id);
         totalDeposited += fee;
@@ -105,8 +105,8 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
     function setFee(uint96 fee) external {
         calls["setFee"]++;
         uint96 newFee = uint96(_bound(fee, 0, 1 ether));
-        vm.prank(modelOwner);
-        coordinator.setFee(modelId, newFee);
+        vm.prank(listingOwner);
+        coordinator.setListingFee(listingId, newFee);
     }
 
     function fulfil(uint256 requestSeed, uint256 actorSeed, int256[3] memory raw) external {
@@ -116,7 +116,7 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
         int256[] memory input = _inputOf(id);
         int256[] memory output = _output(raw);
         bytes memory proof = abi.encodePacked("proof", id, actor, output);
-        book.accept(InstanceEncoding.verifierCalldata(16, id, actor, input, output, proof));
+        book.accept(InstanceEncoding.verifierCalldata(16, address(coordinator), id, actor, input, output, proof));
         IInferenceCoordinator.Request memory before = coordinator.getRequest(id);
         bool shouldWork =
             before.status == IInferenceCoordinator.RequestStatus.Pending && block.timestamp <= before.deadline;
@@ -140,7 +140,7 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
         int256[] memory input = _inputOf(id);
         int256[] memory output = _output(raw);
         bytes memory proof = abi.encodePacked("proof", id, prover, output);
-        book.accept(InstanceEncoding.verifierCalldata(16, id, prover, input, output, proof));
+        book.accept(InstanceEncoding.verifierCalldata(16, address(coordinator), id, prover, input, output, proof));
         vm.prank(thief);
         try coordinator.fulfillInference(id, input, output, proof) {
             acceptedForgedProof = true;

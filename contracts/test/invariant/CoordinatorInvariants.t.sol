@@ -15,16 +15,15 @@ contract CoordinatorInvariantsTest is Test {
     function setUp() public {
         coordinator = new InferenceCoordinator();
         ProofBook book = new ProofBook();
-        MockVerifier verifier = new MockVerifier(book);
-        address owner = makeAddr("modelOwner");
+        IInferenceCoordinator.ModelEncoding memory encoding =
+            IInferenceCoordinator.ModelEncoding(4, 3, 4, 8, 16, -8, 8, -1000, 1000);
+        MockVerifier verifier = new MockVerifier(book, coordinator.computeEncodingHash(encoding));
+        book.accept("sample");
+        bytes32 modelId = coordinator.registerModel(address(verifier), encoding, "sample");
+        address owner = makeAddr("listingOwner");
         vm.prank(owner);
-        bytes32 modelId = coordinator.registerModel(
-            address(verifier),
-            IInferenceCoordinator.ModelEncoding(4, 3, 4, 8, 16, -8, 8, -1000, 1000),
-            0.01 ether,
-            1 hours
-        );
-        handler = new CoordinatorHandler(coordinator, book, modelId, owner);
+        uint256 listingId = coordinator.createListing(modelId, 0.01 ether, 1 hours);
+        handler = new CoordinatorHandler(coordinator, book, listingId, owner);
 
         bytes4[] memory selectors = new bytes4[](7);
         selectors[0] = CoordinatorHandler.request.selector;

@@ -12,12 +12,12 @@ abstract contract ConsumerBase is IInferenceConsumer {
         coordinator = coordinator_;
     }
 
-    function request(bytes32 modelId, int256[] calldata input, uint32 callbackGasLimit)
+    function request(uint256 listingId, int256[] calldata input, uint32 callbackGasLimit)
         external
         payable
         returns (uint256)
     {
-        return coordinator.requestInference{value: msg.value}(modelId, input, callbackGasLimit);
+        return coordinator.requestInference{value: msg.value}(listingId, input, callbackGasLimit, msg.value);
     }
 
     function cancel(uint256 requestId) external {
@@ -101,7 +101,7 @@ contract ReturnBombConsumer is ConsumerBase {
 
 /// @notice From its callback, tries every guarded entry point and records how each failed.
 contract ReentrantConsumer is ConsumerBase {
-    bytes32 public modelId;
+    uint256 public listingId;
     int256[] internal _input;
     uint256 public otherRequestId;
 
@@ -113,8 +113,8 @@ contract ReentrantConsumer is ConsumerBase {
 
     constructor(IInferenceCoordinator coordinator_) ConsumerBase(coordinator_) {}
 
-    function arm(bytes32 modelId_, int256[] calldata input, uint256 otherRequestId_) external {
-        modelId = modelId_;
+    function arm(uint256 listingId_, int256[] calldata input, uint256 otherRequestId_) external {
+        listingId = listingId_;
         _input = input;
         otherRequestId = otherRequestId_;
     }
@@ -133,7 +133,7 @@ contract ReentrantConsumer is ConsumerBase {
         catch (bytes memory err) {
             withdrawError = err;
         }
-        try coordinator.requestInference(modelId, _input, 0) {}
+        try coordinator.requestInference(listingId, _input, 0, 0) {}
         catch (bytes memory err) {
             requestError = err;
         }

@@ -7,8 +7,8 @@ import {IInferenceCoordinator} from "../../src/interfaces/IInferenceCoordinator.
 import {MockVerifier, ProofBook} from "../mocks/MockVerifier.sol";
 import {InstanceEncoding} from "./InstanceEncoding.sol";
 
-/// @notice A coordinator with one registered model served by a MockVerifier, and helpers that build the
-/// verifier calldata independently of the coordinator's own encoder.
+/// @notice A coordinator with one registered model served by a MockVerifier and one listing of it, and
+/// helpers that build the verifier calldata independently of the coordinator's own encoder.
 abstract contract CoordinatorTestBase is Test {
     uint256 internal constant R = InstanceEncoding.R;
 
@@ -23,13 +23,16 @@ abstract contract CoordinatorTestBase is Test {
     int64 internal constant OUTPUT_MAX = 1000;
     uint96 internal constant FEE = 0.01 ether;
     uint64 internal constant DEADLINE_SECONDS = 1 hours;
+    /// @dev The calldata every mock verifier is shown at registration (MockVerifier accepts it once booked).
+    bytes internal constant SAMPLE = "sample proof";
 
     InferenceCoordinator internal coordinator;
     ProofBook internal book;
     MockVerifier internal verifier;
     bytes32 internal modelId;
+    uint256 internal listingId;
 
-    address internal modelOwner = makeAddr("modelOwner");
+    address internal listingOwner = makeAddr("listingOwner");
     address internal requester = makeAddr("requester");
     address internal fulfiller = makeAddr("fulfiller");
     address internal stranger = makeAddr("stranger");
@@ -37,9 +40,34 @@ abstract contract CoordinatorTestBase is Test {
     function setUp() public virtual {
         coordinator = new InferenceCoordinator();
         book = new ProofBook();
-        verifier = new MockVerifier(book);
-        modelId = _registerDefault(address(verifier));
+        book.accept(SAMPLE);
+        verifier = _mockVerifier(_defaultEncoding());
+        modelId = _register(address(verifier), _defaultEncoding());
+        listingId = _list(modelId);
         vm.deal(requester, 100 ether);
+    }
+
+    /// A mock verifier generated for `encoding`.
+    function _mockVerifier(IInferenceCoordinator.ModelEncoding memory encoding) internal returns (MockVerifier) {
+        return new MockVerifier(book, coordinator.computeEncodingHash(encoding));
+    }
+
+    function _register(address verifier_, IInferenceCoordinator.ModelEncoding memory encoding)
+        internal
+        returns (bytes32)
+    {
+        return coordinator.registerModel(verifier_, encoding, SAMPLE);
+    }
+
+    /// A mock verifier for `encoding`, registered.
+    function _registerNew(IInferenceCoordinator.ModelEncoding memory encoding) internal returns (bytes32) {
+        return _register(address(_mockVerifier(encoding)), encoding);
+    }
+
+    /// Lists `modelId_` as listingOwner with the default fee and window.
+    function _list(bytes32 modelId_) internal returns (uint256) {
+        vm.prank(listingOwner);
+        return coordinator.createListing(modelId_, FEE, DEADLINE_SECONDS);
     }
 
     /// The encoding every default test model is registered with.
@@ -55,11 +83,6 @@ abstract contract CoordinatorTestBase is Test {
             OUTPUT_MIN,
             OUTPUT_MAX
         );
-    }
-
-    function _registerDefault(address verifier_) internal returns (bytes32) {
-        vm.prank(modelOwner);
-        return coordinator.registerModel(verifier_, _defaultEncoding(), FEE, DEADLINE_SECONDS);
     }
 
     function _input() internal pure returns (int256[] memory input) {
@@ -83,15 +106,15 @@ abstract contract CoordinatorTestBase is Test {
 
     function _requestAs(address who, int256[] memory input, uint32 callbackGasLimit) internal returns (uint256) {
         vm.prank(who);
-        return coordinator.requestInference{value: FEE}(modelId, input, callbackGasLimit);
+        return coordinator.requestInference{value: FEE}(listingId, input, callbackGasLimit, FEE);
     }
 
     function _expectedInstances(uint256 requestId, address who, int256[] memory input, int256[] memory output)
         internal
-        pure
+        view
         returns (uint256[] memory)
     {
-        return InstanceEncoding.instances(VALUE_BITS, requestId, who, input, output);
+        return InstanceEncoding.instances(VALUE_BITS, address(coordinator), requestId, who, input, output);
     }
 
     /// @dev A "proof" the mock verifier accepts for exactly this request, fulfiller, input and output.
@@ -100,7 +123,9 @@ abstract contract CoordinatorTestBase is Test {
         returns (bytes memory proof)
     {
         proof = abi.encodePacked("proof", requestId, who);
-        book.accept(InstanceEncoding.verifierCalldata(VALUE_BITS, requestId, who, input, output, proof));
+        book.accept(
+            InstanceEncoding.verifierCalldata(VALUE_BITS, address(coordinator), requestId, who, input, output, proof)
+        );
     }
 
     function _fulfil(uint256 requestId, address who, int256[] memory input, int256[] memory output) internal {

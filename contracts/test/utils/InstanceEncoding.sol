@@ -2,8 +2,9 @@
 pragma solidity ^0.8.30;
 
 /// @notice The public-instance encoding written out independently of the coordinator, for tests:
-/// [keccak256(abi.encode(requestId, fulfiller)) mod r, pack(input)..., pack(output)...], where pack puts
-/// floor(248 / B) values per word, value j of a word contributing (v + 2^(B-1)) * 2^(B * j).
+/// [keccak256(abi.encode(chainid, coordinator, requestId, fulfiller)) mod r, pack(input)..., pack(output)...],
+/// where pack puts floor(248 / B) values per word, value j of a word contributing (v + 2^(B-1)) * 2^(B * j).
+/// The chain id is the current one (`block.chainid`).
 library InstanceEncoding {
     uint256 internal constant R = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
 
@@ -22,17 +23,22 @@ library InstanceEncoding {
         }
     }
 
+    function binding(address coordinator, uint256 requestId, address fulfiller) internal view returns (uint256) {
+        return uint256(keccak256(abi.encode(block.chainid, coordinator, requestId, fulfiller))) % R;
+    }
+
     function instances(
         uint256 bits,
+        address coordinator,
         uint256 requestId,
         address fulfiller,
         int256[] memory input,
         int256[] memory output
-    ) internal pure returns (uint256[] memory out) {
+    ) internal view returns (uint256[] memory out) {
         uint256[] memory packedInput = pack(bits, input);
         uint256[] memory packedOutput = pack(bits, output);
         out = new uint256[](1 + packedInput.length + packedOutput.length);
-        out[0] = uint256(keccak256(abi.encode(requestId, fulfiller))) % R;
+        out[0] = binding(coordinator, requestId, fulfiller);
         for (uint256 i; i < packedInput.length; ++i) {
             out[1 + i] = packedInput[i];
         }
@@ -44,13 +50,14 @@ library InstanceEncoding {
     /// @dev What the coordinator must send the verifier: the instance words, then the proof.
     function verifierCalldata(
         uint256 bits,
+        address coordinator,
         uint256 requestId,
         address fulfiller,
         int256[] memory input,
         int256[] memory output,
         bytes memory proof
-    ) internal pure returns (bytes memory data) {
-        uint256[] memory words = instances(bits, requestId, fulfiller, input, output);
+    ) internal view returns (bytes memory data) {
+        uint256[] memory words = instances(bits, coordinator, requestId, fulfiller, input, output);
         for (uint256 i; i < words.length; ++i) {
             data = bytes.concat(data, bytes32(words[i]));
         }
