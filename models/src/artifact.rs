@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"ZKINFER1";
+pub(crate) const MAGIC: &[u8; 8] = b"ZKINFER1";
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<H> {

@@ -52,6 +52,13 @@ pub enum Error {
     /// The SRS cannot serve a circuit of this size.
     #[error("the SRS supports circuits up to k = {srs_k}, but this circuit needs k = {circuit_k}; use a larger SRS")]
     SrsTooSmall { srs_k: u32, circuit_k: u32 },
+    /// A powers-of-tau file failed the SRS checks (see [`crate::srs`]).
+    #[error("{} is not a usable KZG SRS: {source}", path.display())]
+    Srs {
+        path: PathBuf,
+        #[source]
+        source: crate::srs::SrsError,
+    },
     /// A key, SRS or proof file failed its integrity checks.
     #[error("{} is not a valid {what}: {reason}", path.display())]
     CorruptArtifact { path: PathBuf, what: &'static str, reason: String },

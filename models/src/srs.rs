@@ -1,29 +1,147 @@
 //! The KZG structured reference string (powers of tau on BN254).
 //!
-//! A real deployment loads a ceremony SRS file in halo2's `ParamsKZG` format (for example one of
-//! the perpetual powers-of-tau transcripts converted to that format); its SHA-256 goes into the
-//! model card so anyone can check which SRS a verifier was made with. [`Srs::insecure_dev`] derives
-//! one from a public seed: whoever knows the seed knows τ and can forge proofs, so it is for tests
-//! and demos only, and says so.
+//! Keys for anything of value come from a ceremony: a snarkjs `.ptau` file (Perpetual Powers of Tau
+//! / Hermez) or a halo2 raw `ParamsKZG` file of one, brought in by [`Srs::import`], which checks
+//!
+//! * every coordinate is canonical (`< q`) and every point is on its curve (G2 also in the order-r
+//!   subgroup);
+//! * `g[0] = G1` and the file's G2 point is the generator;
+//! * the G1 points are consecutive powers of the τ behind the file's `[τ]G2`, by one batched
+//!   pairing check with random `ρ_i`: `e(Σ ρ_i·g[i+1], G2) = e(Σ ρ_i·g[i], [τ]G2)`. A single
+//!   `g[i+1] ≠ τ·g[i]` makes the two sides differ except with probability `1/r`; with `g[0] = G1`
+//!   this gives `g[i] = τ^i·G1` for every point kept;
+//! * the ceremony: the file's SHA-256 against [`ceremony::PINNED_FILES`], and its `[τ]G2` against
+//!   [`ceremony::CEREMONIES`] (which, after the pairing check, pins every point); a file of neither
+//!   is refused unless explicitly allowed, and is then recorded as an unknown ceremony;
+//!
+//! then recomputes the Lagrange points `L_i(τ)·G1` (an inverse FFT over G1) instead of trusting any
+//! in the file, downsizes to the requested `k`, and [`Srs::save`] writes what the node loads: halo2
+//! `ParamsKZG` bytes framed with a checksum and the provenance ([`crate::artifact`]).
+//!
+//! [`Srs::load`] re-checks a saved SRS every time (points, generators, the pairing check, and the
+//! Lagrange points by one random evaluation), and derives the ceremony from the points, never from
+//! the header. A plain ceremony file given to [`Srs::load`] is imported on the fly.
+//!
+//! [`Srs::insecure_dev`] derives an SRS from a public seed: whoever knows the seed knows τ and can
+//! forge proofs, so it is for tests and demos only, says so, and verifier-gen guards every verifier
+//! made from it to the dev chain id.
 
-use std::path::Path;
+pub mod ceremony;
+mod points;
+mod ptau;
+mod raw;
+
+use std::{
+    io::{Read, Seek},
+    path::Path,
+};
 
 use halo2_base::halo2_proofs::{
-    halo2curves::bn256::Bn256,
-    poly::{commitment::Params, kzg::commitment::ParamsKZG},
+    arithmetic::{best_multiexp, g_to_lagrange, Field},
+    halo2curves::{
+        bn256::{Bn256, Fr, G1Affine, G2Affine},
+        group::{prime::PrimeCurveAffine, Curve},
+        pairing::Engine,
+    },
+    poly::{
+        commitment::{Params, ParamsProver},
+        kzg::commitment::ParamsKZG,
+        EvaluationDomain,
+    },
+    SerdeCurveAffine, SerdeFormat,
 };
+use rand::rngs::OsRng;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+pub use self::ceremony::{Ceremony, PinnedFile};
 use crate::{
-    artifact::sha256_hex,
+    artifact::{self, sha256_hex},
     error::{Error, Result},
 };
+
+/// Artifact kind tag of SRS files written by [`Srs::save`].
+pub const SRS_KIND: &str = "zkinfer KZG SRS";
+/// The `ceremony` of an SRS derived from a public seed.
+pub const INSECURE_DEV: &str = "insecure-dev";
+/// The `ceremony` of an SRS imported with `allow_unknown_ceremony`.
+pub const UNKNOWN_CEREMONY: &str = "unknown";
+
+/// What is wrong with a powers-of-tau file.
+#[derive(Debug, thiserror::Error)]
+pub enum SrsError {
+    /// The file ends early.
+    #[error("the file is truncated ({what})")]
+    Truncated { what: &'static str },
+    /// The file is not in the format it claims.
+    #[error("not a valid {format} file: {reason}")]
+    Malformed { format: &'static str, reason: String },
+    /// A stored coordinate is not below the base field modulus q.
+    #[error("{what} #{index}: a coordinate is not below the field modulus q (non-canonical encoding)")]
+    NonCanonicalCoordinate { what: &'static str, index: usize },
+    /// A point is not on the curve.
+    #[error("{what} #{index} is not on the BN254 curve")]
+    NotOnCurve { what: &'static str, index: usize },
+    /// A G2 point is on the curve but outside the order-r subgroup.
+    #[error("{what} #{index} is not in the order-r subgroup of G2")]
+    NotInSubgroup { what: &'static str, index: usize },
+    /// The file does not start from the standard generator.
+    #[error("{what} is not the standard BN254 generator")]
+    WrongGenerator { what: &'static str },
+    /// `[τ]G2` is the identity or the generator (τ = 0 or 1).
+    #[error("[τ]G2 is degenerate (τ = 0 or 1)")]
+    DegenerateTau,
+    /// The batched pairing check failed: the G1 points are not consecutive powers of the file's τ.
+    #[error("the G1 points are not consecutive powers of the τ of the file's [τ]G2 (batched pairing check failed)")]
+    InconsistentPowers,
+    /// The stored Lagrange points are not the Lagrange basis of the powers.
+    #[error("the Lagrange points are not the Lagrange basis of the G1 powers (random evaluation check failed)")]
+    InconsistentLagrange,
+    /// Neither the file nor its `[τ]G2` belongs to a known ceremony.
+    #[error(
+        "unknown ceremony: the file (sha256 {sha256}) is not a pinned ceremony file and its [τ]G2 is not a known \
+         ceremony's; pass --allow-unknown-ceremony to import it anyway (its verifiers then only run on a dev chain)"
+    )]
+    UnknownCeremony { sha256: String },
+    /// A saved SRS claims a ceremony its points do not belong to.
+    #[error("the file claims ceremony `{claimed}`, but its [τ]G2 is {actual}'s")]
+    CeremonyMismatch { claimed: String, actual: String },
+    /// The file holds fewer powers than requested.
+    #[error("the file holds an SRS up to k = {available}, not k = {wanted}")]
+    TooSmall { available: u32, wanted: u32 },
+}
+
+/// The powers read from a ceremony file, before any check but encoding and curve membership.
+pub(crate) struct Powers {
+    /// The largest `k` the file supports.
+    pub(crate) available_k: u32,
+    /// `τ^i·G1` for `i < 2^k`.
+    pub(crate) g1: Vec<G1Affine>,
+    /// The file's G2 generator.
+    pub(crate) g2: G2Affine,
+    /// `[τ]G2`.
+    pub(crate) tau_g2: G2Affine,
+}
+
+/// The ceremony file an SRS was imported from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CeremonyFile {
+    /// File name as given.
+    pub name: String,
+    /// SHA-256 of the whole file.
+    pub sha256: String,
+    /// `snarkjs .ptau` or `halo2 ParamsKZG (raw)`.
+    pub format: String,
+    /// The pinned file it matched, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_as: Option<String>,
+}
 
 /// Where an SRS came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SrsInfo {
-    /// SHA-256 of the SRS file as loaded (or as generated, serialized).
+    /// SHA-256 of the SRS as halo2 `ParamsKZG` bytes (raw encoding).
     pub sha256: String,
     /// Largest circuit size the SRS supports.
     pub k: u32,
@@ -31,9 +149,48 @@ pub struct SrsInfo {
     pub insecure: bool,
     /// Human-readable origin (file path or the dev seed).
     pub source: String,
+    /// The ceremony: a [`Ceremony::id`], [`INSECURE_DEV`] or [`UNKNOWN_CEREMONY`].
+    #[serde(default)]
+    pub ceremony: String,
+    /// The ceremony file it was imported from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceremony_file: Option<CeremonyFile>,
     /// The public seed of an insecure dev SRS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_seed: Option<u64>,
+}
+
+impl SrsInfo {
+    /// One line for people: ceremony, k and hashes.
+    pub fn describe(&self) -> String {
+        let ceremony = match Ceremony::by_id(&self.ceremony) {
+            Some(c) => c.name.to_string(),
+            None if self.insecure || self.ceremony == INSECURE_DEV => {
+                format!("INSECURE dev SRS (public seed {})", self.dev_seed.map_or("?".into(), |s| s.to_string()))
+            }
+            None if self.ceremony.is_empty() => "unrecorded".into(),
+            None => format!("{} ceremony", self.ceremony),
+        };
+        let file = match &self.ceremony_file {
+            Some(f) => format!(
+                "; from {} (sha256 {}{})",
+                f.name,
+                f.sha256,
+                f.pinned_as.as_ref().map_or(String::new(), |p| format!(", pinned as {p}"))
+            ),
+            None => String::new(),
+        };
+        format!("{ceremony}, k = {}, params sha256 {}{file}", self.k, self.sha256)
+    }
+}
+
+/// Options of [`Srs::import`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImportOptions {
+    /// Downsize to this `k` (default: the largest the file supports).
+    pub k: Option<u32>,
+    /// Accept a file of no known ceremony (recorded as [`UNKNOWN_CEREMONY`]).
+    pub allow_unknown_ceremony: bool,
 }
 
 /// A loaded SRS.
@@ -50,44 +207,208 @@ impl std::fmt::Debug for Srs {
     }
 }
 
-/// Checks the size prefix against the file length before halo2 allocates `2^k` points: a garbage
-/// `k` would otherwise abort the process on allocation rather than fail.
-fn check_layout(bytes: &[u8]) -> std::result::Result<(), String> {
-    let k = u32::from_le_bytes(bytes.get(..4).ok_or("file shorter than 4 bytes")?.try_into().expect("4 bytes"));
-    if !(1..=28).contains(&k) {
-        return Err(format!("implausible size k = {k}"));
+#[derive(Serialize, Deserialize)]
+struct SavedHeader {
+    k: u32,
+    insecure: bool,
+    ceremony: String,
+    #[serde(default)]
+    ceremony_file: Option<CeremonyFile>,
+    #[serde(default)]
+    dev_seed: Option<u64>,
+}
+
+fn srs_error(path: &Path, e: SrsError) -> Error {
+    Error::Srs { path: path.into(), source: e }
+}
+
+/// Checks `g[0] = G1`, the G2 generator, a non-degenerate τ, and the batched pairing check.
+fn check_powers(g1: &[G1Affine], g2: &G2Affine, tau_g2: &G2Affine) -> Result<(), SrsError> {
+    if g1.first() != Some(&G1Affine::generator()) {
+        return Err(SrsError::WrongGenerator { what: "τ^0·G1 (g[0])" });
     }
-    let points = 2u64 << k;
-    // g and g_lagrange (2^k G1 points each), then g2 and s_g2: compressed or raw encodings.
-    let compressed = 4 + points * 32 + 2 * 64;
-    let raw = 4 + points * 64 + 2 * 128;
-    let len = bytes.len() as u64;
-    if len != compressed && len != raw {
-        return Err(format!("{len} bytes, but an SRS with k = {k} has {compressed} (compressed) or {raw} (raw) bytes"));
+    if *g2 != G2Affine::generator() {
+        return Err(SrsError::WrongGenerator { what: "the G2 point" });
+    }
+    if bool::from(tau_g2.is_identity()) || *tau_g2 == G2Affine::generator() {
+        return Err(SrsError::DegenerateTau);
+    }
+    if g1.len() < 2 {
+        return Ok(());
+    }
+    let rho: Vec<Fr> = (1..g1.len()).map(|_| Fr::random(OsRng)).collect();
+    let shifted = best_multiexp(&rho, &g1[1..]).to_affine();
+    let unshifted = best_multiexp(&rho, &g1[..g1.len() - 1]).to_affine();
+    if Bn256::pairing(&shifted, g2) != Bn256::pairing(&unshifted, tau_g2) {
+        return Err(SrsError::InconsistentPowers);
     }
     Ok(())
 }
 
+/// Checks the Lagrange points by one random evaluation: for random evaluations `c` on the domain and
+/// the coefficients `a` of the polynomial they define, `Σ c_i·lag[i] = Σ a_j·g[j]`.
+fn check_lagrange(g: &[G1Affine], lagrange: &[G1Affine], k: u32) -> Result<(), SrsError> {
+    let domain = EvaluationDomain::<Fr>::new(1, k);
+    let c: Vec<Fr> = (0..g.len()).map(|_| Fr::random(OsRng)).collect();
+    let a = domain.lagrange_to_coeff(domain.lagrange_from_vec(c.clone()));
+    if best_multiexp(&c, lagrange) != best_multiexp(&a, g) {
+        return Err(SrsError::InconsistentLagrange);
+    }
+    Ok(())
+}
+
+/// The ceremony of checked powers, or why none applies.
+fn identify(tau_g2: &G2Affine, file_sha256: &str, allow_unknown: bool) -> Result<(String, Option<String>), SrsError> {
+    let pinned = PinnedFile::by_sha256(file_sha256);
+    match (Ceremony::of_tau_g2(tau_g2), pinned) {
+        // A pinned file must also carry its ceremony's τ: the table is only trusted with the points.
+        (Some(c), Some(p)) if p.ceremony == c.id => Ok((c.id.into(), Some(p.name.into()))),
+        (Some(c), Some(p)) => Err(SrsError::CeremonyMismatch { claimed: p.ceremony.into(), actual: c.id.into() }),
+        (Some(c), None) => Ok((c.id.into(), None)),
+        (None, _) if allow_unknown => Ok((UNKNOWN_CEREMONY.into(), None)),
+        (None, _) => Err(SrsError::UnknownCeremony { sha256: file_sha256.into() }),
+    }
+}
+
+/// Serializes halo2 `ParamsKZG` (raw encoding) from its parts and parses it back with halo2's
+/// checked reader.
+fn params_from_parts(
+    k: u32,
+    g: &[G1Affine],
+    lagrange: &[G1Affine],
+    g2: &G2Affine,
+    tau_g2: &G2Affine,
+) -> (ParamsKZG<Bn256>, Vec<u8>) {
+    let mut bytes = Vec::with_capacity(raw::raw_len(k) as usize);
+    bytes.extend_from_slice(&k.to_le_bytes());
+    for p in g.iter().chain(lagrange) {
+        p.write(&mut bytes, SerdeFormat::RawBytes).expect("writing to a Vec");
+    }
+    g2.write(&mut bytes, SerdeFormat::RawBytes).expect("writing to a Vec");
+    tau_g2.write(&mut bytes, SerdeFormat::RawBytes).expect("writing to a Vec");
+    let params = ParamsKZG::<Bn256>::read_custom(&mut bytes.as_slice(), SerdeFormat::RawBytes)
+        .expect("points checked on the curve serialize and parse back");
+    (params, bytes)
+}
+
+fn file_sha256(path: &Path) -> Result<(String, u64)> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("reading SRS", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io("reading SRS", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), len))
+}
+
 impl Srs {
-    /// Loads a ceremony SRS file (halo2 `ParamsKZG` format).
-    pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("reading SRS", path, e))?;
-        let sha256 = sha256_hex(&bytes);
-        check_layout(&bytes).map_err(|reason| Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason })?;
-        let parsed = std::panic::catch_unwind(|| ParamsKZG::<Bn256>::read(&mut bytes.as_slice()));
-        let params = match parsed {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                return Err(Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason: e.to_string() })
-            }
-            Err(_) => {
-                return Err(Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason: "unparseable".into() })
-            }
+    /// Imports a ceremony file (snarkjs `.ptau` or halo2 raw `ParamsKZG`) with every check of the
+    /// module docs, recomputing the Lagrange points, downsized to `opts.k`.
+    pub fn import(path: &Path, opts: &ImportOptions) -> Result<Self> {
+        let (sha256, len) = file_sha256(path)?;
+        let mut file =
+            std::io::BufReader::new(std::fs::File::open(path).map_err(|e| Error::io("reading SRS", path, e))?);
+        let mut magic = [0u8; 4];
+        file.read_exact(&mut magic).map_err(|_| srs_error(path, SrsError::Truncated { what: "magic" }))?;
+        file.rewind().map_err(|e| Error::io("reading SRS", path, e))?;
+        let (format, powers) = if &magic == ptau::MAGIC {
+            ("snarkjs .ptau", ptau::read(&mut file, len, opts.k))
+        } else {
+            ("halo2 ParamsKZG (raw)", raw::read(&mut file, len, opts.k))
         };
-        let k = params.k();
+        let powers = powers.map_err(|e| srs_error(path, e))?;
+        check_powers(&powers.g1, &powers.g2, &powers.tau_g2).map_err(|e| srs_error(path, e))?;
+        let (ceremony, pinned_as) =
+            identify(&powers.tau_g2, &sha256, opts.allow_unknown_ceremony).map_err(|e| srs_error(path, e))?;
+        let k = opts.k.unwrap_or(powers.available_k);
+        let lagrange = g_to_lagrange(powers.g1.iter().map(|p| p.to_curve()).collect(), k);
+        let (params, bytes) = params_from_parts(k, &powers.g1, &lagrange, &powers.g2, &powers.tau_g2);
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        tracing::info!(file = %path.display(), format, %ceremony, k, "imported a ceremony SRS");
         Ok(Self {
             params,
-            info: SrsInfo { sha256, k, insecure: false, source: path.display().to_string(), dev_seed: None },
+            info: SrsInfo {
+                sha256: sha256_hex(&bytes),
+                k,
+                insecure: false,
+                source: path.display().to_string(),
+                ceremony,
+                ceremony_file: Some(CeremonyFile { name, sha256, format: format.into(), pinned_as }),
+                dev_seed: None,
+            },
+        })
+    }
+
+    /// Loads an SRS written by [`Srs::save`], re-checking it; any other file is imported as a
+    /// ceremony file with [`Srs::import`]'s defaults.
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut magic = [0u8; 8];
+        let framed = std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .map(|()| &magic == artifact::MAGIC)
+            .unwrap_or(false);
+        if !framed {
+            let (sha256, len) = file_sha256(path)?;
+            let prefix_k = u32::from_le_bytes(magic[..4].try_into().expect("4 bytes"));
+            let known = ptau::MAGIC == &magic[..4] || ((1..=28).contains(&prefix_k) && raw::raw_len(prefix_k) == len);
+            if !known {
+                return Err(Error::CorruptArtifact {
+                    path: path.into(),
+                    what: "KZG SRS",
+                    reason: format!(
+                        "{len} bytes (sha256 {sha256}): neither a zkinfer SRS, a snarkjs .ptau nor a raw halo2 ParamsKZG file"
+                    ),
+                });
+            }
+            return Self::import(path, &ImportOptions::default());
+        }
+        let (header, payload): (SavedHeader, Vec<u8>) = artifact::read(path, SRS_KIND)?;
+        let corrupt = |reason: String| Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason };
+        if payload.len() as u64 != raw::raw_len(header.k) || payload[..4] != header.k.to_le_bytes() {
+            return Err(corrupt(format!(
+                "{} bytes of parameters do not hold an SRS with k = {}",
+                payload.len(),
+                header.k
+            )));
+        }
+        let params = ParamsKZG::<Bn256>::read_custom(&mut payload.as_slice(), SerdeFormat::RawBytes)
+            .map_err(|e| corrupt(format!("invalid point: {e}")))?;
+        let check = || -> Result<(), SrsError> {
+            check_powers(params.get_g(), &params.g2(), &params.s_g2())?;
+            let mut lagrange = Vec::with_capacity(params.n() as usize);
+            let mut rest = &payload[4 + params.n() as usize * 64..];
+            for _ in 0..params.n() {
+                lagrange.push(G1Affine::read(&mut rest, SerdeFormat::RawBytesUnchecked).expect("length checked"));
+            }
+            check_lagrange(params.get_g(), &lagrange, header.k)?;
+            match Ceremony::of_tau_g2(&params.s_g2()) {
+                Some(c) if c.id == header.ceremony => Ok(()),
+                Some(c) => Err(SrsError::CeremonyMismatch { claimed: header.ceremony.clone(), actual: c.id.into() }),
+                None if header.ceremony == INSECURE_DEV || header.ceremony == UNKNOWN_CEREMONY => Ok(()),
+                None => Err(SrsError::CeremonyMismatch {
+                    claimed: header.ceremony.clone(),
+                    actual: "no known ceremony".into(),
+                }),
+            }
+        };
+        check().map_err(|e| srs_error(path, e))?;
+        Ok(Self {
+            params,
+            info: SrsInfo {
+                sha256: sha256_hex(&payload),
+                k: header.k,
+                insecure: header.insecure || header.ceremony == INSECURE_DEV,
+                source: path.display().to_string(),
+                ceremony: header.ceremony,
+                ceremony_file: header.ceremony_file,
+                dev_seed: header.dev_seed,
+            },
         })
     }
 
@@ -101,16 +422,37 @@ impl Srs {
             k,
             insecure: true,
             source: format!("insecure dev SRS, seed {seed}"),
+            ceremony: INSECURE_DEV.into(),
+            ceremony_file: None,
             dev_seed: Some(seed),
         };
         Self { params, info }
     }
 
-    /// Writes the SRS in halo2's `ParamsKZG` format.
+    /// Writes the SRS as the node loads it: halo2 `ParamsKZG` bytes (raw encoding) framed with
+    /// their SHA-256 and the provenance.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut bytes = Vec::new();
-        self.params.write(&mut bytes).map_err(|e| Error::io("serializing SRS", path, e))?;
-        std::fs::write(path, bytes).map_err(|e| Error::io("writing SRS", path, e))
+        self.params
+            .write_custom(&mut bytes, SerdeFormat::RawBytes)
+            .map_err(|e| Error::io("serializing SRS", path, e))?;
+        let header = SavedHeader {
+            k: self.info.k,
+            insecure: self.info.insecure,
+            ceremony: self.info.ceremony.clone(),
+            ceremony_file: self.info.ceremony_file.clone(),
+            dev_seed: self.info.dev_seed,
+        };
+        artifact::write(path, SRS_KIND, &header, &bytes)
+    }
+
+    /// A copy downsized to `k` (Lagrange points recomputed), keeping the provenance.
+    pub fn downsized(&self, k: u32) -> Result<Self> {
+        let params = self.for_k(k)?;
+        let mut bytes = Vec::new();
+        params.write_custom(&mut bytes, SerdeFormat::RawBytes).expect("writing to a Vec cannot fail");
+        let info = SrsInfo { sha256: sha256_hex(&bytes), k, ..self.info.clone() };
+        Ok(Self { params, info })
     }
 
     /// Parameters for a circuit of size `k` (downsized copy); fails if the SRS is too small.

@@ -111,7 +111,7 @@ fn an_srs_too_small_for_the_circuit_is_an_error() {
     let loaded = Srs::load(&path).unwrap();
     assert_eq!(
         (loaded.info.k, loaded.info.sha256.clone(), loaded.info.insecure),
-        (big.info.k, big.info.sha256.clone(), false)
+        (big.info.k, big.info.sha256.clone(), true)
     );
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.truncate(bytes.len() - 1);
