@@ -210,17 +210,19 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         srs.info.source,
         srs.info.sha256
     );
+    let encoding = verifier_gen::Encoding::of_model(&model);
     let verifier = verifier_gen::generate(
         &srs_params,
         pk.get_vk(),
         shape.num_instances,
+        &encoding,
         &contract,
         &header,
         &opts.solc,
         &opts.out_dir,
     )?;
     let compiled = verifier.compiled;
-    let model_id = compiled.model_id(&verifier_gen::Encoding::of_model(&model));
+    let model_id = compiled.model_id(&encoding);
 
     let onnx_file = file_name(&opts.onnx);
     let onnx_dest = opts.out_dir.join(&onnx_file);

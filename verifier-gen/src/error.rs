@@ -29,6 +29,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// snark-verifier's output does not have the shape the hardening relies on.
+    #[error("cannot harden the generated verifier: {0}")]
+    UnexpectedVerifier(String),
     /// A compiled verifier artifact could not be parsed.
     #[error("{} is not a compiled verifier artifact: {reason}", path.display())]
     BadArtifact { path: PathBuf, reason: String },

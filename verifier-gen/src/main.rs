@@ -60,9 +60,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let dir =
         cli.out_dir.clone().unwrap_or_else(|| cli.card.parent().unwrap_or(std::path::Path::new(".")).to_path_buf());
     let solc = cli.solc.clone().unwrap_or_else(verifier_gen::default_solc);
-    let generated = verifier_gen::generate(&params, &vk, shape.num_instances, &contract, &header, &solc, &dir)?;
+    let encoding = verifier_gen::Encoding::of_card(&card);
+    let generated =
+        verifier_gen::generate(&params, &vk, shape.num_instances, &encoding, &contract, &header, &solc, &dir)?;
     let (sol, compiled) = (generated.sol_path, generated.compiled);
-    let model_id = compiled.model_id(&verifier_gen::Encoding::of_card(&card));
+    let model_id = compiled.model_id(&encoding);
+    println!("srs             {}", srs.info.describe());
     println!(
         "verifier        {} ({} bytes runtime of {} allowed)",
         sol.display(),
@@ -70,6 +73,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         verifier_gen::EIP170_LIMIT
     );
     println!("codehash        {}", compiled.codehash);
+    println!("encoding hash   {}", compiled.encoding_hash.as_deref().unwrap_or("?"));
+    if let Some(id) = compiled.dev_chain_id {
+        println!("WARNING         dev SRS: the verifier reverts on every chain but chain id {id}");
+    }
     println!("model id        {model_id}");
     if model_id != card.model_id {
         println!(
