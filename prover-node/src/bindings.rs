@@ -13,7 +13,10 @@ alloy::sol!(
     interface IDigitBounty {
         event Classified(uint256 indexed requestId, address indexed submitter, uint256 digit);
         event BountyPaid(uint256 indexed requestId, address indexed winner, uint256 amount);
-        function submit(int256[] calldata pixels) external payable returns (uint256 requestId);
+        function commitmentOf(address submitter, int256[] calldata pixels, bytes32 salt) external pure returns (bytes32);
+        function commit(bytes32 commitment) external;
+        function reveal(int256[] calldata pixels, bytes32 salt) external payable returns (uint256 requestId);
+        function commitDeadline() external view returns (uint64);
         function bounty() external view returns (uint256);
         function targetDigit() external view returns (uint8);
     }

@@ -15,6 +15,8 @@ use crate::{
     bindings::IInferenceCoordinator::{self, ModelEncoding},
     chain,
     error::{Error, Result},
+    proof::Fulfiller,
+    prove::{self, LoadedModel},
 };
 
 /// Creation bytecode of `contract` from forge's `out/<Contract>.sol/<Contract>.json`.
@@ -78,7 +80,7 @@ pub fn encoding(card: &ModelCard) -> ModelEncoding {
     }
 }
 
-/// A deployed coordinator with one registered model.
+/// A deployed coordinator with one registered model and one listing of it.
 #[derive(Clone, Debug)]
 pub struct Deployment {
     /// Coordinator address.
@@ -87,13 +89,59 @@ pub struct Deployment {
     pub verifier: Address,
     /// Registered model id (checked equal to the card's).
     pub model_id: B256,
+    /// The listing requests go through.
+    pub listing_id: U256,
 }
 
-/// Deploys the coordinator and the card's verifier, and registers the model.
+/// Verifier calldata (instances ‖ proof) of a valid proof, for `registerModel` to measure the
+/// verifier's gas on: the model's smallest input, bound to no coordinator.
+pub fn sample_calldata(model: &LoadedModel) -> Result<Bytes> {
+    let input = vec![model.card.input_range.0; model.card.input_shape.iter().product::<usize>()];
+    Ok(prove::prove(model, &input, U256::ZERO, &Fulfiller::default())?.verifier_calldata)
+}
+
+/// Registers the card's model (deployed at `verifier`) with a valid `sample` (see
+/// [`sample_calldata`]), checking the coordinator derives the card's model id.
+pub async fn register_model(
+    c: &IInferenceCoordinator::IInferenceCoordinatorInstance<DynProvider>,
+    verifier: Address,
+    card: &ModelCard,
+    sample: Bytes,
+) -> Result<B256> {
+    chain::mined(c.registerModel(verifier, encoding(card), sample).send().await, "registerModel").await?;
+    let model_id: B256 = card.model_id.parse().map_err(|_| Error::Invalid("bad model id in card".into()))?;
+    let model = c.getModel(model_id).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    if model.verifier != verifier {
+        return Err(Error::Invalid(format!("the coordinator registered another id than the card's {model_id}")));
+    }
+    Ok(model_id)
+}
+
+/// Lists `model_id` for `fee` wei with a fulfilment window of `deadline_seconds`.
+pub async fn create_listing(
+    c: &IInferenceCoordinator::IInferenceCoordinatorInstance<DynProvider>,
+    model_id: B256,
+    fee: U256,
+    deadline_seconds: u64,
+) -> Result<U256> {
+    let fee: alloy::primitives::Uint<96, 2> = fee.to();
+    let receipt = chain::mined(c.createListing(model_id, fee, deadline_seconds).send().await, "createListing").await?;
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<IInferenceCoordinator::ListingCreated>().ok())
+        .map(|l| l.inner.data.listingId)
+        .ok_or_else(|| Error::Invalid("createListing emitted no ListingCreated".into()))
+}
+
+/// Deploys the coordinator and the card's verifier, registers the model (measuring the verifier on
+/// `sample`) and lists it.
 pub async fn deploy_system(
     provider: &DynProvider,
     out_dir: &Path,
     card_path: &Path,
+    sample: Bytes,
     fee: U256,
     deadline_seconds: u64,
 ) -> Result<Deployment> {
@@ -102,18 +150,20 @@ pub async fn deploy_system(
     let verifier = chain::deploy(provider, compiled.bytecode).await?;
     let coordinator = chain::deploy(provider, forge_bytecode(out_dir, "InferenceCoordinator")?).await?;
     let c = IInferenceCoordinator::new(coordinator, provider.clone());
-    let fee: alloy::primitives::Uint<96, 2> = fee.to();
-    chain::mined(c.registerModel(verifier, encoding(&card), fee, deadline_seconds).send().await, "registerModel")
-        .await?;
-    let model_id: B256 = card.model_id.parse().map_err(|_| Error::Invalid("bad model id in card".into()))?;
-    let model = c.getModel(model_id).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
-    if model.verifier != verifier {
-        return Err(Error::Invalid(format!("the coordinator registered another id than the card's {model_id}")));
-    }
-    Ok(Deployment { coordinator, verifier, model_id })
+    let model_id = register_model(&c, verifier, &card, sample).await?;
+    let listing_id = create_listing(&c, model_id, fee, deadline_seconds).await?;
+    Ok(Deployment { coordinator, verifier, model_id, listing_id })
 }
 
 /// ABI-encodes `DigitBounty`'s constructor arguments.
-pub fn bounty_args(coordinator: Address, model_id: B256, target_digit: u8) -> Bytes {
-    (coordinator, model_id, U256::from(target_digit)).abi_encode_params().into()
+pub fn bounty_args(
+    coordinator: Address,
+    listing_id: U256,
+    target_digit: u8,
+    commit_seconds: u64,
+    reveal_seconds: u64,
+) -> Bytes {
+    let args =
+        (coordinator, listing_id, U256::from(target_digit), U256::from(commit_seconds), U256::from(reveal_seconds));
+    args.abi_encode_params().into()
 }

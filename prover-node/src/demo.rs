@@ -107,15 +107,28 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
 
     progress("deploying the coordinator and the generated verifier, registering the model");
     let fee = U256::from(10u64).pow(U256::from(15)); // 0.001 ETH
-    let d = contracts::deploy_system(&owner_p, &opts.forge_out, &opts.card, fee, 3600).await?;
-    progress(&format!("  coordinator {}  verifier {}  model id {}", d.coordinator, d.verifier, d.model_id));
+                                                     // registerModel measures the verifier on a valid proof: make one (bound to no request).
+    let sample = {
+        let card_path = opts.card.clone();
+        tokio::task::spawn_blocking(move || {
+            let srs = ModelCard::load(&card_path)?.srs(None)?;
+            contracts::sample_calldata(&crate::prove::load(&card_path, &srs)?)
+        })
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))??
+    };
+    let d = contracts::deploy_system(&owner_p, &opts.forge_out, &opts.card, sample, fee, 3600).await?;
+    progress(&format!(
+        "  coordinator {}  verifier {}  model id {}  listing {}",
+        d.coordinator, d.verifier, d.model_id, d.listing_id
+    ));
 
     let input_file = InputFile::load(&opts.input)?;
     let label = input_file.label;
     let target = label.unwrap_or(0) as u8;
     progress(&format!("deploying DigitBounty (1 ETH bounty for a {target})"));
     let bounty_code = contracts::forge_bytecode(&opts.forge_out, "DigitBounty")?;
-    let args = contracts::bounty_args(d.coordinator, d.model_id, target);
+    let args = contracts::bounty_args(d.coordinator, d.listing_id, target, COMMIT_SECONDS, 3600);
     let bounty = contracts::deploy_with(&owner_p, bounty_code, &args, U256::from(10u64).pow(U256::from(18))).await?;
 
     progress("starting the prover node");
@@ -159,11 +172,21 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
         label.map(|l| l.to_string()).unwrap_or("digit".into())
     ));
     let c = IInferenceCoordinator::new(d.coordinator, user_p.clone());
-    let quote = c.quote(d.model_id, 100_000).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
     let b = IDigitBounty::new(bounty, user_p.clone());
+    // Commit to the image (hidden behind a salt) in the commit phase, reveal it once the phase is over:
+    // no copycat can commit to it after seeing it.
+    let now_nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let salt = alloy::primitives::keccak256(now_nanos.as_nanos().to_be_bytes());
+    let rpc = |e: alloy::contract::Error| Error::Rpc(e.to_string());
+    let commitment = b.commitmentOf(user.address(), chain::int256s(&pixels), salt).call().await.map_err(rpc)?;
+    chain::mined(b.commit(commitment).send().await, "DigitBounty.commit").await?;
+    let commit_deadline = b.commitDeadline().call().await.map_err(rpc)?;
+    progress(&format!("committed to the image; revealing it after the commit phase ({COMMIT_SECONDS} s)"));
+    wait_for_timestamp_after(&user_p, commit_deadline).await?;
+    let quote = c.quote(d.listing_id, 100_000).call().await.map_err(rpc)?;
     let started = Instant::now();
     let receipt =
-        chain::mined(b.submit(chain::int256s(&pixels)).value(quote).send().await, "DigitBounty.submit").await?;
+        chain::mined(b.reveal(chain::int256s(&pixels), salt).value(quote).send().await, "DigitBounty.reveal").await?;
     let request_gas = receipt.gas_used;
     let request_id = chain::requested_id(&receipt)?;
     progress(&format!("request {request_id} mined (gas {request_gas}); the node is proving..."));
@@ -193,7 +216,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     let paid = !b.bounty().call().await.map_err(|e| Error::Rpc(e.to_string()))?.is_zero();
     let load = if opts.load_requests > 0 {
         progress(&format!("sending {} more requests to measure throughput and latency", opts.load_requests));
-        Some(load(&c, d.model_id, &pixels, opts.load_requests).await?)
+        Some(load(&c, d.listing_id, &pixels, opts.load_requests).await?)
     } else {
         None
     };
@@ -215,21 +238,44 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     })
 }
 
+/// Length of the DigitBounty's commit phase in the demo.
+const COMMIT_SECONDS: u64 = 3;
+
+/// Waits until the next block's timestamp will be above `deadline` (anvil stamps a block with the
+/// wall clock, or one second after its parent if that is later).
+async fn wait_for_timestamp_after(provider: &alloy::providers::DynProvider, deadline: u64) -> Result<()> {
+    loop {
+        let latest = provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?
+            .map(|b| b.header.timestamp)
+            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        if (latest + 1).max(now) > deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Sends `n` requests back to back (each mined at once) and times each until it is fulfilled.
 async fn load(
     c: &IInferenceCoordinator::IInferenceCoordinatorInstance<alloy::providers::DynProvider>,
-    model_id: alloy::primitives::B256,
+    listing_id: U256,
     input: &[i64],
     n: usize,
 ) -> Result<LoadReport> {
-    let fee = c.quote(model_id, 0).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let fee = c.quote(listing_id, 0).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
     let input = chain::int256s(input);
     let started = Instant::now();
     let mut pending = Vec::with_capacity(n);
     for _ in 0..n {
-        let receipt =
-            chain::mined(c.requestInference(model_id, input.clone(), 0).value(fee).send().await, "requestInference")
-                .await?;
+        let receipt = chain::mined(
+            c.requestInference(listing_id, input.clone(), 0, fee).value(fee).send().await,
+            "requestInference",
+        )
+        .await?;
         let id = chain::requested_id(&receipt)?;
         pending.push((id, Instant::now()));
     }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use models::{card::ModelCard, srs::Srs};
 use prover_node::{
     chain,
-    proof::{InputFile, ProofFile},
+    proof::{Fulfiller, InputFile, ProofFile},
     prove,
     setup::{self, SetupOptions, SrsSource},
 };
@@ -190,6 +190,12 @@ struct ProveArgs {
     /// The coordinator request this proof fulfils (bound into the proof).
     #[arg(long, default_value = "0", help_heading = "Request")]
     request_id: U256,
+    /// The chain id of the coordinator's chain (bound into the proof).
+    #[arg(long, default_value_t = 31337, help_heading = "Request")]
+    chain_id: u64,
+    /// The coordinator the proof will be submitted to (bound into the proof).
+    #[arg(long, default_value_t = Address::ZERO, help_heading = "Request")]
+    coordinator: Address,
     /// The account that will submit the proof (bound into the proof).
     #[arg(long, default_value_t = Address::ZERO, help_heading = "Request")]
     fulfiller: Address,
@@ -283,7 +289,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = prove::load(&a.card, &srs)?;
             let input = InputFile::load(&a.input)?.quantized(&loaded.model)?;
             tracing::info!(model = %card.name, "proving");
-            let proof = prove::prove(&loaded, &input, a.request_id, a.fulfiller)?;
+            let fulfiller = Fulfiller { chain_id: a.chain_id, coordinator: a.coordinator, address: a.fulfiller };
+            let proof = prove::prove(&loaded, &input, a.request_id, &fulfiller)?;
             proof.save(&a.out)?;
             println!("output          {:?} (quantized, scale 2^{})", proof.output, card.output_scale_bits);
             println!(

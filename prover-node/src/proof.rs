@@ -15,11 +15,31 @@ use crate::error::{Error, Result};
 pub const FIELD_MODULUS: U256 =
     U256::from_limbs([0x43e1f593f0000001, 0x2833e84879b97091, 0xb85045b68181585d, 0x30644e72e131a029]);
 
-/// `keccak256(abi.encode(requestId, fulfiller)) mod r`: the public instance that ties a proof to
-/// one request and one fulfiller (so a proof seen in the mempool cannot be replayed by another).
-pub fn binding(request_id: U256, fulfiller: Address) -> Fr {
-    let h = U256::from_be_bytes(keccak256((request_id, fulfiller).abi_encode()).0) % FIELD_MODULUS;
-    u256_to_field(h)
+/// Who submits a proof, and where: the chain, the coordinator and the fulfilling account. With the
+/// request id it makes the binding instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fulfiller {
+    /// `block.chainid` of the chain the coordinator runs on.
+    pub chain_id: u64,
+    /// The coordinator's address.
+    pub coordinator: Address,
+    /// The account that sends `fulfillInference`.
+    pub address: Address,
+}
+
+impl Fulfiller {
+    /// The binding instance of `request_id`, as `InferenceCoordinator.bindingOf` computes it.
+    pub fn binding(&self, request_id: U256) -> Fr {
+        binding(self.chain_id, self.coordinator, request_id, self.address)
+    }
+}
+
+/// `keccak256(abi.encode(chainId, coordinator, requestId, fulfiller)) mod r`: the public instance that
+/// ties a proof to one chain, one coordinator, one request and one fulfiller (so a proof seen in the
+/// mempool cannot be replayed by another account, on another deployment or on another chain).
+pub fn binding(chain_id: u64, coordinator: Address, request_id: U256, fulfiller: Address) -> Fr {
+    let words = (U256::from(chain_id), coordinator, request_id, fulfiller).abi_encode();
+    u256_to_field(U256::from_be_bytes(keccak256(words).0) % FIELD_MODULUS)
 }
 
 /// A `U256` below r as a field element.
@@ -85,6 +105,10 @@ pub struct ProofFile {
     pub model: String,
     /// On-chain model id.
     pub model_id: String,
+    /// `block.chainid` of the chain the proof is bound to.
+    pub chain_id: u64,
+    /// The coordinator the proof is bound to (zero if none was given).
+    pub coordinator: Address,
     /// The request this proof fulfils (0 if none was given).
     pub request_id: U256,
     /// The account allowed to submit it.
@@ -144,11 +168,16 @@ impl ProofFile {
             .collect()
     }
 
+    /// Who may submit this proof, and where.
+    pub fn fulfiller(&self) -> Fulfiller {
+        Fulfiller { chain_id: self.chain_id, coordinator: self.coordinator, address: self.fulfiller }
+    }
+
     /// Checks the instances say what the file says (binding, input, output).
     pub fn check_consistent(&self, value_bits: u32) -> Result<()> {
         let f = self.field_instances()?;
-        let expected =
-            circuit::public_instances(binding(self.request_id, self.fulfiller), &self.input, &self.output, value_bits);
+        let binding = self.fulfiller().binding(self.request_id);
+        let expected = circuit::public_instances(binding, &self.input, &self.output, value_bits);
         if f != expected {
             return Err(Error::Invalid(
                 "the instances do not match the proof file's request, fulfiller, input and output".into(),
@@ -168,11 +197,33 @@ mod tests {
     }
 
     #[test]
-    fn binding_depends_on_request_and_fulfiller() {
-        let a = Address::repeat_byte(1);
-        let b = Address::repeat_byte(2);
-        assert_ne!(binding(U256::from(1), a), binding(U256::from(2), a));
-        assert_ne!(binding(U256::from(1), a), binding(U256::from(1), b));
-        assert!(field_to_u256(&binding(U256::from(1), a)) < FIELD_MODULUS);
+    fn binding_depends_on_chain_coordinator_request_and_fulfiller() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let one = U256::from(1);
+        let base = binding(31337, a, one, a);
+        assert_ne!(base, binding(1, a, one, a));
+        assert_ne!(base, binding(31337, b, one, a));
+        assert_ne!(base, binding(31337, a, U256::from(2), a));
+        assert_ne!(base, binding(31337, a, one, b));
+        assert!(field_to_u256(&base) < FIELD_MODULUS);
+    }
+
+    /// The known answers of contracts/test/InferenceCoordinator.t.sol (keccak256 above r for both).
+    #[test]
+    fn binding_matches_the_coordinators_known_answers() {
+        let at: Address = "0xc0dec0dec0dec0dec0dec0dec0dec0dec0dec0de".parse().unwrap();
+        let cases = [
+            (
+                31337,
+                42,
+                Address::repeat_byte(0x11),
+                "0x210e035329c70e3413764f5958a0d9eb4bf18087deb0cfe32208dc792368b1f9",
+            ),
+            (1, 1, Address::with_last_byte(1), "0x214ae625e73d7eeaf11b827ad55a73bfdb2cd671c705cb372816de67aae3d0d"),
+        ];
+        for (chain_id, request, fulfiller, expected) in cases {
+            let got = field_to_u256(&binding(chain_id, at, U256::from(request), fulfiller));
+            assert_eq!(got, expected.parse::<U256>().unwrap());
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::{path::Path, time::Instant};
 
 use alloy::{
-    primitives::{Address, Bytes, U256},
+    primitives::{Bytes, U256},
     sol_types::SolCall,
 };
 use models::{
@@ -18,7 +18,7 @@ use models::{
 use crate::{
     bindings::IInferenceCoordinator,
     error::Result,
-    proof::{binding, field_to_u256, ProofFile},
+    proof::{field_to_u256, Fulfiller, ProofFile},
 };
 
 /// A model ready to prove: quantized graph, keys and SRS.
@@ -56,17 +56,20 @@ pub fn fulfill_calldata(request_id: U256, input: &[i64], output: &[i64], proof: 
     .into()
 }
 
-/// Proves `input` (quantized) for `request_id`, to be submitted by `fulfiller`.
-pub fn prove(m: &LoadedModel, input: &[i64], request_id: U256, fulfiller: Address) -> Result<ProofFile> {
+/// Proves `input` (quantized) for `request_id`, to be submitted by `fulfiller` (on its chain and
+/// coordinator).
+pub fn prove(m: &LoadedModel, input: &[i64], request_id: U256, fulfiller: &Fulfiller) -> Result<ProofFile> {
     let started = Instant::now();
-    let p = prover::prove(&m.srs, &m.pk, &m.shape, &m.model, input, binding(request_id, fulfiller))?;
+    let p = prover::prove(&m.srs, &m.pk, &m.shape, &m.model, input, fulfiller.binding(request_id))?;
     let prove_seconds = started.elapsed().as_secs_f64();
     let calldata = verifier_gen::calldata(&p.instances, &p.proof);
     Ok(ProofFile {
         model: m.card.name.clone(),
         model_id: m.card.model_id.clone(),
+        chain_id: fulfiller.chain_id,
+        coordinator: fulfiller.coordinator,
         request_id,
-        fulfiller,
+        fulfiller: fulfiller.address,
         input: input.to_vec(),
         output_dequantized: dequantize_all(&p.output, m.card.output_scale_bits),
         prediction: argmax(&p.output),

@@ -37,6 +37,7 @@ use crate::{
     config::NodeConfig,
     error::{Error, Result},
     metrics::Metrics,
+    proof::Fulfiller,
     prove::{self, LoadedModel},
     store::{Job, JobState, Store},
 };
@@ -104,6 +105,7 @@ pub struct Node {
     fulfiller: Address,
     in_flight: HashSet<U256>,
     chain_verified: bool,
+    chain_id: Option<u64>,
     results_tx: mpsc::UnboundedSender<ProveResult>,
     results_rx: mpsc::UnboundedReceiver<ProveResult>,
 }
@@ -144,6 +146,7 @@ impl Node {
             fulfiller,
             in_flight: HashSet::new(),
             chain_verified: false,
+            chain_id: None,
             results_tx,
             results_rx,
         })
@@ -206,13 +209,15 @@ impl Node {
     /// One pass of watch → prove → submit → confirm.
     pub async fn tick(&mut self) -> Result<()> {
         // The endpoint's chain is checked once per (re)connection, not on every pass.
-        if let (false, Some(expected)) = (self.chain_verified, self.cfg.rpc.chain_id) {
+        // The chain id is also bound into every proof (see proof::binding).
+        if !self.chain_verified {
             let id = self.provider.get_chain_id().await.map_err(rpc)?;
-            if id != expected {
+            if let Some(expected) = self.cfg.rpc.chain_id.filter(|e| *e != id) {
                 return Err(Error::Invalid(format!(
                     "RPC reports chain id {id}, config expects {expected}; no transaction is sent"
                 )));
             }
+            self.chain_id = Some(id);
             self.chain_verified = true;
         }
         let head = self.provider.get_block_number().await.map_err(rpc)?;
@@ -353,14 +358,16 @@ impl Node {
             self.store.put(&job)?;
             self.in_flight.insert(job.request_id);
             let tx = self.results_tx.clone();
-            let (request_id, input, fulfiller) = (job.request_id, job.input.clone(), self.fulfiller);
+            let Some(chain_id) = self.chain_id else { break };
+            let fulfiller = Fulfiller { chain_id, coordinator: self.cfg.contract.coordinator, address: self.fulfiller };
+            let (request_id, input) = (job.request_id, job.input.clone());
             let span =
                 info_span!(target: "prover_node::prover", "prove", request_id = %request_id, model = %model.card.name);
             tokio::task::spawn_blocking(move || {
                 let _enter = span.enter();
                 info!(target: "prover_node::prover", "proving");
                 let result =
-                    prove::prove(&model, &input, request_id, fulfiller).map(|p| (p.output, p.proof, p.prove_seconds));
+                    prove::prove(&model, &input, request_id, &fulfiller).map(|p| (p.output, p.proof, p.prove_seconds));
                 let _ = tx.send(ProveResult { request_id, result });
             });
         }

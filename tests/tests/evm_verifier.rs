@@ -14,7 +14,11 @@ async fn generated_verifiers_accept_valid_proofs_and_reject_tampered_ones() {
     let node = anvil();
     let signer = node.keys()[0].clone().into();
     let provider = chain::provider(&node.endpoint(), signer).unwrap();
-    let fulfiller = Address::repeat_byte(0x11);
+    let fulfiller = prover_node::proof::Fulfiller {
+        chain_id: 31337,
+        coordinator: Address::repeat_byte(0xc0),
+        address: Address::repeat_byte(0x11),
+    };
 
     let mut deployed = Vec::new();
     let mut proofs = Vec::new();
@@ -22,7 +26,7 @@ async fn generated_verifiers_accept_valid_proofs_and_reject_tampered_ones() {
         let m = zoo(name);
         assert!(m.compiled.deployed_bytecode.len() <= verifier_gen::EIP170_LIMIT);
         let address = chain::deploy(&provider, m.compiled.bytecode.clone()).await.unwrap();
-        let proof = prove::prove(&m.loaded, &example_input(m), U256::from(1), fulfiller).unwrap();
+        let proof = prove::prove(&m.loaded, &example_input(m), U256::from(1), &fulfiller).unwrap();
         let ok = chain::verify_on_chain(&provider, address, proof.verifier_calldata.to_vec()).await.unwrap();
         assert!(ok.accepted, "{name}: valid proof rejected on-chain");
         let gas = ok.tx_gas.unwrap();

@@ -9,7 +9,7 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, Uint, B256, U256},
+    primitives::{Address, U256},
     providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
@@ -43,10 +43,17 @@ impl System {
         let anvil = anvil();
         let owner = chain::provider(&anvil.endpoint(), key(&anvil, 0)).unwrap();
         let user = chain::provider(&anvil.endpoint(), key(&anvil, 2)).unwrap();
-        let deployment =
-            contracts::deploy_system(&owner, &forge_out(), &zoo("digits_mlp").card_path, U256::from(1000), 3600)
-                .await
-                .unwrap();
+        let sample = contracts::sample_calldata(&zoo("digits_mlp").loaded).unwrap();
+        let deployment = contracts::deploy_system(
+            &owner,
+            &forge_out(),
+            &zoo("digits_mlp").card_path,
+            sample,
+            U256::from(1000),
+            3600,
+        )
+        .await
+        .unwrap();
         Self { anvil, deployment, user, dir: tempfile::tempdir().unwrap() }
     }
 
@@ -73,12 +80,13 @@ impl System {
     }
 
     async fn request(&self, input: &[i64]) -> U256 {
-        self.request_model(self.deployment.model_id, input).await
+        self.request_listing(self.deployment.listing_id, input).await
     }
 
-    async fn request_model(&self, model_id: B256, input: &[i64]) -> U256 {
+    async fn request_listing(&self, listing_id: U256, input: &[i64]) -> U256 {
         let coordinator = self.coordinator();
-        let call = coordinator.requestInference(model_id, chain::int256s(input), 0).value(U256::from(1000));
+        let fee = U256::from(1000);
+        let call = coordinator.requestInference(listing_id, chain::int256s(input), 0, fee).value(fee);
         chain::requested_id(&chain::mined(call.send().await, "requestInference").await.unwrap()).unwrap()
     }
 
@@ -191,17 +199,17 @@ async fn unserved_models_and_rejected_requests_do_not_disturb_the_node() {
     let cnn = zoo("digits_cnn");
     let verifier = chain::deploy(&owner, cnn.compiled.bytecode.clone()).await.unwrap();
     let c_owner = IInferenceCoordinator::new(sys.deployment.coordinator, owner.clone());
-    let register = c_owner.registerModel(verifier, contracts::encoding(&cnn.card), Uint::from(1000u64), 3600);
-    chain::mined(register.send().await, "registerModel").await.unwrap();
-    let cnn_id: B256 = cnn.card.model_id.parse().unwrap();
+    let sample = contracts::sample_calldata(&cnn.loaded).unwrap();
+    let cnn_id = contracts::register_model(&c_owner, verifier, &cnn.card, sample).await.unwrap();
+    let cnn_listing = contracts::create_listing(&c_owner, cnn_id, U256::from(1000), 3600).await.unwrap();
     let input = example_input(zoo("digits_mlp"));
-    sys.request_model(cnn_id, &input).await;
+    sys.request_listing(cnn_listing, &input).await;
     // An out-of-range input is rejected on-chain with a named error.
     let mut bad = input.clone();
     bad[0] = 17;
     let c = sys.coordinator();
     let err = c
-        .requestInference(sys.deployment.model_id, chain::int256s(&bad), 0)
+        .requestInference(sys.deployment.listing_id, chain::int256s(&bad), 0, U256::from(1000))
         .value(U256::from(1000))
         .send()
         .await
