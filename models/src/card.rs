@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     artifact,
     error::{Error, Result},
+    calibrate::Calibration,
     eval::Accuracy,
-    graph::QuantModel,
+    graph::{QuantModel, ValueBound},
     onnx,
     prover::{self, CircuitShape},
     quant::QuantParams,
@@ -52,6 +53,47 @@ pub struct CircuitInfo {
     pub fixed_columns: usize,
     /// Public instances: 1 binding + packed inputs + packed outputs.
     pub num_instances: usize,
+}
+
+/// One input or output tensor of a model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    /// ONNX name.
+    pub name: String,
+    /// Shape (batch fixed at import).
+    pub shape: Vec<usize>,
+    /// `real`, `integer` or `bool` (inputs); outputs are `real` at the output scale.
+    pub kind: String,
+    /// Fixed-point scale (bits).
+    pub scale_bits: u32,
+}
+
+impl TensorInfo {
+    /// The inputs and outputs of a quantized model, with the ONNX output names.
+    pub fn of_model(model: &QuantModel, output_names: &[String]) -> (Vec<Self>, Vec<Self>) {
+        let inputs = model
+            .inputs
+            .iter()
+            .map(|i| Self {
+                name: i.name.clone(),
+                shape: model.shapes[i.tensor].clone(),
+                kind: format!("{:?}", i.kind).to_lowercase(),
+                scale_bits: i.scale_bits,
+            })
+            .collect();
+        let outputs = model
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(j, t)| Self {
+                name: output_names.get(j).cloned().unwrap_or_else(|| format!("output{j}")),
+                shape: model.shapes[*t].clone(),
+                kind: "real".into(),
+                scale_bits: model.scales[*t],
+            })
+            .collect();
+        (inputs, outputs)
+    }
 }
 
 /// Files of a model, relative to the card's directory.
@@ -102,6 +144,19 @@ pub struct ModelCard {
     pub verifier: VerifierInfo,
     /// Accuracy on a held-out set, if one was given.
     pub accuracy: Option<Accuracy>,
+    /// Each input tensor, in the order of the flat input (instances and coordinator encoding).
+    #[serde(default)]
+    pub inputs: Vec<TensorInfo>,
+    /// Each output tensor, in the order of the flat output.
+    #[serde(default)]
+    pub outputs: Vec<TensorInfo>,
+    /// The largest value any input in `input_range` can produce: the sound bound the value bits
+    /// were sized from.
+    #[serde(default)]
+    pub bound: Option<ValueBound>,
+    /// What calibration chose and the output error it measured against the float model.
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
     /// Artifact files.
     pub files: Files,
 }

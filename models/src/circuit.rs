@@ -34,7 +34,8 @@ use halo2_base::{
 
 use crate::{
     error::{Error, Result},
-    graph::{QuantModel, QuantOp},
+    graph::{QSource, QuantModel, QuantOp},
+    ir::Cmp,
     quant::{div_round, from_field, to_field},
 };
 
@@ -152,6 +153,15 @@ impl Chips<'_> {
         node: &str,
     ) -> Result<AssignedValue<Fr>> {
         let a = self.value(&acc);
+        if d == 1 {
+            // No division: the value itself, range checked (by the sign decomposition with ReLU).
+            if relu {
+                return self.relu(ctx, acc, node);
+            }
+            self.check(node, a)?;
+            self.range_signed(ctx, acc);
+            return Ok(acc);
+        }
         #[allow(unused_mut)]
         let mut y = self.check(node, div_round(a, d as i128))?;
         #[allow(unused_mut)]
@@ -195,11 +205,105 @@ impl Chips<'_> {
         Ok(out)
     }
 
-    fn max(&self, ctx: &mut Context<Fr>, a: AssignedValue<Fr>, b: AssignedValue<Fr>) -> AssignedValue<Fr> {
+    /// `max(a, b)` (or `min`) of two range-checked values: `is_less_than` on the shifted values,
+    /// then `select`.
+    fn max_min(
+        &self,
+        ctx: &mut Context<Fr>,
+        a: AssignedValue<Fr>,
+        b: AssignedValue<Fr>,
+        min: bool,
+    ) -> AssignedValue<Fr> {
         let sa = self.gate().add(ctx, a, Constant(self.half));
         let sb = self.gate().add(ctx, b, Constant(self.half));
         let a_lt_b = self.range.is_less_than(ctx, sa, sb, self.bits);
-        self.gate().select(ctx, b, a, a_lt_b)
+        if min {
+            self.gate().select(ctx, a, b, a_lt_b)
+        } else {
+            self.gate().select(ctx, b, a, a_lt_b)
+        }
+    }
+
+    /// `x · 2^shift`, range checked (the reference pass checks aligned operands too).
+    fn align(
+        &self,
+        ctx: &mut Context<Fr>,
+        x: AssignedValue<Fr>,
+        shift: u32,
+        node: &str,
+    ) -> Result<AssignedValue<Fr>> {
+        if shift == 0 {
+            return Ok(x);
+        }
+        let y = self.gate().mul(ctx, x, Constant(Fr::from(1u64 << shift)));
+        self.check(node, self.value(&y))?;
+        self.range_signed(ctx, y);
+        Ok(y)
+    }
+
+    /// A range-checked value that must equal `v` (a constant of the model).
+    fn constant(&self, ctx: &mut Context<Fr>, v: i64, node: &str) -> Result<AssignedValue<Fr>> {
+        self.check(node, v as i128)?;
+        Ok(ctx.load_constant(to_field(v as i128)))
+    }
+
+    /// `min(x, 0)` for a range-checked `x`, with the sign bit `s` (`s = 1` iff `x ≥ 0`).
+    fn sign_and_negative_part(
+        &self,
+        ctx: &mut Context<Fr>,
+        x: AssignedValue<Fr>,
+        node: &str,
+    ) -> Result<(AssignedValue<Fr>, AssignedValue<Fr>)> {
+        let v = self.check(node, self.value(&x))?;
+        let (s, l) = self.sign_witness(v);
+        let sign = ctx.load_witness(s);
+        let low = ctx.load_witness(l);
+        self.gate().assert_bit(ctx, sign);
+        self.range.range_check(ctx, low, self.bits - 1);
+        let recomposed = self.gate().mul_add(ctx, sign, Constant(self.half), low);
+        let shifted = self.gate().add(ctx, x, Constant(self.half));
+        ctx.constrain_equal(&recomposed, &shifted);
+        // x − s·x
+        let sx = self.gate().mul(ctx, sign, x);
+        let neg = self.gate().sub(ctx, x, sx);
+        Ok((sign, neg))
+    }
+
+    /// The position of the first maximum (or minimum) of `xs`, proved by a one-hot selection.
+    fn argmax(&self, ctx: &mut Context<Fr>, xs: &[AssignedValue<Fr>], min: bool) -> AssignedValue<Fr> {
+        let mut m = xs[0];
+        for x in &xs[1..] {
+            m = self.max_min(ctx, m, *x, min);
+        }
+        let values: Vec<i128> = xs.iter().map(|x| self.value(x)).collect();
+        let best = self.value(&m);
+        let first = values.iter().position(|v| *v == best).unwrap_or(0);
+        let bits: Vec<AssignedValue<Fr>> =
+            (0..xs.len()).map(|j| ctx.load_witness(Fr::from(u64::from(j == first)))).collect();
+        for b in &bits {
+            self.gate().assert_bit(ctx, *b);
+        }
+        // exactly one bit set
+        let total = self.gate().sum(ctx, bits.iter().map(|b| Existing(*b)));
+        self.gate().assert_is_const(ctx, &total, &Fr::from(1u64));
+        // the selected value is the extreme value
+        let selected = self.gate().inner_product(ctx, bits.iter().map(|b| Existing(*b)), xs.iter().map(|x| Existing(*x)));
+        ctx.constrain_equal(&selected, &m);
+        // no earlier value equals it: Σ_j b_j · #{k < j : x_k = m} = 0
+        let mut prefix = ctx.load_constant(Fr::from(0u64));
+        let mut prefixes = Vec::with_capacity(xs.len());
+        for x in xs {
+            prefixes.push(prefix);
+            let eq = self.gate().is_equal(ctx, *x, m);
+            prefix = self.gate().add(ctx, prefix, eq);
+        }
+        let earlier = self.gate().inner_product(ctx, bits.iter().map(|b| Existing(*b)), prefixes.iter().map(|p| Existing(*p)));
+        self.gate().assert_is_const(ctx, &earlier, &Fr::from(0u64));
+        self.gate().inner_product(
+            ctx,
+            bits.iter().map(|b| Existing(*b)),
+            (0..xs.len()).map(|j| Constant(Fr::from(j as u64))),
+        )
     }
 }
 
@@ -217,11 +321,7 @@ pub fn synthesize(
     if mode != Witnessing::ShapeOnly {
         model.check_input(input)?;
     } else if input.len() != model.input_len() {
-        return Err(Error::InputLength {
-            expected: model.input_len(),
-            got: input.len(),
-            shape: model.shapes[0].clone(),
-        });
+        return Err(Error::InputLength { expected: model.input_len(), got: input.len(), shape: model.input_shape() });
     }
     let bits = model.params.value_bits as usize;
     let range = builder.range_chip();
@@ -233,7 +333,7 @@ pub fn synthesize(
 
     let mut tensors: Vec<Option<Vec<AssignedValue<Fr>>>> = vec![None; model.shapes.len()];
     let mut inputs_shifted = Vec::with_capacity(input.len());
-    let inputs: Vec<AssignedValue<Fr>> = input
+    let cells: Vec<AssignedValue<Fr>> = input
         .iter()
         .map(|v| {
             let cell = ctx.load_witness(to_field(*v as i128));
@@ -243,27 +343,38 @@ pub fn synthesize(
             cell
         })
         .collect();
-    tensors[0] = Some(inputs);
+    let mut offset = 0;
+    for i in &model.inputs {
+        let n: usize = model.shapes[i.tensor].iter().product();
+        tensors[i.tensor] = Some(cells[offset..offset + n].to_vec());
+        offset += n;
+    }
 
+    let (vmin, vmax) = (model.params.value_min(), model.params.value_max());
     for layer in &model.layers {
         let node = layer.node.as_str();
-        let x = tensors[layer.inputs[0]]
-            .clone()
-            .ok_or_else(|| Error::InvalidGraph { node: node.into(), reason: "input computed after use".into() })?;
+        let arg = |slot: usize| -> Result<Vec<AssignedValue<Fr>>> {
+            tensors[layer.inputs[slot]]
+                .clone()
+                .ok_or_else(|| Error::InvalidGraph { node: node.into(), reason: "input computed after use".into() })
+        };
         let out: Vec<AssignedValue<Fr>> = match &layer.op {
-            QuantOp::Linear { terms, bias, shift, relu } => terms
-                .iter()
-                .zip(bias)
-                .map(|(t, b)| {
-                    let a = std::iter::once(Constant(to_field(*b as i128)))
-                        .chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
-                    let w = std::iter::once(Constant(Fr::from(1u64)))
-                        .chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
-                    let acc = chips.gate().inner_product(ctx, a, w);
-                    chips.div_round(ctx, acc, 1u64 << shift, *relu, node)
-                })
-                .collect::<Result<_>>()?,
-            QuantOp::AddConst { values } => x
+            QuantOp::Linear { terms, bias, shift, relu } => {
+                let x = arg(0)?;
+                terms
+                    .iter()
+                    .zip(bias)
+                    .map(|(t, b)| {
+                        let a = std::iter::once(Constant(to_field(*b as i128)))
+                            .chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
+                        let w = std::iter::once(Constant(Fr::from(1u64)))
+                            .chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
+                        let acc = chips.gate().inner_product(ctx, a, w);
+                        chips.div_round(ctx, acc, 1u64 << shift, *relu, node)
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::AddConst { values } => arg(0)?
                 .iter()
                 .zip(values)
                 .map(|(a, c)| {
@@ -273,15 +384,15 @@ pub fn synthesize(
                     Ok(y)
                 })
                 .collect::<Result<_>>()?,
-            QuantOp::Add { a_shift, b_shift } => {
-                let y = tensors[layer.inputs[1]].clone().ok_or_else(|| Error::InvalidGraph {
-                    node: node.into(),
-                    reason: "input computed after use".into(),
-                })?;
+            QuantOp::Add { a_shift, b_shift, sub } => {
+                let (x, y) = (arg(0)?, arg(1)?);
                 x.iter()
                     .zip(&y)
                     .map(|(a, b)| {
-                        let b_scaled = chips.gate().mul(ctx, *b, Constant(Fr::from(1u64 << b_shift)));
+                        chips.check(node, chips.value(a) << a_shift)?;
+                        chips.check(node, chips.value(b) << b_shift)?;
+                        let sign = if *sub { -Fr::from(1u64 << b_shift) } else { Fr::from(1u64 << b_shift) };
+                        let b_scaled = chips.gate().mul(ctx, *b, Constant(sign));
                         let sum = chips.gate().mul_add(ctx, *a, Constant(Fr::from(1u64 << a_shift)), b_scaled);
                         chips.check(node, chips.value(&sum))?;
                         chips.range_signed(ctx, sum);
@@ -289,33 +400,157 @@ pub fn synthesize(
                     })
                     .collect::<Result<_>>()?
             }
-            QuantOp::Relu => x.iter().map(|a| chips.relu(ctx, *a, node)).collect::<Result<_>>()?,
-            QuantOp::AvgPool { windows, divisors } => windows
+            QuantOp::Mul { shift } => {
+                let (x, y) = (arg(0)?, arg(1)?);
+                x.iter()
+                    .zip(&y)
+                    .map(|(a, b)| {
+                        let p = chips.gate().mul(ctx, *a, *b);
+                        chips.div_round(ctx, p, 1u64 << shift, false, node)
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::Const { values } => values.iter().map(|v| chips.constant(ctx, *v, node)).collect::<Result<_>>()?,
+            QuantOp::Move { sources, shifts } => {
+                let slots = (0..layer.inputs.len()).map(arg).collect::<Result<Vec<_>>>()?;
+                sources
+                    .iter()
+                    .map(|s| match s {
+                        QSource::Input { slot, index } => chips.align(
+                            ctx,
+                            slots[*slot as usize][*index as usize],
+                            shifts[*slot as usize],
+                            node,
+                        ),
+                        QSource::Const(c) => chips.constant(ctx, *c, node),
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::Relu => arg(0)?.iter().map(|a| chips.relu(ctx, *a, node)).collect::<Result<_>>()?,
+            QuantOp::LeakyRelu { slopes, shift } => arg(0)?
                 .iter()
-                .zip(divisors)
-                .map(|(w, d)| {
-                    let sum = chips.gate().sum(ctx, w.iter().map(|i| Existing(x[*i as usize])));
-                    chips.div_round(ctx, sum, *d as u64, false, node)
+                .zip(slopes)
+                .map(|(x, a)| {
+                    let (sign, neg) = chips.sign_and_negative_part(ctx, *x, node)?;
+                    let acc = chips.gate().mul(ctx, neg, Constant(to_field(*a as i128)));
+                    let scaled = chips.div_round(ctx, acc, 1u64 << shift, false, node)?;
+                    Ok(chips.gate().select(ctx, *x, scaled, sign))
                 })
                 .collect::<Result<_>>()?,
-            QuantOp::MaxPool { windows } => windows
-                .iter()
-                .map(|w| {
-                    let mut m = x[w[0] as usize];
-                    for i in &w[1..] {
-                        m = chips.max(ctx, m, x[*i as usize]);
-                    }
-                    m
-                })
-                .collect(),
-            QuantOp::Reshape => x,
+            QuantOp::Clip { min, max } => {
+                let lo = min.filter(|v| *v > vmin);
+                let hi = max.filter(|v| *v < vmax);
+                let lo_cell = lo.map(|v| chips.constant(ctx, v, node)).transpose()?;
+                let hi_cell = hi.map(|v| chips.constant(ctx, v, node)).transpose()?;
+                arg(0)?
+                    .iter()
+                    .map(|x| {
+                        let mut y = *x;
+                        if let Some(lo) = lo_cell {
+                            y = chips.max_min(ctx, y, lo, false);
+                        }
+                        if let Some(hi) = hi_cell {
+                            y = chips.max_min(ctx, y, hi, true);
+                        }
+                        y
+                    })
+                    .collect()
+            }
+            QuantOp::MaxMin { min, a_shift, b_shift } => {
+                let (x, y) = (arg(0)?, arg(1)?);
+                x.iter()
+                    .zip(&y)
+                    .map(|(a, b)| {
+                        let a = chips.align(ctx, *a, *a_shift, node)?;
+                        let b = chips.align(ctx, *b, *b_shift, node)?;
+                        Ok(chips.max_min(ctx, a, b, *min))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::Compare { cmp, a_shift, b_shift } => {
+                let (x, y) = (arg(0)?, arg(1)?);
+                x.iter()
+                    .zip(&y)
+                    .map(|(a, b)| {
+                        let a = chips.align(ctx, *a, *a_shift, node)?;
+                        let b = chips.align(ctx, *b, *b_shift, node)?;
+                        let sa = chips.gate().add(ctx, a, Constant(chips.half));
+                        let sb = chips.gate().add(ctx, b, Constant(chips.half));
+                        Ok(match cmp {
+                            Cmp::Less => chips.range.is_less_than(ctx, sa, sb, bits),
+                            Cmp::Greater => chips.range.is_less_than(ctx, sb, sa, bits),
+                            Cmp::LessOrEqual => {
+                                let gt = chips.range.is_less_than(ctx, sb, sa, bits);
+                                chips.gate().not(ctx, gt)
+                            }
+                            Cmp::GreaterOrEqual => {
+                                let lt = chips.range.is_less_than(ctx, sa, sb, bits);
+                                chips.gate().not(ctx, lt)
+                            }
+                            Cmp::Equal => chips.gate().is_equal(ctx, a, b),
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::Where { a_shift, b_shift } => {
+                let (c, x, y) = (arg(0)?, arg(1)?, arg(2)?);
+                c.iter()
+                    .zip(x.iter().zip(&y))
+                    .map(|(c, (a, b))| {
+                        chips.gate().assert_bit(ctx, *c);
+                        let a = chips.align(ctx, *a, *a_shift, node)?;
+                        let b = chips.align(ctx, *b, *b_shift, node)?;
+                        Ok(chips.gate().select(ctx, a, b, *c))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::AvgPool { windows, divisors } => {
+                let x = arg(0)?;
+                windows
+                    .iter()
+                    .zip(divisors)
+                    .map(|(w, d)| {
+                        let sum = chips.gate().sum(ctx, w.iter().map(|i| Existing(x[*i as usize])));
+                        chips.div_round(ctx, sum, *d as u64, false, node)
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::MaxPool { windows, min } => {
+                let x = arg(0)?;
+                windows
+                    .iter()
+                    .map(|w| {
+                        let mut m = x[w[0] as usize];
+                        for i in &w[1..] {
+                            m = chips.max_min(ctx, m, x[*i as usize], *min);
+                        }
+                        m
+                    })
+                    .collect()
+            }
+            QuantOp::ArgMax { windows, min } => {
+                let x = arg(0)?;
+                windows
+                    .iter()
+                    .map(|w| {
+                        let xs: Vec<_> = w.iter().map(|i| x[*i as usize]).collect();
+                        chips.argmax(ctx, &xs, *min)
+                    })
+                    .collect()
+            }
+            QuantOp::Reshape => arg(0)?,
         };
         tensors[layer.output] = Some(out);
     }
 
-    let outputs = tensors[model.output]
-        .clone()
-        .ok_or_else(|| Error::InvalidGraph { node: "output".into(), reason: "never computed".into() })?;
+    let mut outputs = Vec::with_capacity(model.output_len());
+    for t in &model.outputs {
+        outputs.extend(
+            tensors[*t]
+                .clone()
+                .ok_or_else(|| Error::InvalidGraph { node: "output".into(), reason: "never computed".into() })?,
+        );
+    }
     let output = outputs.iter().map(|c| from_field(c.value()).unwrap_or(0) as i64).collect();
     // Every tensor is range checked where it is produced, except the bare input of a model
     // without layers; checking the shifted outputs again keeps the packing injective regardless.
@@ -379,7 +614,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        onnx::{FloatModel, Layer, LayerKind},
+        ir::{Cmp, FloatModel, InputKind, Layer, LayerKind, ModelInput, Source},
         quant::QuantParams,
     };
 
@@ -400,7 +635,7 @@ mod tests {
             layers.push(layer("relu", vec![1], 2, LayerKind::Relu));
             shapes.push(vec![1, 3]);
         }
-        let float = FloatModel { output: shapes.len() - 1, shapes, layers };
+        let float = float_model(shapes.len() - 1, shapes, layers);
         QuantModel::quantize(&float, QuantParams::default(), None).unwrap()
     }
 
@@ -415,7 +650,7 @@ mod tests {
                 3,
                 LayerKind::AvgPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5], vec![1, 2]], divisors: vec![3, 3, 2] },
             ),
-            layer("max", vec![3], 4, LayerKind::MaxPool { windows: vec![vec![0, 1], vec![1, 2], vec![0, 2]] }),
+            layer("max", vec![3], 4, LayerKind::MaxPool { windows: vec![vec![0, 1], vec![1, 2], vec![0, 2]], min: false }),
             layer(
                 "fc",
                 vec![4],
@@ -425,11 +660,76 @@ mod tests {
                     bias: vec![0.0, 0.25, -0.5],
                 },
             ),
-            layer("residual", vec![5, 3], 6, LayerKind::Add),
+            layer("residual", vec![5, 3], 6, LayerKind::Add { sub: false }),
         ];
         let shapes = vec![vec![1, 6], vec![1, 6], vec![1, 6], vec![1, 3], vec![1, 3], vec![1, 3], vec![1, 3]];
-        let float = FloatModel { output: 6, shapes, layers };
+        let float = float_model(6, shapes, layers);
         QuantModel::quantize(&float, QuantParams::default(), None).unwrap()
+    }
+
+    fn float_model(output: usize, shapes: Vec<Vec<usize>>, layers: Vec<Layer>) -> FloatModel {
+        FloatModel {
+            shapes,
+            inputs: vec![ModelInput { name: "x".into(), tensor: 0, kind: InputKind::Real }],
+            layers,
+            outputs: vec![output],
+            output_names: vec!["y".into()],
+        }
+    }
+
+    /// Every other IR kind: Const, Move (two slots, a constant, scale alignment), Sub, Mul,
+    /// LeakyRelu, Clip, MaxMin, Compare, Where, MaxPool(min), ArgMax; two outputs at different
+    /// scales (logits and an index).
+    fn wide() -> QuantModel {
+        let half = |v: f32| vec![v; 4];
+        let layers = vec![
+            layer("c", vec![], 1, LayerKind::Const { values: vec![0.5, -1.0, 2.0, 0.25] }),
+            layer("sub", vec![0, 1], 2, LayerKind::Add { sub: true }),
+            layer("mul", vec![0, 2], 3, LayerKind::Mul),
+            layer("prelu", vec![3], 4, LayerKind::LeakyRelu { slopes: vec![0.1, -1.0, 0.25, 2.0] }),
+            layer("clip", vec![4], 5, LayerKind::Clip { min: Some(-1.5), max: Some(3.0) }),
+            layer("min", vec![5, 2], 6, LayerKind::MaxMin { min: true }),
+            layer("gt", vec![0, 2], 7, LayerKind::Compare { cmp: Cmp::Greater }),
+            layer("where", vec![7, 6, 1], 8, LayerKind::Where),
+            layer(
+                "concat",
+                vec![8, 7],
+                9,
+                LayerKind::Move {
+                    sources: vec![
+                        Source::Input { slot: 0, index: 3 },
+                        Source::Input { slot: 1, index: 0 },
+                        Source::Const(-0.75),
+                        Source::Input { slot: 0, index: 0 },
+                        Source::Input { slot: 0, index: 1 },
+                        Source::Input { slot: 1, index: 2 },
+                    ],
+                },
+            ),
+            layer("minpool", vec![9], 10, LayerKind::MaxPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5]], min: true }),
+            layer("argmax", vec![9], 11, LayerKind::ArgMax { windows: vec![vec![0, 1, 2, 3, 4, 5]], min: false }),
+            layer("eq", vec![0, 1], 12, LayerKind::Compare { cmp: Cmp::LessOrEqual }),
+        ];
+        let _ = half;
+        let shapes = vec![
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 6],
+            vec![1, 2],
+            vec![1, 1],
+            vec![1, 4],
+        ];
+        let mut float = float_model(10, shapes, layers);
+        float.outputs = vec![10, 11, 12];
+        float.output_names = vec!["pooled".into(), "index".into(), "flags".into()];
+        QuantModel::quantize(&float, QuantParams { value_bits: 24, ..QuantParams::default() }, None).unwrap()
     }
 
     /// Runs MockProver; `claimed` replaces the honest output in the public instances.
@@ -462,6 +762,7 @@ mod tests {
         assert!(mock(&dense(false), &[10, -20, 30, 127], Witnessing::Exact, None));
         assert!(mock(&dense(true), &[10, -20, 30, 127], Witnessing::Exact, None));
         assert!(mock(&chain(), &[10, -20, 30, -127, 64, 5], Witnessing::Exact, None));
+        assert!(mock(&wide(), &[10, -300, 256, 64], Witnessing::Exact, None));
     }
 
     #[test]
@@ -470,6 +771,7 @@ mod tests {
             (dense(false), vec![10, -20, 30, 127]),
             (dense(true), vec![10, -20, 30, 127]),
             (chain(), vec![10, -20, 30, -127, 64, 5]),
+            (wide(), vec![10, -300, 256, 64]),
         ] {
             let out = honest_output(&model, &input);
             for i in 0..out.len() {
@@ -528,6 +830,14 @@ mod tests {
         #[test]
         fn circuit_equals_reference(input in proptest::collection::vec(-400i64..400, 6)) {
             let model = chain();
+            let expected = model.forward(&input).unwrap();
+            prop_assert_eq!(honest_output(&model, &input), expected);
+            prop_assert!(mock(&model, &input, Witnessing::Exact, None));
+        }
+
+        #[test]
+        fn circuit_equals_reference_on_every_ir_kind(input in proptest::collection::vec(-600i64..600, 4)) {
+            let model = wide();
             let expected = model.forward(&input).unwrap();
             prop_assert_eq!(honest_output(&model, &input), expected);
             prop_assert!(mock(&model, &input, Witnessing::Exact, None));

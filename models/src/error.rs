@@ -19,9 +19,9 @@ pub enum Error {
     /// The file is not a valid ONNX protobuf.
     #[error("{} is not a readable ONNX model: {reason}", path.display())]
     MalformedOnnx { path: PathBuf, reason: String },
-    /// The graph uses an operator zkinfer cannot prove.
-    #[error("unsupported ONNX operator `{op}` at node `{node}` (supported: {supported})")]
-    UnsupportedOp { node: String, op: String, supported: &'static str },
+    /// Nodes zkinfer cannot prove: every one of the model, with the reason.
+    #[error("{}", refusals_message(.0))]
+    Unsupported(Vec<Refusal>),
     /// The operator is supported but not with this attribute value.
     #[error("node `{node}` ({op}): unsupported {attribute} = {value}")]
     UnsupportedAttribute { node: String, op: String, attribute: String, value: String },
@@ -46,6 +46,13 @@ pub enum Error {
          raise --value-bits or lower the activation scale"
     )]
     Overflow { node: String, value: i128, bits: u32 },
+    /// Some input inside the registered range would overflow the value range.
+    #[error(
+        "inputs in the registered range [{min}, {max}] can reach {max_abs} at node `{node}`, which needs \
+         {required} value bits (have {bits}); raise --value-bits to {required}, narrow --input-min/--input-max, \
+         or lower the scales"
+    )]
+    InputRangeNotProvable { node: String, max_abs: String, bits: u32, required: u32, min: i64, max: i64 },
     /// Quantization parameters that cannot work.
     #[error("invalid quantization parameters: {0}")]
     InvalidParams(String),
@@ -79,6 +86,36 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// One node zkinfer cannot prove, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// ONNX node name.
+    pub node: String,
+    /// ONNX operator type.
+    pub op: String,
+    /// What is unsupported.
+    pub reason: String,
+}
+
+fn refusals_message(refusals: &[Refusal]) -> String {
+    let mut ops: Vec<&str> = refusals.iter().map(|r| r.op.as_str()).collect();
+    ops.sort_unstable();
+    ops.dedup();
+    let mut msg = format!(
+        "{} node(s) cannot be proved (operators: {}):",
+        refusals.len(),
+        ops.join(", ")
+    );
+    for r in refusals {
+        msg.push_str(&format!("\n  - node `{}` ({}): {}", r.node, r.op, r.reason));
+    }
+    msg.push_str(&format!(
+        "\nsupported operators: {}",
+        crate::onnx::ops::supported_ops().join(", ")
+    ));
+    msg
 }
 
 impl Error {

@@ -3,46 +3,80 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::*;
+use tract_onnx::{prelude::*, tract_hir::infer::Factoid};
 
 use crate::{
     error::{Error, Result},
     graph::QuantModel,
+    ir::{FloatModel, InputKind},
     quant::dequantize,
 };
 
-/// A float model compiled by tract, for reference predictions.
+/// A float model compiled by tract, for reference outputs.
 pub struct FloatRunner {
     plan: std::sync::Arc<TypedRunnableModel>,
-    shape: Vec<usize>,
+    inputs: Vec<(Vec<usize>, DatumType)>,
 }
 
 impl std::fmt::Debug for FloatRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FloatRunner").field("shape", &self.shape).finish_non_exhaustive()
+        f.debug_struct("FloatRunner").field("inputs", &self.inputs).finish_non_exhaustive()
     }
 }
 
 impl FloatRunner {
-    /// Loads and optimizes an ONNX model for a single input of `shape`.
+    /// Loads and optimizes an ONNX model for one input of `shape` (a real-valued input).
     pub fn load(path: &Path, shape: &[usize]) -> Result<Self> {
-        let err = |e: TractError| Error::MalformedOnnx { path: path.into(), reason: format!("{e:#}") };
-        let plan = tract_onnx::onnx()
-            .model_for_path(path)
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(err)?;
-        Ok(Self { plan, shape: shape.to_vec() })
+        Self::load_inputs(path, &[(shape.to_vec(), InputKind::Real)])
     }
 
-    /// Runs one input (flat, row-major).
+    /// Loads and optimizes an ONNX model for the inputs of an imported model.
+    pub fn for_model(path: &Path, model: &FloatModel) -> Result<Self> {
+        let inputs: Vec<_> = model.inputs.iter().map(|i| (model.shapes[i.tensor].clone(), i.kind)).collect();
+        Self::load_inputs(path, &inputs)
+    }
+
+    fn load_inputs(path: &Path, inputs: &[(Vec<usize>, InputKind)]) -> Result<Self> {
+        let err = |e: TractError| Error::MalformedOnnx { path: path.into(), reason: format!("{e:#}") };
+        let mut model = tract_onnx::onnx().model_for_path(path).map_err(err)?;
+        let mut typed = Vec::new();
+        for (i, (shape, kind)) in inputs.iter().enumerate() {
+            let declared = model.input_fact(i).map_err(err)?.datum_type.concretize();
+            let dt = declared.unwrap_or(match kind {
+                InputKind::Real => f32::datum_type(),
+                InputKind::Integer => i64::datum_type(),
+                InputKind::Bool => bool::datum_type(),
+            });
+            model = model.with_input_fact(i, InferenceFact::dt_shape(dt, shape.clone())).map_err(err)?;
+            typed.push((shape.clone(), dt));
+        }
+        let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(err)?;
+        Ok(Self { plan, inputs: typed })
+    }
+
+    /// Runs one sample: all inputs concatenated flat (row-major); returns all outputs concatenated.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
         let err = |e: TractError| Error::InvalidGraph { node: "tract".into(), reason: format!("{e:#}") };
-        let tensor = Tensor::from_shape(&self.shape, input).map_err(err)?;
-        let out = self.plan.run(tvec!(tensor.into())).map_err(err)?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(err)?;
-        Ok(view.iter().copied().collect())
+        let mut offset = 0;
+        let mut values = TVec::new();
+        for (shape, dt) in &self.inputs {
+            let n: usize = shape.iter().product();
+            let slice = input.get(offset..offset + n).ok_or_else(|| Error::InputLength {
+                expected: offset + n,
+                got: input.len(),
+                shape: shape.clone(),
+            })?;
+            offset += n;
+            let t = Tensor::from_shape(shape, slice).map_err(err)?;
+            values.push(t.cast_to_dt(*dt).map_err(err)?.into_owned().into_tvalue());
+        }
+        let out = self.plan.run(values).map_err(err)?;
+        let mut flat = Vec::new();
+        for o in out.iter() {
+            let c = o.cast_to::<f32>().map_err(err)?;
+            flat.extend(c.to_plain_array_view::<f32>().map_err(err)?.iter().copied());
+        }
+        Ok(flat)
     }
 }
 
@@ -60,6 +94,19 @@ impl Dataset {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading dataset", path, e))?;
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.into(), what: "dataset", source })
+    }
+
+    /// Reads only the inputs of `{"inputs": [[..]], ...}` (labels, if any, are ignored): a
+    /// calibration set.
+    pub fn load_inputs(path: &Path) -> Result<Vec<Vec<f64>>> {
+        #[derive(Deserialize)]
+        struct Inputs {
+            inputs: Vec<Vec<f64>>,
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io("reading calibration set", path, e))?;
+        let set: Inputs = serde_json::from_slice(&bytes)
+            .map_err(|source| Error::Json { path: path.into(), what: "calibration set", source })?;
+        Ok(set.inputs)
     }
 }
 

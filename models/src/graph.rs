@@ -1,25 +1,32 @@
-//! The quantized integer model and its plain-integer reference forward pass.
+//! The quantized integer model, its plain-integer reference forward pass, and a sound interval
+//! bound over the registered input range.
 //!
 //! [`QuantModel::forward`] defines the semantics zkinfer proves: the circuit in
 //! [`crate::circuit`] must produce exactly the same integers (checked by property tests).
 //!
-//! Per layer, with `B = value_bits` and activations at scale `s_a`:
+//! Per layer, with `B = value_bits`, activations at scale `s_a`, weights at `s_w`:
 //! * `Linear`: `acc = bias_q + Σ w_q · x`, with `w_q = round(w·2^s_w)` and
-//!   `bias_q = round(b·2^(s_x+s_w))`; then `y = div_round(acc, 2^(s_x+s_w−s_a))`, optionally
-//!   followed by ReLU (fused: the circuit decomposes the rescaled value's sign bit once).
-//! * `AddConst`: `y = x + round(c·2^s_x)`. `Add`: both operands are first brought to the larger of
-//!   their scales by exact multiplication with a power of two.
-//! * `AvgPool`: `y = div_round(Σ window, d)`. `MaxPool`: the window maximum. `Relu`: `max(x, 0)`.
-//! * `Reshape`: identity on the flat data.
+//!   `bias_q = round(b·2^(s_x+s_w))`; then `y = div_round(acc, 2^(s_x+s_w−s_a))` (no division, and
+//!   output scale `s_x+s_w`, when that is below `s_a`), optionally followed by ReLU (fused).
+//! * `AddConst`: `y = x + round(c·2^s_x)`. `Add`, `MaxMin`, `Compare`, `Where`, `Move`: operands are
+//!   first brought to the largest of their scales by exact multiplication with a power of two.
+//! * `Mul`: `y = div_round(a·b, 2^(s_a+s_b−s_out))` with `s_out = min(s_a+s_b, activation scale)`.
+//! * `LeakyRelu`: `y = x` if `x ≥ 0`, else `div_round(round(α·2^s_w)·x, 2^s_w)`.
+//! * `Clip`: `min(max(x, round(lo·2^s_x)), round(hi·2^s_x))`.
+//! * `Compare`: 1 or 0, at scale 2^0. `ArgMax`: the first index of the extreme value, at 2^0.
+//! * `AvgPool`: `y = div_round(Σ window, d)`. `MaxPool`: the window maximum (or minimum).
+//! * `Reshape`: identity on the flat data. `Const`: `round(c·2^s_a)`.
 //!
-//! Every layer output is checked to lie in `[-2^(B-1), 2^(B-1))`; a value outside is an
-//! [`Error::Overflow`] naming the node.
+//! Every value a layer produces (and every operand after scale alignment) is checked to lie in
+//! `[-2^(B-1), 2^(B-1))`; a value outside is an [`Error::Overflow`] naming the node, exactly where
+//! the circuit would be unsatisfiable. [`QuantModel::bounds`] proves by interval arithmetic that
+//! no input inside [`QuantModel::input_range`] can reach such a value.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Error, Result},
-    onnx::{FloatModel, LayerKind, TensorId},
+    ir::{Cmp, FloatModel, InputKind, LayerKind, Source, TensorId},
     quant::{div_round, quantize, QuantParams},
 };
 
@@ -36,6 +43,15 @@ pub struct QuantLayer {
     pub op: QuantOp,
 }
 
+/// Where a value of a [`QuantOp::Move`] output comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QSource {
+    /// `inputs[slot][index] · 2^shifts[slot]`.
+    Input { slot: u16, index: u32 },
+    /// A constant at the output scale.
+    Const(i64),
+}
+
 /// The integer computation of a layer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum QuantOp {
@@ -43,16 +59,47 @@ pub enum QuantOp {
     Linear { terms: Vec<Vec<(u32, i64)>>, bias: Vec<i64>, shift: u32, relu: bool },
     /// `y = x + c`.
     AddConst { values: Vec<i64> },
-    /// `y = a·2^a_shift + b·2^b_shift`.
-    Add { a_shift: u32, b_shift: u32 },
+    /// `y = a·2^a_shift ± b·2^b_shift`.
+    Add { a_shift: u32, b_shift: u32, sub: bool },
+    /// `y = div_round(a·b, 2^shift)`.
+    Mul { shift: u32 },
+    /// `y = values`.
+    Const { values: Vec<i64> },
+    /// `y[o] = sources[o]`, input values scaled by `2^shifts[slot]`.
+    Move { sources: Vec<QSource>, shifts: Vec<u32> },
     /// `y = max(x, 0)`.
     Relu,
+    /// `y = x ≥ 0 ? x : div_round(slope·x, 2^shift)`.
+    LeakyRelu { slopes: Vec<i64>, shift: u32 },
+    /// `y = min(max(x, min), max)`.
+    Clip { min: Option<i64>, max: Option<i64> },
+    /// `y = max(a·2^a_shift, b·2^b_shift)` (or min).
+    MaxMin { min: bool, a_shift: u32, b_shift: u32 },
+    /// `y = cmp(a·2^a_shift, b·2^b_shift)` ∈ {0, 1}.
+    Compare { cmp: Cmp, a_shift: u32, b_shift: u32 },
+    /// `y = cond ? a·2^a_shift : b·2^b_shift` (`cond` ∈ {0, 1}, enforced).
+    Where { a_shift: u32, b_shift: u32 },
     /// `y[o] = div_round(Σ x[windows[o]], divisors[o])`.
     AvgPool { windows: Vec<Vec<u32>>, divisors: Vec<u32> },
-    /// `y[o] = max x[windows[o]]`.
-    MaxPool { windows: Vec<Vec<u32>> },
+    /// `y[o] = max x[windows[o]]` (or min).
+    MaxPool { windows: Vec<Vec<u32>>, min: bool },
+    /// `y[o]` = first position of the max (or min) of `x[windows[o]]`.
+    ArgMax { windows: Vec<Vec<u32>>, min: bool },
     /// `y = x`.
     Reshape,
+}
+
+/// A model input after quantization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuantInput {
+    /// ONNX name.
+    pub name: String,
+    /// Tensor id.
+    pub tensor: TensorId,
+    /// Type in the ONNX file.
+    pub kind: InputKind,
+    /// Scale (bits): the input scale for real inputs, 0 for integers and booleans.
+    pub scale_bits: u32,
 }
 
 /// A model quantized to integers.
@@ -60,21 +107,45 @@ pub enum QuantOp {
 pub struct QuantModel {
     /// Quantization parameters.
     pub params: QuantParams,
-    /// Shape of every tensor; tensor 0 is the input.
+    /// Shape of every tensor.
     pub shapes: Vec<Vec<usize>>,
     /// Scale (bits) of every tensor.
     pub scales: Vec<u32>,
     /// Layers in evaluation order.
     pub layers: Vec<QuantLayer>,
-    /// The output tensor.
-    pub output: TensorId,
-    /// Inclusive range accepted for each quantized input value.
+    /// The inputs, in order: the flat model input is their concatenation.
+    pub inputs: Vec<QuantInput>,
+    /// The outputs, in order: the flat model output is their concatenation (all at one scale).
+    pub outputs: Vec<TensorId>,
+    /// Inclusive range accepted for every quantized input value.
     pub input_range: (i64, i64),
+}
+
+/// The largest value any input in range can produce, and where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueBound {
+    /// Largest magnitude of any range-checked value (as a decimal string: it may exceed 2^53).
+    pub max_abs: String,
+    /// The node where it occurs.
+    pub node: String,
+    /// Smallest `value_bits` that holds every such value.
+    pub required_value_bits: u32,
+}
+
+fn bits_for(max_abs: i128) -> u32 {
+    // Smallest B with -2^(B-1) <= -max_abs and max_abs <= 2^(B-1) - 1.
+    let mut b = 2;
+    while b < 127 && (1i128 << (b - 1)) <= max_abs {
+        b += 1;
+    }
+    b
 }
 
 impl QuantModel {
     /// Quantizes an imported model. `input_range` narrows the accepted inputs (for example
     /// `[0, 16]` for the 8x8 digits at scale 2^4); it defaults to the whole value range.
+    ///
+    /// This does not check that every input in range is provable: see [`Self::bound`].
     pub fn quantize(model: &FloatModel, params: QuantParams, input_range: Option<(i64, i64)>) -> Result<Self> {
         params.validate()?;
         let (vmin, vmax) = (params.value_min(), params.value_max());
@@ -86,7 +157,20 @@ impl QuantModel {
             )));
         }
         let mut scales = vec![0u32; model.shapes.len()];
-        scales[0] = params.input_scale_bits;
+        let inputs: Vec<QuantInput> = model
+            .inputs
+            .iter()
+            .map(|i| QuantInput {
+                name: i.name.clone(),
+                tensor: i.tensor,
+                kind: i.kind,
+                scale_bits: if i.kind == InputKind::Real { params.input_scale_bits } else { 0 },
+            })
+            .collect();
+        for i in &inputs {
+            scales[i.tensor] = i.scale_bits;
+        }
+        let (s_w, s_a) = (params.weight_scale_bits, params.activation_scale_bits);
         let mut layers: Vec<QuantLayer> = Vec::with_capacity(model.layers.len());
         let q = |x: f32, bits: u32, node: &str, what: &str| {
             quantize(x as f64, bits).ok_or_else(|| Error::InvalidGraph {
@@ -94,38 +178,57 @@ impl QuantModel {
                 reason: format!("{what} {x} cannot be quantized at scale 2^{bits}"),
             })
         };
+        let mut outputs = model.outputs.clone();
         for layer in &model.layers {
             let node = layer.node.as_str();
-            let s_x = scales[layer.inputs[0]];
+            let s_in: Vec<u32> = layer.inputs.iter().map(|t| scales[*t]).collect();
+            let s_x = s_in.first().copied().unwrap_or(s_a);
+            let s_max = s_in.iter().copied().max().unwrap_or(s_a);
+            let shifts = |s: &[u32]| -> Vec<u32> { s.iter().map(|x| s_max - x).collect() };
             let (op, scale) = match &layer.kind {
                 LayerKind::Linear { terms, bias } => {
-                    let s_acc = s_x + params.weight_scale_bits;
-                    let shift = s_acc.checked_sub(params.activation_scale_bits).ok_or_else(|| {
-                        Error::InvalidParams(format!(
-                            "node `{node}`: input scale 2^{s_x} · weight scale 2^{} is finer than the activation scale",
-                            params.weight_scale_bits
-                        ))
-                    })?;
+                    let s_acc = s_x + s_w;
+                    let shift = s_acc.saturating_sub(s_a);
                     let terms = terms
                         .iter()
                         .map(|t| {
                             t.iter()
-                                .map(|(i, w)| Ok((*i, q(*w, params.weight_scale_bits, node, "weight")?)))
+                                .map(|(i, w)| Ok((*i, q(*w, s_w, node, "weight")?)))
                                 .filter(|r| !matches!(r, Ok((_, 0))))
                                 .collect::<Result<Vec<_>>>()
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let bias = bias.iter().map(|b| q(*b, s_acc, node, "bias")).collect::<Result<Vec<_>>>()?;
-                    (QuantOp::Linear { terms, bias, shift, relu: false }, params.activation_scale_bits)
+                    (QuantOp::Linear { terms, bias, shift, relu: false }, s_acc - shift)
                 }
                 LayerKind::AddConst { values } => {
                     let values = values.iter().map(|c| q(*c, s_x, node, "constant")).collect::<Result<Vec<_>>>()?;
                     (QuantOp::AddConst { values }, s_x)
                 }
-                LayerKind::Add => {
-                    let s_b = scales[layer.inputs[1]];
-                    let s = s_x.max(s_b);
-                    (QuantOp::Add { a_shift: s - s_x, b_shift: s - s_b }, s)
+                LayerKind::Add { sub } => {
+                    let sh = shifts(&s_in);
+                    (QuantOp::Add { a_shift: sh[0], b_shift: sh[1], sub: *sub }, s_max)
+                }
+                LayerKind::Mul => {
+                    let s = s_in[0] + s_in[1];
+                    let shift = s.saturating_sub(s_a);
+                    (QuantOp::Mul { shift }, s - shift)
+                }
+                LayerKind::Const { values } => {
+                    let values = values.iter().map(|c| q(*c, s_a, node, "constant")).collect::<Result<Vec<_>>>()?;
+                    (QuantOp::Const { values }, s_a)
+                }
+                LayerKind::Move { sources } => {
+                    let sources = sources
+                        .iter()
+                        .map(|s| {
+                            Ok(match s {
+                                Source::Input { slot, index } => QSource::Input { slot: *slot, index: *index },
+                                Source::Const(c) => QSource::Const(q(*c, s_max, node, "constant")?),
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    (QuantOp::Move { sources, shifts: shifts(&s_in) }, s_max)
                 }
                 LayerKind::Relu => {
                     // Fuse into the producing Linear layer when it is the only consumer.
@@ -133,7 +236,7 @@ impl QuantModel {
                     let fusable = layers
                         .last()
                         .is_some_and(|l| l.output == input && matches!(l.op, QuantOp::Linear { relu: false, .. }))
-                        && model.output != input
+                        && !model.outputs.contains(&input)
                         && model.layers.iter().filter(|l| l.inputs.contains(&input)).count() == 1;
                     if fusable {
                         let prev = layers.last_mut().expect("checked above");
@@ -147,10 +250,32 @@ impl QuantModel {
                     }
                     (QuantOp::Relu, s_x)
                 }
+                LayerKind::LeakyRelu { slopes } => {
+                    let slopes = slopes.iter().map(|a| q(*a, s_w, node, "slope")).collect::<Result<Vec<_>>>()?;
+                    (QuantOp::LeakyRelu { slopes, shift: s_w }, s_x)
+                }
+                LayerKind::Clip { min, max } => {
+                    let min = min.map(|v| q(v, s_x, node, "clip bound")).transpose()?;
+                    let max = max.map(|v| q(v, s_x, node, "clip bound")).transpose()?;
+                    (QuantOp::Clip { min, max }, s_x)
+                }
+                LayerKind::MaxMin { min } => {
+                    let sh = shifts(&s_in);
+                    (QuantOp::MaxMin { min: *min, a_shift: sh[0], b_shift: sh[1] }, s_max)
+                }
+                LayerKind::Compare { cmp } => {
+                    let sh = shifts(&s_in);
+                    (QuantOp::Compare { cmp: *cmp, a_shift: sh[0], b_shift: sh[1] }, 0)
+                }
+                LayerKind::Where => {
+                    let s = s_in[1].max(s_in[2]);
+                    (QuantOp::Where { a_shift: s - s_in[1], b_shift: s - s_in[2] }, s)
+                }
                 LayerKind::AvgPool { windows, divisors } => {
                     (QuantOp::AvgPool { windows: windows.clone(), divisors: divisors.clone() }, s_x)
                 }
-                LayerKind::MaxPool { windows } => (QuantOp::MaxPool { windows: windows.clone() }, s_x),
+                LayerKind::MaxPool { windows, min } => (QuantOp::MaxPool { windows: windows.clone(), min: *min }, s_x),
+                LayerKind::ArgMax { windows, min } => (QuantOp::ArgMax { windows: windows.clone(), min: *min }, 0),
                 LayerKind::Reshape => (QuantOp::Reshape, s_x),
             };
             scales[layer.output] = scale;
@@ -161,54 +286,107 @@ impl QuantModel {
                 op,
             });
         }
-        Ok(Self { params, shapes: model.shapes.clone(), scales, layers, output: model.output, input_range })
+        // All outputs at one scale: lower-scale outputs (indices, 0/1 flags) are scaled up exactly.
+        let mut shapes = model.shapes.clone();
+        let out_scale = outputs.iter().map(|t| scales[*t]).max().unwrap_or(s_a);
+        for out in outputs.iter_mut() {
+            if scales[*out] != out_scale {
+                let id = shapes.len();
+                shapes.push(shapes[*out].clone());
+                scales.push(out_scale);
+                let n: usize = shapes[id].iter().product();
+                layers.push(QuantLayer {
+                    node: format!("{}:rescale", model.output_names.get(0).cloned().unwrap_or_default()),
+                    inputs: vec![*out],
+                    output: id,
+                    op: QuantOp::Move {
+                        sources: (0..n).map(|i| QSource::Input { slot: 0, index: i as u32 }).collect(),
+                        shifts: vec![out_scale - scales[*out]],
+                    },
+                });
+                *out = id;
+            }
+        }
+        Ok(Self { params, shapes, scales, layers, inputs, outputs, input_range })
     }
 
-    /// Number of input values.
+    /// Number of input values (all inputs, concatenated).
     pub fn input_len(&self) -> usize {
-        self.shapes[0].iter().product()
+        self.inputs.iter().map(|i| self.numel(i.tensor)).sum()
     }
 
-    /// Number of output values.
+    /// Number of output values (all outputs, concatenated).
     pub fn output_len(&self) -> usize {
-        self.shapes[self.output].iter().product()
+        self.outputs.iter().map(|t| self.numel(*t)).sum()
+    }
+
+    fn numel(&self, t: TensorId) -> usize {
+        self.shapes[t].iter().product()
+    }
+
+    /// Shape of the flat input: the input's shape for a single input, `[input_len]` otherwise.
+    pub fn input_shape(&self) -> Vec<usize> {
+        match self.inputs.as_slice() {
+            [one] => self.shapes[one.tensor].clone(),
+            _ => vec![self.input_len()],
+        }
+    }
+
+    /// Shape of the flat output: the output's shape for a single output, `[output_len]` otherwise.
+    pub fn output_shape(&self) -> Vec<usize> {
+        match self.outputs.as_slice() {
+            [one] => self.shapes[*one].clone(),
+            _ => vec![self.output_len()],
+        }
+    }
+
+    /// Scale (bits) of the inputs that are real numbers (integer and bool inputs are at 2^0).
+    pub fn input_scale_bits(&self) -> u32 {
+        self.inputs.iter().find(|i| i.kind == InputKind::Real).map_or(0, |i| i.scale_bits)
     }
 
     /// Scale (bits) of the output.
     pub fn output_scale_bits(&self) -> u32 {
-        self.scales[self.output]
+        self.outputs.first().map_or(0, |t| self.scales[*t])
     }
 
-    /// Inclusive range of every output value.
+    /// Inclusive range of every output value: from the interval bound, within the value range.
     pub fn output_range(&self) -> (i64, i64) {
-        let relu_last = self
-            .layers
-            .iter()
-            .find(|l| l.output == self.output)
-            .is_some_and(|l| matches!(l.op, QuantOp::Relu | QuantOp::Linear { relu: true, .. }));
-        (if relu_last { 0 } else { self.params.value_min() }, self.params.value_max())
+        let (vmin, vmax) = (self.params.value_min(), self.params.value_max());
+        match self.bounds() {
+            Ok(b) => {
+                let lo = self.outputs.iter().flat_map(|t| b[*t].iter().map(|x| x.0)).min().unwrap_or(0);
+                let hi = self.outputs.iter().flat_map(|t| b[*t].iter().map(|x| x.1)).max().unwrap_or(0);
+                ((lo.max(vmin as i128)) as i64, (hi.min(vmax as i128)) as i64)
+            }
+            Err(_) => (vmin, vmax),
+        }
     }
 
-    /// Quantizes a float input at the model's input scale and checks its range.
+    /// Quantizes a float input (all inputs concatenated) and checks its range. Integer and bool
+    /// inputs must hold integers.
     pub fn quantize_input(&self, input: &[f64]) -> Result<Vec<i64>> {
         self.check_len(input.len())?;
-        input
-            .iter()
-            .enumerate()
-            .map(|(index, x)| {
-                if !x.is_finite() {
+        let mut out = Vec::with_capacity(input.len());
+        let mut index = 0;
+        for i in &self.inputs {
+            for _ in 0..self.numel(i.tensor) {
+                let x = input[index];
+                if !x.is_finite() || (i.kind != InputKind::Real && x.fract() != 0.0) {
                     return Err(Error::InputNotFinite { index });
                 }
-                let v = quantize(*x, self.params.input_scale_bits).ok_or(Error::InputNotFinite { index })?;
+                let v = quantize(x, i.scale_bits).ok_or(Error::InputNotFinite { index })?;
                 self.check_input_value(index, v as i128)?;
-                Ok(v)
-            })
-            .collect()
+                out.push(v);
+                index += 1;
+            }
+        }
+        Ok(out)
     }
 
     fn check_len(&self, got: usize) -> Result<()> {
         if got != self.input_len() {
-            return Err(Error::InputLength { expected: self.input_len(), got, shape: self.shapes[0].clone() });
+            return Err(Error::InputLength { expected: self.input_len(), got, shape: self.input_shape() });
         }
         Ok(())
     }
@@ -233,7 +411,12 @@ impl QuantModel {
         let bits = self.params.value_bits;
         let (vmin, vmax) = (self.params.value_min() as i128, self.params.value_max() as i128);
         let mut tensors: Vec<Vec<i64>> = vec![Vec::new(); self.shapes.len()];
-        tensors[0] = input.to_vec();
+        let mut offset = 0;
+        for i in &self.inputs {
+            let n = self.numel(i.tensor);
+            tensors[i.tensor] = input[offset..offset + n].to_vec();
+            offset += n;
+        }
         for layer in &self.layers {
             let check = |v: i128| -> Result<i64> {
                 if v < vmin || v > vmax {
@@ -241,55 +424,392 @@ impl QuantModel {
                 }
                 Ok(v as i64)
             };
-            let x = &tensors[layer.inputs[0]];
+            let arg = |slot: usize| -> &Vec<i64> { &tensors[layer.inputs[slot]] };
+            let scaled = |v: i64, shift: u32| check((v as i128) << shift);
+            let pair = |a_shift: u32, b_shift: u32| -> Result<Vec<(i64, i64)>> {
+                arg(0).iter().zip(arg(1)).map(|(a, b)| Ok((scaled(*a, a_shift)?, scaled(*b, b_shift)?))).collect()
+            };
             let out: Vec<i64> = match &layer.op {
-                QuantOp::Linear { terms, bias, shift, relu } => terms
-                    .iter()
-                    .zip(bias)
-                    .map(|(t, b)| {
-                        let acc = t.iter().fold(*b as i128, |acc, (i, w)| acc + *w as i128 * x[*i as usize] as i128);
-                        let y = check(div_round(acc, 1i128 << shift))?;
-                        Ok(if *relu { y.max(0) } else { y })
-                    })
-                    .collect::<Result<_>>()?,
-                QuantOp::AddConst { values } => {
-                    x.iter().zip(values).map(|(a, c)| check(*a as i128 + *c as i128)).collect::<Result<_>>()?
-                }
-                QuantOp::Add { a_shift, b_shift } => {
-                    let y = &tensors[layer.inputs[1]];
-                    x.iter()
-                        .zip(y)
-                        .map(|(a, b)| check(((*a as i128) << a_shift) + ((*b as i128) << b_shift)))
+                QuantOp::Linear { terms, bias, shift, relu } => {
+                    let x = arg(0);
+                    terms
+                        .iter()
+                        .zip(bias)
+                        .map(|(t, b)| {
+                            let acc =
+                                t.iter().fold(*b as i128, |acc, (i, w)| acc + *w as i128 * x[*i as usize] as i128);
+                            let y = check(div_round(acc, 1i128 << shift))?;
+                            Ok(if *relu { y.max(0) } else { y })
+                        })
                         .collect::<Result<_>>()?
                 }
-                QuantOp::Relu => x.iter().map(|v| (*v).max(0)).collect(),
-                QuantOp::AvgPool { windows, divisors } => windows
-                    .iter()
-                    .zip(divisors)
-                    .map(|(w, d)| check(div_round(w.iter().map(|i| x[*i as usize] as i128).sum(), *d as i128)))
+                QuantOp::AddConst { values } => {
+                    arg(0).iter().zip(values).map(|(a, c)| check(*a as i128 + *c as i128)).collect::<Result<_>>()?
+                }
+                QuantOp::Add { a_shift, b_shift, sub } => pair(*a_shift, *b_shift)?
+                    .into_iter()
+                    .map(|(a, b)| check(if *sub { a as i128 - b as i128 } else { a as i128 + b as i128 }))
                     .collect::<Result<_>>()?,
-                QuantOp::MaxPool { windows } => windows
+                QuantOp::Mul { shift } => arg(0)
                     .iter()
-                    .map(|w| w.iter().map(|i| x[*i as usize]).max().expect("windows are non-empty"))
+                    .zip(arg(1))
+                    .map(|(a, b)| check(div_round(*a as i128 * *b as i128, 1i128 << shift)))
+                    .collect::<Result<_>>()?,
+                QuantOp::Const { values } => values.iter().map(|v| check(*v as i128)).collect::<Result<_>>()?,
+                QuantOp::Move { sources, shifts } => sources
+                    .iter()
+                    .map(|s| match s {
+                        QSource::Input { slot, index } => {
+                            scaled(tensors[layer.inputs[*slot as usize]][*index as usize], shifts[*slot as usize])
+                        }
+                        QSource::Const(c) => check(*c as i128),
+                    })
+                    .collect::<Result<_>>()?,
+                QuantOp::Relu => arg(0).iter().map(|v| (*v).max(0)).collect(),
+                QuantOp::LeakyRelu { slopes, shift } => arg(0)
+                    .iter()
+                    .zip(slopes)
+                    .map(|(x, a)| {
+                        if *x >= 0 {
+                            Ok(*x)
+                        } else {
+                            check(div_round(*a as i128 * *x as i128, 1i128 << shift))
+                        }
+                    })
+                    .collect::<Result<_>>()?,
+                QuantOp::Clip { min, max } => arg(0)
+                    .iter()
+                    .map(|x| {
+                        let mut y = *x;
+                        if let Some(lo) = min {
+                            y = y.max(*lo);
+                        }
+                        if let Some(hi) = max {
+                            y = y.min(*hi);
+                        }
+                        check(y as i128)
+                    })
+                    .collect::<Result<_>>()?,
+                QuantOp::MaxMin { min, a_shift, b_shift } => pair(*a_shift, *b_shift)?
+                    .into_iter()
+                    .map(|(a, b)| if *min { a.min(b) } else { a.max(b) })
                     .collect(),
-                QuantOp::Reshape => x.clone(),
+                QuantOp::Compare { cmp, a_shift, b_shift } => pair(*a_shift, *b_shift)?
+                    .into_iter()
+                    .map(|(a, b)| {
+                        i64::from(match cmp {
+                            Cmp::Less => a < b,
+                            Cmp::LessOrEqual => a <= b,
+                            Cmp::Greater => a > b,
+                            Cmp::GreaterOrEqual => a >= b,
+                            Cmp::Equal => a == b,
+                        })
+                    })
+                    .collect(),
+                QuantOp::Where { a_shift, b_shift } => {
+                    let (c, a, b) = (arg(0), &tensors[layer.inputs[1]], &tensors[layer.inputs[2]]);
+                    c.iter()
+                        .zip(a.iter().zip(b))
+                        .map(|(c, (a, b))| {
+                            let (a, b) = (scaled(*a, *a_shift)?, scaled(*b, *b_shift)?);
+                            match c {
+                                0 => Ok(b),
+                                1 => Ok(a),
+                                other => Err(Error::InvalidGraph {
+                                    node: layer.node.clone(),
+                                    reason: format!("condition value {other} is not 0 or 1"),
+                                }),
+                            }
+                        })
+                        .collect::<Result<_>>()?
+                }
+                QuantOp::AvgPool { windows, divisors } => {
+                    let x = arg(0);
+                    windows
+                        .iter()
+                        .zip(divisors)
+                        .map(|(w, d)| check(div_round(w.iter().map(|i| x[*i as usize] as i128).sum(), *d as i128)))
+                        .collect::<Result<_>>()?
+                }
+                QuantOp::MaxPool { windows, min } => {
+                    let x = arg(0);
+                    windows
+                        .iter()
+                        .map(|w| {
+                            let it = w.iter().map(|i| x[*i as usize]);
+                            if *min {
+                                it.min()
+                            } else {
+                                it.max()
+                            }
+                            .expect("windows are non-empty")
+                        })
+                        .collect()
+                }
+                QuantOp::ArgMax { windows, min } => {
+                    let x = arg(0);
+                    windows
+                        .iter()
+                        .map(|w| {
+                            let mut best = 0usize;
+                            for (j, i) in w.iter().enumerate() {
+                                let (v, b) = (x[*i as usize], x[w[best] as usize]);
+                                if (*min && v < b) || (!*min && v > b) {
+                                    best = j;
+                                }
+                            }
+                            best as i64
+                        })
+                        .collect()
+                }
+                QuantOp::Reshape => arg(0).clone(),
             };
             tensors[layer.output] = out;
         }
         Ok(tensors)
     }
 
-    /// The reference forward pass: the quantized output.
+    /// The reference forward pass: the quantized output (all outputs, concatenated).
     pub fn forward(&self, input: &[i64]) -> Result<Vec<i64>> {
-        let mut all = self.forward_all(input)?;
-        Ok(std::mem::take(&mut all[self.output]))
+        let all = self.forward_all(input)?;
+        Ok(self.outputs.iter().flat_map(|t| all[*t].iter().copied()).collect())
+    }
+
+    /// Sound interval bounds `[lo, hi]` of every value of every tensor over all inputs in
+    /// [`Self::input_range`], and the largest magnitude of any value the forward pass range
+    /// checks (with its node).
+    pub fn bounds_with_max(&self) -> Result<(Vec<Vec<(i128, i128)>>, i128, String)> {
+        let mut b: Vec<Vec<(i128, i128)>> = vec![Vec::new(); self.shapes.len()];
+        let (lo, hi) = (self.input_range.0 as i128, self.input_range.1 as i128);
+        let mut max_abs = lo.abs().max(hi.abs());
+        let mut max_node = "(input)".to_string();
+        for i in &self.inputs {
+            b[i.tensor] = vec![(lo, hi); self.numel(i.tensor)];
+        }
+        let dr = |x: i128, d: i128| div_round(x, d);
+        let sc = |(l, h): (i128, i128), s: u32| (l << s, h << s);
+        for layer in &self.layers {
+            let mut seen = |v: &(i128, i128)| {
+                let m = v.0.abs().max(v.1.abs());
+                if m > max_abs {
+                    max_abs = m;
+                    max_node = layer.node.clone();
+                }
+            };
+            let x = &b[layer.inputs.first().copied().unwrap_or(0)];
+            let out: Vec<(i128, i128)> = match &layer.op {
+                QuantOp::Linear { terms, bias, shift, relu } => terms
+                    .iter()
+                    .zip(bias)
+                    .map(|(t, bias)| {
+                        let (mut l, mut h) = (*bias as i128, *bias as i128);
+                        for (i, w) in t {
+                            let (xl, xh) = x[*i as usize];
+                            let (p, q) = (*w as i128 * xl, *w as i128 * xh);
+                            l += p.min(q);
+                            h += p.max(q);
+                        }
+                        let y = (dr(l, 1 << shift), dr(h, 1 << shift));
+                        seen(&y);
+                        if *relu {
+                            (y.0.max(0), y.1.max(0))
+                        } else {
+                            y
+                        }
+                    })
+                    .collect(),
+                QuantOp::AddConst { values } => x
+                    .iter()
+                    .zip(values)
+                    .map(|((l, h), c)| {
+                        let y = (l + *c as i128, h + *c as i128);
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::Add { a_shift, b_shift, sub } => x
+                    .iter()
+                    .zip(&b[layer.inputs[1]])
+                    .map(|(a, bb)| {
+                        let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
+                        seen(&a);
+                        seen(&bb);
+                        let y = if *sub { (a.0 - bb.1, a.1 - bb.0) } else { (a.0 + bb.0, a.1 + bb.1) };
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::Mul { shift } => x
+                    .iter()
+                    .zip(&b[layer.inputs[1]])
+                    .map(|(a, bb)| {
+                        let c = [a.0 * bb.0, a.0 * bb.1, a.1 * bb.0, a.1 * bb.1];
+                        let y = (dr(*c.iter().min().unwrap(), 1 << shift), dr(*c.iter().max().unwrap(), 1 << shift));
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::Const { values } => values
+                    .iter()
+                    .map(|v| {
+                        let y = (*v as i128, *v as i128);
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::Move { sources, shifts } => sources
+                    .iter()
+                    .map(|s| {
+                        let y = match s {
+                            QSource::Input { slot, index } => {
+                                sc(b[layer.inputs[*slot as usize]][*index as usize], shifts[*slot as usize])
+                            }
+                            QSource::Const(c) => (*c as i128, *c as i128),
+                        };
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::Relu => x.iter().map(|(l, h)| (*l.max(&0), *h.max(&0))).collect(),
+                QuantOp::LeakyRelu { slopes, shift } => x
+                    .iter()
+                    .zip(slopes)
+                    .map(|((l, h), a)| {
+                        let g = |v: i128| dr(*a as i128 * v, 1 << shift);
+                        // x ≥ 0 is the identity; x < 0 is monotone in x for either sign of the slope.
+                        let mut cands = Vec::with_capacity(4);
+                        if *h >= 0 {
+                            cands.extend([*h, (*l).max(0)]);
+                        }
+                        if *l < 0 {
+                            cands.extend([g(*l), g((*h).min(-1))]);
+                        }
+                        let y = (*cands.iter().min().unwrap(), *cands.iter().max().unwrap());
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::Clip { min, max } => x
+                    .iter()
+                    .map(|(l, h)| {
+                        let f = |v: i128| {
+                            let v = min.map_or(v, |m| v.max(m as i128));
+                            max.map_or(v, |m| v.min(m as i128))
+                        };
+                        let y = (f(*l), f(*h));
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::MaxMin { min, a_shift, b_shift } => x
+                    .iter()
+                    .zip(&b[layer.inputs[1]])
+                    .map(|(a, bb)| {
+                        let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
+                        seen(&a);
+                        seen(&bb);
+                        if *min {
+                            (a.0.min(bb.0), a.1.min(bb.1))
+                        } else {
+                            (a.0.max(bb.0), a.1.max(bb.1))
+                        }
+                    })
+                    .collect(),
+                QuantOp::Compare { a_shift, b_shift, .. } => x
+                    .iter()
+                    .zip(&b[layer.inputs[1]])
+                    .map(|(a, bb)| {
+                        seen(&sc(*a, *a_shift));
+                        seen(&sc(*bb, *b_shift));
+                        (0, 1)
+                    })
+                    .collect(),
+                QuantOp::Where { a_shift, b_shift } => b[layer.inputs[1]]
+                    .iter()
+                    .zip(&b[layer.inputs[2]])
+                    .map(|(a, bb)| {
+                        let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
+                        seen(&a);
+                        seen(&bb);
+                        (a.0.min(bb.0), a.1.max(bb.1))
+                    })
+                    .collect(),
+                QuantOp::AvgPool { windows, divisors } => windows
+                    .iter()
+                    .zip(divisors)
+                    .map(|(w, d)| {
+                        let l: i128 = w.iter().map(|i| x[*i as usize].0).sum();
+                        let h: i128 = w.iter().map(|i| x[*i as usize].1).sum();
+                        let y = (dr(l, *d as i128), dr(h, *d as i128));
+                        seen(&y);
+                        y
+                    })
+                    .collect(),
+                QuantOp::MaxPool { windows, min } => windows
+                    .iter()
+                    .map(|w| {
+                        let ls = w.iter().map(|i| x[*i as usize].0);
+                        let hs = w.iter().map(|i| x[*i as usize].1);
+                        if *min {
+                            (ls.min().unwrap_or(0), hs.min().unwrap_or(0))
+                        } else {
+                            (ls.max().unwrap_or(0), hs.max().unwrap_or(0))
+                        }
+                    })
+                    .collect(),
+                QuantOp::ArgMax { windows, .. } => windows.iter().map(|w| (0, w.len() as i128 - 1)).collect(),
+                QuantOp::Reshape => x.clone(),
+            };
+            b[layer.output] = out;
+        }
+        Ok((b, max_abs, max_node))
+    }
+
+    /// Sound interval bounds of every tensor over the registered input range.
+    pub fn bounds(&self) -> Result<Vec<Vec<(i128, i128)>>> {
+        Ok(self.bounds_with_max()?.0)
+    }
+
+    /// The largest value any input in range can produce, where, and the value bits it needs.
+    pub fn bound(&self) -> Result<ValueBound> {
+        let (_, max_abs, node) = self.bounds_with_max()?;
+        Ok(ValueBound { max_abs: max_abs.to_string(), node, required_value_bits: bits_for(max_abs) })
+    }
+
+    /// Checks that every input in the registered range is provable with the model's value bits.
+    ///
+    /// # Errors
+    /// [`Error::InputRangeNotProvable`] naming the node and the bits needed.
+    pub fn check_bound(&self) -> Result<ValueBound> {
+        let bound = self.bound()?;
+        if bound.required_value_bits > self.params.value_bits {
+            return Err(Error::InputRangeNotProvable {
+                node: bound.node.clone(),
+                max_abs: bound.max_abs.clone(),
+                bits: self.params.value_bits,
+                required: bound.required_value_bits,
+                min: self.input_range.0,
+                max: self.input_range.1,
+            });
+        }
+        Ok(bound)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::Layer;
+    use crate::ir::{Layer, ModelInput};
+
+    pub(crate) fn float_model(shapes: Vec<Vec<usize>>, layers: Vec<Layer>, outputs: Vec<TensorId>) -> FloatModel {
+        FloatModel {
+            shapes,
+            inputs: vec![ModelInput { name: "x".into(), tensor: 0, kind: InputKind::Real }],
+            layers,
+            outputs,
+            output_names: vec!["y".into()],
+        }
+    }
 
     fn linear_model(w: Vec<f32>, b: Vec<f32>, k: usize, relu: bool) -> FloatModel {
         let n = b.len();
@@ -312,7 +832,8 @@ mod tests {
             });
             shapes.push(vec![1, n]);
         }
-        FloatModel { output: shapes.len() - 1, shapes, layers }
+        let out = shapes.len() - 1;
+        float_model(shapes, layers, vec![out])
     }
 
     #[test]
@@ -334,7 +855,6 @@ mod tests {
         assert_eq!(m.layers.len(), 1);
         assert!(matches!(m.layers[0].op, QuantOp::Linear { relu: true, .. }));
         assert_eq!(m.forward(&[64]).unwrap(), vec![64, 0]);
-        assert_eq!(m.output_range().0, 0);
     }
 
     #[test]
@@ -344,6 +864,25 @@ mod tests {
         match m.forward(&[127]) {
             Err(Error::Overflow { node, bits: 8, .. }) => assert_eq!(node, "fc"),
             other => panic!("expected overflow, got {other:?}"),
+        }
+        // The bound sees it before any input is tried.
+        assert!(matches!(m.check_bound(), Err(Error::InputRangeNotProvable { required: 9, .. })));
+    }
+
+    #[test]
+    fn the_bound_covers_every_input_in_range() {
+        let model = linear_model(vec![0.5, -2.0, 1.25, 0.75], vec![0.1, -0.3], 2, true);
+        let m = QuantModel::quantize(&model, QuantParams::default(), Some((-100, 100))).unwrap();
+        let bounds = m.bounds().unwrap();
+        for a in (-100..=100).step_by(7) {
+            for b in (-100..=100).step_by(9) {
+                let all = m.forward_all(&[a, b]).unwrap();
+                for (t, values) in all.iter().enumerate() {
+                    for (v, (lo, hi)) in values.iter().zip(&bounds[t]) {
+                        assert!(*lo <= *v as i128 && *v as i128 <= *hi, "tensor {t}: {v} outside [{lo}, {hi}]");
+                    }
+                }
+            }
         }
     }
 
@@ -355,5 +894,14 @@ mod tests {
         assert!(matches!(m.forward(&[1, 2]), Err(Error::InputLength { expected: 1, got: 2, .. })));
         assert!(matches!(m.forward(&[17]), Err(Error::InputOutOfRange { index: 0, value: 17, min: 0, max: 16 })));
         assert!(matches!(m.quantize_input(&[f64::NAN]), Err(Error::InputNotFinite { index: 0 })));
+    }
+
+    #[test]
+    fn value_bits_hold_the_bound_exactly() {
+        assert_eq!(bits_for(0), 2);
+        assert_eq!(bits_for(1), 2);
+        assert_eq!(bits_for(127), 8);
+        assert_eq!(bits_for(128), 9);
+        assert_eq!(bits_for(32767), 16);
     }
 }

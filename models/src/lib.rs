@@ -1,6 +1,7 @@
 //! zkinfer models: from an ONNX file to a halo2-KZG proof of a quantized inference.
 //!
-//! * [`onnx`] imports a model (via `tract-onnx`) into a small layer graph.
+//! * [`onnx`] imports a model (via `tract-onnx`), one module per operator family, into the small
+//!   layer IR of [`ir`].
 //! * [`graph`] quantizes it to integers and defines the semantics with a plain-integer
 //!   reference forward pass.
 //! * [`circuit`] lays the same computation out as a halo2 circuit (weights in fixed columns).
@@ -8,11 +9,13 @@
 //!   [`artifact`] frames key files with checksums; [`card`] is the published model card.
 
 pub mod artifact;
+pub mod calibrate;
 pub mod card;
 pub mod circuit;
 pub mod error;
 pub mod eval;
 pub mod graph;
+pub mod ir;
 pub mod onnx;
 pub mod prover;
 pub mod quant;

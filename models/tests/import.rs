@@ -65,11 +65,12 @@ fn fixtures_match_onnxruntime_and_the_circuit_matches_the_reference() {
 #[test]
 fn unsupported_operator_names_the_node_and_op() {
     match onnx::import(&data("unsupported_sigmoid.onnx")) {
-        Err(Error::UnsupportedOp { node, op, .. }) => {
-            assert_eq!(node, "act_sigmoid");
-            assert_eq!(op, "Sigmoid");
+        Err(Error::Unsupported(refusals)) => {
+            assert_eq!(refusals.len(), 1);
+            assert_eq!(refusals[0].node, "act_sigmoid");
+            assert_eq!(refusals[0].op, "Sigmoid");
         }
-        other => panic!("expected UnsupportedOp, got {other:?}"),
+        other => panic!("expected Unsupported, got {other:?}"),
     }
     let msg = onnx::import(&data("unsupported_sigmoid.onnx")).unwrap_err().to_string();
     assert!(msg.contains("act_sigmoid") && msg.contains("Sigmoid"), "{msg}");

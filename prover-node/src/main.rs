@@ -78,6 +78,13 @@ struct RunArgs {
     /// Override prover.confirmations.
     #[arg(long, help_heading = "Overrides")]
     confirmations: Option<u64>,
+    /// Override contract.start_block (where a fresh store starts scanning).
+    #[arg(long, help_heading = "Overrides")]
+    start_block: Option<u64>,
+    /// Recovery: move an empty or damaged store aside and start a fresh one, rescanning from
+    /// contract.start_block (requests fulfilled meanwhile are recognised on-chain).
+    #[arg(long, help_heading = "Recovery")]
+    reinit_store: bool,
 }
 
 #[derive(Args)]
@@ -144,19 +151,27 @@ struct SetupArgs {
     name: Option<String>,
     #[command(flatten)]
     srs: SrsArgs,
-    /// Input fixed-point scale: inputs are round(x · 2^bits) (default: metadata, else 7).
+    /// Input fixed-point scale: inputs are round(x · 2^bits) (default: metadata, else calibrated).
     #[arg(long, help_heading = "Quantization")]
     input_scale_bits: Option<u32>,
-    /// Weight fixed-point scale.
-    #[arg(long, default_value_t = 7, help_heading = "Quantization")]
-    weight_scale_bits: u32,
-    /// Activation fixed-point scale.
-    #[arg(long, default_value_t = 7, help_heading = "Quantization")]
-    activation_scale_bits: u32,
-    /// Every activation must fit in this many signed bits.
-    #[arg(long, default_value_t = 16, help_heading = "Quantization")]
-    value_bits: u32,
-    /// Smallest real input value accepted (with --input-max; default: metadata, else the full range).
+    /// Weight fixed-point scale (default: metadata, else calibrated).
+    #[arg(long, help_heading = "Quantization")]
+    weight_scale_bits: Option<u32>,
+    /// Activation fixed-point scale (default: metadata, else calibrated).
+    #[arg(long, help_heading = "Quantization")]
+    activation_scale_bits: Option<u32>,
+    /// Every activation must fit in this many signed bits (default: sized from a sound bound over
+    /// the whole input range).
+    #[arg(long, help_heading = "Quantization")]
+    value_bits: Option<u32>,
+    /// Largest acceptable output error of calibration, relative to the largest float output.
+    #[arg(long, default_value_t = 0.01, help_heading = "Quantization")]
+    tolerance: f64,
+    /// Calibration inputs `{"inputs": [[..]]}` (default: metadata's eval set, else samples of the range).
+    #[arg(long, value_name = "FILE", help_heading = "Quantization")]
+    calibration_set: Option<PathBuf>,
+    /// Smallest real input value accepted (with --input-max; default: metadata, else [-256, 255]
+    /// narrowed if needed to fit the value bits).
     #[arg(long, requires = "input_max", allow_hyphen_values = true, help_heading = "Quantization")]
     input_min: Option<f64>,
     /// Largest real input value accepted.
@@ -251,6 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 weight_scale_bits: a.weight_scale_bits,
                 activation_scale_bits: a.activation_scale_bits,
                 value_bits: a.value_bits,
+                tolerance: a.tolerance,
+                calibration_set: a.calibration_set,
                 input_range: a.input_min.zip(a.input_max),
                 k: a.k,
                 max_k: a.max_k,
@@ -271,6 +288,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "verifier        {} ({} bytes runtime, codehash {})",
                 card.verifier.contract, card.verifier.runtime_bytes, card.verifier.codehash
             );
+            let q = &card.quantization;
+            println!(
+                "quantization    scales 2^{} in / 2^{} weights / 2^{} activations, {} value bits, input range {:?}",
+                q.input_scale_bits, q.weight_scale_bits, q.activation_scale_bits, q.value_bits, card.input_range
+            );
+            if let Some(b) = &card.bound {
+                println!("bound           |value| <= {} over the whole input range (at `{}`)", b.max_abs, b.node);
+            }
+            if let Some(c) = &card.calibration {
+                println!(
+                    "output error    max {:.5}, mean {:.5} vs the float model ({}; tolerance {:.5})",
+                    c.error.max_abs, c.error.mean_abs, c.error.source, c.tolerance_abs
+                );
+            }
             if let Some(acc) = &card.accuracy {
                 println!(
                     "accuracy        float {:.2}%, quantized {:.2}% on {} held-out samples",
@@ -419,8 +450,12 @@ fn run_node(a: RunArgs) -> anyhow::Result<()> {
     if let Some(c) = a.confirmations {
         cfg.prover.confirmations = c;
     }
+    if let Some(b) = a.start_block {
+        cfg.contract.start_block = b;
+    }
+    cfg.store.reinit = a.reinit_store;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut term =
@@ -433,7 +468,10 @@ fn run_node(a: RunArgs) -> anyhow::Result<()> {
             let _ = tx.send(true);
         });
         prover_node::service::serve(cfg, None, std::sync::Arc::default(), rx).await
-    })?;
+    });
+    // A proof still running on a blocking thread must not hold the process past its grace period.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(())
 }
 

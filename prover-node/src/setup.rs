@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use models::{
     artifact,
-    card::{CircuitInfo, Files, ModelCard, VerifierInfo, PK_KIND, VK_KIND},
+    calibrate::{calibrate, CalibrationOptions},
+    card::{CircuitInfo, Files, ModelCard, TensorInfo, VerifierInfo, PK_KIND, VK_KIND},
     eval::{accuracy, Dataset, FloatRunner},
     graph::QuantModel,
     onnx, prover,
-    quant::{quantize, QuantParams},
     srs::Srs,
 };
 use serde::Deserialize;
@@ -35,6 +35,12 @@ pub struct ModelMeta {
     pub description: Option<String>,
     /// Input scale.
     pub input_scale_bits: Option<u32>,
+    /// Weight scale.
+    pub weight_scale_bits: Option<u32>,
+    /// Activation scale.
+    pub activation_scale_bits: Option<u32>,
+    /// Value bits.
+    pub value_bits: Option<u32>,
     /// Real-valued input range `[min, max]`.
     pub input_range: Option<(f64, f64)>,
     /// Labelled evaluation set, relative to the meta file.
@@ -70,15 +76,19 @@ pub struct SetupOptions {
     pub name: Option<String>,
     /// SRS.
     pub srs: SrsSource,
-    /// Input scale (default: metadata, else 7).
+    /// Input scale (default: metadata, else calibrated).
     pub input_scale_bits: Option<u32>,
-    /// Weight scale.
-    pub weight_scale_bits: u32,
-    /// Activation scale.
-    pub activation_scale_bits: u32,
-    /// Value range bits.
-    pub value_bits: u32,
-    /// Real-valued input range (default: metadata, else the whole value range).
+    /// Weight scale (default: metadata, else calibrated).
+    pub weight_scale_bits: Option<u32>,
+    /// Activation scale (default: metadata, else calibrated).
+    pub activation_scale_bits: Option<u32>,
+    /// Value range bits (default: sized from the bound over the input range).
+    pub value_bits: Option<u32>,
+    /// Calibration tolerance, relative to the largest float output.
+    pub tolerance: f64,
+    /// Calibration inputs (default: the eval set, else samples of the input range).
+    pub calibration_set: Option<PathBuf>,
+    /// Real-valued input range (default: metadata, else [-256, 255], narrowed to fit).
     pub input_range: Option<(f64, f64)>,
     /// Circuit size (default: automatic).
     pub k: Option<u32>,
@@ -91,8 +101,8 @@ pub struct SetupOptions {
 }
 
 impl SetupOptions {
-    /// The defaults of `prover-node setup` (scales 7, 16-bit values, automatic k, metadata beside
-    /// the ONNX file, the project's solc).
+    /// The defaults of `prover-node setup` (calibrated scales, value bits from the bound,
+    /// automatic k, metadata beside the ONNX file, the project's solc).
     pub fn new(onnx: PathBuf, out_dir: PathBuf, srs: SrsSource) -> Self {
         Self {
             onnx,
@@ -100,9 +110,11 @@ impl SetupOptions {
             name: None,
             srs,
             input_scale_bits: None,
-            weight_scale_bits: 7,
-            activation_scale_bits: 7,
-            value_bits: 16,
+            weight_scale_bits: None,
+            activation_scale_bits: None,
+            value_bits: None,
+            tolerance: CalibrationOptions::default().tolerance,
+            calibration_set: None,
             input_range: None,
             k: None,
             max_k: prover::DEFAULT_MAX_K,
@@ -138,36 +150,44 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let name = opts.name.clone().or(meta.name.clone()).unwrap_or_else(|| {
         opts.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
     });
-    let params = QuantParams {
-        input_scale_bits: opts.input_scale_bits.or(meta.input_scale_bits).unwrap_or(7),
-        weight_scale_bits: opts.weight_scale_bits,
-        activation_scale_bits: opts.activation_scale_bits,
-        value_bits: opts.value_bits,
-    };
-    params.validate()?;
-
     info!(target: "prover_node::setup", onnx = %opts.onnx.display(), "importing ONNX model");
     let float = onnx::import(&opts.onnx)?;
-    let input_range = match opts.input_range.or(meta.input_range) {
-        Some((lo, hi)) => {
-            let q = |x: f64| {
-                quantize(x, params.input_scale_bits)
-                    .ok_or_else(|| Error::Invalid(format!("input bound {x} is not representable")))
-            };
-            Some((q(lo)?, q(hi)?))
-        }
-        None => None,
-    };
-    let model = QuantModel::quantize(&float, params, input_range)?;
-
+    let runner = FloatRunner::for_model(&opts.onnx, &float)?;
     let eval_set = opts.eval_set.clone().or_else(|| {
         let (file, meta_path) = (meta.eval_set.as_ref()?, meta_path.as_ref()?);
         Some(meta_path.parent().unwrap_or(Path::new(".")).join(file))
     });
+    let calibration_set = opts.calibration_set.clone().or(eval_set.clone());
+    let samples = match &calibration_set {
+        Some(path) => Some(Dataset::load_inputs(path)?),
+        None => None,
+    };
+    let cal_opts = CalibrationOptions {
+        input_scale_bits: opts.input_scale_bits.or(meta.input_scale_bits),
+        weight_scale_bits: opts.weight_scale_bits.or(meta.weight_scale_bits),
+        activation_scale_bits: opts.activation_scale_bits.or(meta.activation_scale_bits),
+        value_bits: opts.value_bits.or(meta.value_bits),
+        tolerance: opts.tolerance,
+        input_range: opts.input_range.or(meta.input_range),
+        samples,
+        ..CalibrationOptions::default()
+    };
+    info!(target: "prover_node::setup", "calibrating scales and sizing value bits from the input range");
+    let calibration = calibrate(&float, &runner, &cal_opts)?;
+    let params = calibration.params;
+    if calibration.narrowed {
+        warn!(target: "prover_node::setup", range = ?calibration.input_range_real, "the default input range was narrowed so that every input in it is provable; pass --input-min/--input-max to choose it");
+    }
+    if !calibration.within_tolerance {
+        warn!(target: "prover_node::setup", max_abs_error = calibration.error.max_abs, tolerance = calibration.tolerance_abs, "the quantized output is further from the float model than the tolerance at every candidate scale; check the card's calibration section");
+    }
+    info!(target: "prover_node::setup", ?params, range = ?calibration.input_range, max_abs_error = calibration.error.max_abs, "quantization chosen");
+    let model = QuantModel::quantize(&float, params, Some(calibration.input_range))?;
+    let bound = model.check_bound()?;
+
     let acc = match eval_set {
         Some(path) => {
             info!(target: "prover_node::setup", set = %path.display(), "measuring float and quantized accuracy");
-            let runner = FloatRunner::load(&opts.onnx, &float.shapes[0])?;
             let acc = accuracy(&runner, &model, &Dataset::load(&path)?)?;
             info!(target: "prover_node::setup", float = acc.float, quantized = acc.quantized, samples = acc.samples, "accuracy");
             Some(acc)
@@ -224,6 +244,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let compiled = verifier.compiled;
     let model_id = compiled.model_id(&encoding);
 
+    let (inputs, outputs) = TensorInfo::of_model(&model, &float.output_names);
     let onnx_file = file_name(&opts.onnx);
     let onnx_dest = opts.out_dir.join(&onnx_file);
     if std::fs::canonicalize(&opts.onnx).ok() != std::fs::canonicalize(&onnx_dest).ok() {
@@ -241,8 +262,8 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         model_id,
         vk_keccak256: vk_keccak,
         onnx_sha256: artifact::sha256_hex(&onnx_bytes),
-        input_shape: model.shapes[0].clone(),
-        output_shape: model.shapes[model.output].clone(),
+        input_shape: model.input_shape(),
+        output_shape: model.output_shape(),
         quantization: params,
         output_scale_bits: model.output_scale_bits(),
         input_range: model.input_range,
@@ -262,6 +283,10 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
             compiler: compiled.compiler.clone(),
         },
         accuracy: acc,
+        inputs,
+        outputs,
+        bound: Some(bound),
+        calibration: Some(calibration),
         files: Files {
             onnx: onnx_file,
             proving_key: pk_file,
