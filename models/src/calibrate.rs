@@ -3,15 +3,16 @@
 //! For each candidate scale `s` (weights and activations at `2^s`; inputs too unless fixed), the
 //! model is quantized, its value bits are sized from the sound interval bound over the whole
 //! registered input range ([`QuantModel::bound`]), and its dequantized output is compared with
-//! the float model (tract) on a calibration set, or on seeded uniform samples of the input range.
-//! The smallest scale whose largest absolute error is within tolerance wins: smaller scales mean
+//! the float model (tract) on a calibration set, or on seeded uniform samples of `[-1, 1]` (clipped
+//! to the input range; most models take normalized inputs).
+//! The smallest scale whose every output is within tolerance wins: smaller scales mean
 //! fewer value bits, hence fewer range-check cells and faster proving. If none is within
 //! tolerance, the most accurate one is taken and the report says so.
 //!
-//! When no input range is given and even the smallest scale needs more than
-//! [`CalibrationOptions::max_value_bits`], the default range is halved until it fits, and the
-//! narrowed range is reported: a request outside it is refused up front rather than paid for
-//! and never proved.
+//! When no input range is given and no scale is within tolerance inside
+//! [`CalibrationOptions::max_value_bits`] over the default range, the range is halved (down to
+//! about `[-1, 1]`) until one is, and the narrowed range is reported: a request outside it is
+//! refused up front rather than paid for and never proved.
 
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -39,7 +40,8 @@ pub struct CalibrationOptions {
     pub scales: std::ops::RangeInclusive<u32>,
     /// Largest value bits calibration may choose.
     pub max_value_bits: u32,
-    /// Largest acceptable absolute output error, relative to the largest float output magnitude.
+    /// Relative tolerance `t`: every output `q` of every sample must satisfy
+    /// `|q − f| ≤ t·|f| + (t/10)·mean|f|` against the float output `f`.
     pub tolerance: f64,
     /// Real-valued input range `[min, max]`; `None` means the default, which may be narrowed.
     pub input_range: Option<(f64, f64)>,
@@ -56,7 +58,7 @@ impl Default for CalibrationOptions {
             value_bits: None,
             scales: 4..=16,
             max_value_bits: 32,
-            tolerance: 0.01,
+            tolerance: 0.005,
             input_range: None,
             samples: None,
         }
@@ -65,8 +67,10 @@ impl Default for CalibrationOptions {
 
 /// The default real-valued input range when none is given.
 pub const DEFAULT_INPUT_RANGE: (f64, f64) = (-256.0, 255.0);
+/// How much finer than the activations calibration quantizes weights (bits).
+pub const WEIGHT_EXTRA_BITS: u32 = 6;
 /// Number of seeded samples when no calibration set is given.
-pub const DEFAULT_SAMPLES: usize = 16;
+pub const DEFAULT_SAMPLES: usize = 64;
 
 /// Output error of the quantized model against the float model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,6 +85,8 @@ pub struct OutputError {
     pub samples: usize,
     /// Where the samples came from.
     pub source: String,
+    /// Largest ratio of an output's error to its allowance (`≤ 1` is within tolerance).
+    pub worst_ratio: f64,
 }
 
 /// What calibration chose, and why.
@@ -98,8 +104,8 @@ pub struct Calibration {
     pub bound: ValueBound,
     /// Output error on the calibration samples.
     pub error: OutputError,
-    /// The tolerance (absolute) the error was held to.
-    pub tolerance_abs: f64,
+    /// The tolerance: relative part `t` and absolute part `(t/10)·mean|f|`.
+    pub tolerance: (f64, f64),
     /// Whether the error is within tolerance.
     pub within_tolerance: bool,
 }
@@ -151,13 +157,16 @@ pub fn output_error(
     samples: &[Vec<f64>],
     float_outputs: &[Vec<f32>],
     source: &str,
+    (rel, abs): (f64, f64),
 ) -> Result<OutputError> {
     let bits = model.output_scale_bits();
     let (mut max_abs, mut sum, mut count, mut float_max) = (0f64, 0f64, 0usize, 0f64);
+    let mut worst_ratio = 0f64;
     for (x, f) in samples.iter().zip(float_outputs) {
         let q = model.forward(&model.quantize_input(x)?)?;
         for (q, f) in q.iter().zip(f) {
             let e = (dequantize(*q, bits) - *f as f64).abs();
+            worst_ratio = worst_ratio.max(e / (rel * (*f as f64).abs() + abs));
             max_abs = max_abs.max(e);
             sum += e;
             count += 1;
@@ -170,6 +179,7 @@ pub fn output_error(
         float_max_abs: float_max,
         samples: samples.len(),
         source: source.into(),
+        worst_ratio,
     })
 }
 
@@ -182,19 +192,30 @@ pub fn calibrate(model: &FloatModel, runner: &FloatRunner, opts: &CalibrationOpt
     let mut range = opts.input_range.unwrap_or(DEFAULT_INPUT_RANGE);
     let mut narrowed = false;
     let max_bits = opts.value_bits.unwrap_or(opts.max_value_bits).min(QuantParams::MAX_VALUE_BITS);
+    let mut best: Option<Calibration> = None;
     loop {
+        // The default range may be halved (down to about [-1, 1]) when accuracy or the value bits
+        // demand it; an explicit range is kept.
+        let can_narrow = opts.input_range.is_none() && range.1 > 1.0;
         match calibrate_range(model, runner, opts, range, max_bits)? {
-            Ok(mut c) => {
+            Ok(mut c) if c.within_tolerance || !can_narrow => {
                 c.narrowed = narrowed;
+                if !c.within_tolerance && best.as_ref().is_some_and(|b| b.error.worst_ratio < c.error.worst_ratio) {
+                    return Ok(best.expect("checked"));
+                }
                 return Ok(c);
             }
-            Err(err) if opts.input_range.is_none() && range.1 - range.0 > 1.0 / 64.0 => {
-                tracing::debug!(%err, "narrowing the default input range");
-                range = (range.0 / 2.0, range.1 / 2.0);
-                narrowed = true;
+            Ok(mut c) => {
+                c.narrowed = narrowed;
+                if best.as_ref().is_none_or(|b| c.error.worst_ratio < b.error.worst_ratio) {
+                    best = Some(c);
+                }
             }
-            Err(err) => return Err(err),
+            Err(err) if !can_narrow => return best.ok_or(err),
+            Err(err) => tracing::debug!(%err, "no scale fits the value bits over {range:?}"),
         }
+        range = (range.0 / 2.0, range.1 / 2.0);
+        narrowed = true;
     }
 }
 
@@ -208,10 +229,12 @@ fn calibrate_range(
 ) -> Result<std::result::Result<Calibration, Error>> {
     let (samples, source) = match &opts.samples {
         Some(s) if !s.is_empty() => (s.clone(), format!("{} calibration samples", s.len())),
-        _ => (
-            samples_of(model, range, DEFAULT_SAMPLES),
-            format!("{DEFAULT_SAMPLES} seeded uniform samples of the input range"),
-        ),
+        _ => {
+            // Most models take normalized inputs: calibrate where they usually lie.
+            let typical = (range.0.max(-1.0), range.1.min(1.0));
+            let (r, what) = if typical.0 < typical.1 { (typical, "[-1, 1] ∩ the input range") } else { (range, "the input range") };
+            (samples_of(model, r, DEFAULT_SAMPLES), format!("{DEFAULT_SAMPLES} seeded uniform samples of {what}"))
+        }
     };
     let samples: Vec<Vec<f64>> =
         samples.iter().map(|x| x.iter().map(|v| v.clamp(range.0, range.1)).collect()).collect();
@@ -220,7 +243,10 @@ fn calibrate_range(
         .map(|x| runner.run(&x.iter().map(|v| *v as f32).collect::<Vec<_>>()))
         .collect::<Result<Vec<_>>>()?;
     let float_max = float_outputs.iter().flatten().fold(0f64, |m, v| m.max((*v as f64).abs()));
-    let tolerance_abs = opts.tolerance * float_max.max(1e-3);
+    let count = float_outputs.iter().map(|f| f.len()).sum::<usize>().max(1);
+    let float_mean = float_outputs.iter().flatten().map(|v| (*v as f64).abs()).sum::<f64>() / count as f64;
+    let tolerance = (opts.tolerance, opts.tolerance / 10.0 * float_mean.max(1e-2));
+    let _ = float_max;
 
     let fixed = opts.weight_scale_bits.is_some() && opts.activation_scale_bits.is_some();
     let scales: Vec<u32> = match (fixed, opts.activation_scale_bits) {
@@ -232,7 +258,9 @@ fn calibrate_range(
     for s in scales {
         let mut params = QuantParams {
             input_scale_bits: opts.input_scale_bits.unwrap_or(s),
-            weight_scale_bits: opts.weight_scale_bits.unwrap_or(s),
+            // Weights are cheap to make precise: products are not range checked, only the
+            // rescaled activations are, so a finer weight scale costs a few remainder bits.
+            weight_scale_bits: opts.weight_scale_bits.unwrap_or((s + WEIGHT_EXTRA_BITS).min(QuantParams::MAX_SCALE_BITS)),
             activation_scale_bits: opts.activation_scale_bits.unwrap_or(s),
             value_bits: QuantParams::MAX_VALUE_BITS,
         };
@@ -264,8 +292,8 @@ fn calibrate_range(
         params.value_bits = opts.value_bits.unwrap_or(needed);
         let quant = QuantModel::quantize(model, params, Some(input_range))?;
         let bound = quant.check_bound()?;
-        let error = output_error(&quant, &samples, &float_outputs, &source)?;
-        let within = error.max_abs <= tolerance_abs;
+        let error = output_error(&quant, &samples, &float_outputs, &source, tolerance)?;
+        let within = error.worst_ratio <= 1.0;
         let c = Calibration {
             params,
             input_range,
@@ -273,13 +301,13 @@ fn calibrate_range(
             narrowed: false,
             bound,
             error,
-            tolerance_abs,
+            tolerance,
             within_tolerance: within,
         };
         if within {
             return Ok(Ok(c));
         }
-        if best.as_ref().is_none_or(|b| c.error.max_abs < b.error.max_abs) {
+        if best.as_ref().is_none_or(|b| c.error.worst_ratio < b.error.worst_ratio) {
             best = Some(c);
         }
     }

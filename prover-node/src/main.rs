@@ -34,13 +34,47 @@ enum Command {
     Run(RunArgs),
     /// The whole system on an embedded anvil: deploy, register, run a node, classify a real digit.
     Demo(DemoArgs),
+    /// Ceremony SRS files: import (with every check) what setup, prove and the node load.
+    #[command(subcommand)]
+    Srs(SrsCommand),
+}
+
+#[derive(Subcommand)]
+enum SrsCommand {
+    /// Check a snarkjs .ptau or halo2 raw ParamsKZG ceremony file (curve points, generators, a batched
+    /// pairing check of the powers against [τ]G2, pinned hashes of known ceremony files), recompute
+    /// the Lagrange points, downsize, and write the SRS the node loads (ParamsKZG with a checksum).
+    Import(SrsImportArgs),
+    /// Re-check an SRS file (imported or a ceremony file) and print where it comes from.
+    Show {
+        /// The SRS file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct SrsImportArgs {
+    /// The ceremony file: `.ptau` (snarkjs) or a raw halo2 `ParamsKZG` file.
+    file: PathBuf,
+    /// Where to write the imported SRS.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Downsize to 2^k points (default: everything the file holds).
+    #[arg(long)]
+    k: Option<u32>,
+    /// Accept a file of no known ceremony; its verifiers then only run on the dev chain (31337).
+    #[arg(long)]
+    allow_unknown_ceremony: bool,
 }
 
 #[derive(Args)]
 struct DemoArgs {
-    /// The zoo model to serve (set up on first use with the insecure dev SRS).
+    /// The zoo model to serve (set up on first use with the ceremony SRS, k ≤ 11).
     #[arg(long, default_value = "models/zoo/digits_mlp.onnx")]
     onnx: PathBuf,
+    /// The ceremony file the demo's keys are made with (imported and checked on first use).
+    #[arg(long, default_value = "srs/hermez-raw-11")]
+    ceremony_srs: PathBuf,
     /// The digit image to classify.
     #[arg(long, default_value = "models/zoo/digits_mlp.input.json")]
     input: PathBuf,
@@ -165,7 +199,7 @@ struct SetupArgs {
     #[arg(long, help_heading = "Quantization")]
     value_bits: Option<u32>,
     /// Largest acceptable output error of calibration, relative to the largest float output.
-    #[arg(long, default_value_t = 0.01, help_heading = "Quantization")]
+    #[arg(long, default_value_t = 0.005, help_heading = "Quantization")]
     tolerance: f64,
     /// Calibration inputs `{"inputs": [[..]]}` (default: metadata's eval set, else samples of the range).
     #[arg(long, value_name = "FILE", help_heading = "Quantization")]
@@ -256,6 +290,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench(a)?,
         Command::Run(a) => run_node(a)?,
         Command::Demo(a) => demo(a)?,
+        Command::Srs(SrsCommand::Import(a)) => {
+            let opts = models::srs::ImportOptions { k: a.k, allow_unknown_ceremony: a.allow_unknown_ceremony };
+            let srs = Srs::import(&a.file, &opts)?;
+            srs.save(&a.out)?;
+            println!("checked         points on the curve, g[0] = G1, G2 generator, powers consistent with [τ]G2");
+            println!("srs             {}", srs.info.describe());
+            println!("written         {} (Lagrange points recomputed)", a.out.display());
+        }
+        Command::Srs(SrsCommand::Show { file }) => {
+            let srs = Srs::load(&file)?;
+            println!("srs             {}", srs.info.describe());
+        }
         Command::Setup(a) => {
             let opts = SetupOptions {
                 onnx: a.onnx,
@@ -298,8 +344,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(c) = &card.calibration {
                 println!(
-                    "output error    max {:.5}, mean {:.5} vs the float model ({}; tolerance {:.5})",
-                    c.error.max_abs, c.error.mean_abs, c.error.source, c.tolerance_abs
+                    "output error    max {:.5}, mean {:.5} vs the float model ({}; worst error / allowance {:.2})",
+                    c.error.max_abs, c.error.mean_abs, c.error.source, c.error.worst_ratio
                 );
             }
             if let Some(acc) = &card.accuracy {
@@ -310,8 +356,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     acc.samples
                 );
             }
+            println!("srs             {}", card.srs.describe());
             if card.srs.insecure {
                 println!("WARNING         keys made with an INSECURE dev SRS (public seed): for tests and demos only");
+                println!(
+                    "                its verifier reverts on every chain but chain id {}",
+                    verifier_gen::DEV_CHAIN_ID
+                );
             }
         }
         Command::Prove(a) => {
@@ -329,6 +380,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 proof.output_dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
             );
             println!("prediction      {}", proof.prediction);
+            println!("srs             {}", card.srs.describe());
             println!(
                 "proof           {} bytes in {:.2} s -> {}",
                 proof.proof.len(),
@@ -339,15 +391,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => {
             let card = ModelCard::load(&a.card)?;
             let proof = ProofFile::load(&a.proof)?;
-            if proof.model_id != card.model_id {
-                bail!("the proof is for model {}, the card is model {}", proof.model_id, card.model_id);
-            }
-            proof.check_consistent(card.quantization.value_bits)?;
+            let claims =
+                prover_node::verify::check_claims(&card.model_id, &verifier_gen::Encoding::of_card(&card), &proof)
+                    .with_context(|| format!("{} makes a claim its proof does not back", a.proof.display()))?;
             let srs = a.srs.load_for(&card)?;
             let (vk, shape) = card.load_verifying_key(&a.card)?;
             let params = srs.for_k(shape.k())?;
-            models::prover::verify(&params, &vk, &proof.field_instances()?, &proof.proof)?;
-            println!("native          proof verifies (output {:?}, prediction {})", proof.output, proof.prediction);
+            models::prover::verify(&params, &vk, &claims.instances, &proof.proof)?;
+            println!("native          proof verifies (output {:?}, prediction {})", claims.output, claims.prediction);
+            println!("dequantized     {:?}", claims.dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>());
+            println!("srs             {}", card.srs.describe());
             if let Some(rpc) = a.rpc_url {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 rt.block_on(async {
@@ -364,7 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             addr
                         }
                     };
-                    let result = chain::verify_on_chain(&provider, address, proof.verifier_calldata.to_vec()).await?;
+                    let result = chain::verify_on_chain(&provider, address, claims.verifier_calldata.clone()).await?;
                     if !result.accepted {
                         bail!("the on-chain verifier at {address} rejected the proof");
                     }
@@ -384,12 +437,28 @@ fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let stem = a.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).context("--onnx has no file name")?;
     let model_dir = a.work_dir.join(&stem);
     let card_path = model_dir.join(format!("{stem}.card.json"));
-    let fresh = ModelCard::load(&card_path)
-        .ok()
-        .filter(|c| std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b) == c.onnx_sha256).unwrap_or(false));
+    // The ceremony file, imported once (every check, Lagrange points recomputed) into what setup,
+    // prove and the node load; `Srs::load` re-checks it on every load.
+    let srs_path = a.work_dir.join("srs").join("hermez-11.srs");
+    let srs = match Srs::load(&srs_path) {
+        Ok(srs) => srs,
+        Err(_) => {
+            println!("[demo] importing the ceremony SRS {} (checks, Lagrange points)...", a.ceremony_srs.display());
+            let srs = Srs::import(&a.ceremony_srs, &models::srs::ImportOptions::default())?;
+            std::fs::create_dir_all(srs_path.parent().expect("has a parent"))?;
+            srs.save(&srs_path)?;
+            srs
+        }
+    };
+    println!("[demo] SRS: {}", srs.info.describe());
+    let fresh = ModelCard::load(&card_path).ok().filter(|c| {
+        c.srs.sha256 == srs.info.sha256
+            && std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b) == c.onnx_sha256).unwrap_or(false)
+    });
     if fresh.is_none() {
         println!("[demo] setting up {} (quantize, keygen, generate and compile the verifier)...", a.onnx.display());
-        let opts = SetupOptions::new(a.onnx.clone(), model_dir.clone(), SrsSource::InsecureDev { seed: 42 });
+        let mut opts = SetupOptions::new(a.onnx.clone(), model_dir.clone(), SrsSource::File(srs_path.clone()));
+        opts.max_k = srs.info.k;
         setup::run(&opts)?;
     } else {
         println!("[demo] reusing the keys in {}", model_dir.display());
@@ -401,6 +470,7 @@ fn demo(a: DemoArgs) -> anyhow::Result<()> {
         input: a.input,
         work_dir: a.work_dir.join("node"),
         load_requests: a.load_requests,
+        srs: Some(srs_path),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = rt.block_on(prover_node::demo::run(&opts, |line| println!("[demo] {line}")))?;

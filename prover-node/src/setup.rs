@@ -179,7 +179,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         warn!(target: "prover_node::setup", range = ?calibration.input_range_real, "the default input range was narrowed so that every input in it is provable; pass --input-min/--input-max to choose it");
     }
     if !calibration.within_tolerance {
-        warn!(target: "prover_node::setup", max_abs_error = calibration.error.max_abs, tolerance = calibration.tolerance_abs, "the quantized output is further from the float model than the tolerance at every candidate scale; check the card's calibration section");
+        warn!(target: "prover_node::setup", max_abs_error = calibration.error.max_abs, worst_ratio = calibration.error.worst_ratio, "the quantized output is further from the float model than the tolerance at every candidate scale; check the card's calibration section");
     }
     info!(target: "prover_node::setup", ?params, range = ?calibration.input_range, max_abs_error = calibration.error.max_abs, "quantization chosen");
     let model = QuantModel::quantize(&float, params, Some(calibration.input_range))?;
@@ -224,11 +224,10 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     info!(target: "prover_node::setup", "generating and compiling the Solidity verifier");
     let contract = contract_name(&name);
     let header = format!(
-        "Verifier of zkinfer model `{name}` (vk keccak256 {vk_keccak}).\nPublic instances: [binding, input[{}], output[{}]].\nSRS: {} (sha256 {}).",
+        "Verifier of zkinfer model `{name}` (vk keccak256 {vk_keccak}).\nPublic instances: [binding, input[{}], output[{}]].\nSRS: {}.",
         model.input_len(),
         model.output_len(),
-        srs.info.source,
-        srs.info.sha256
+        srs.info.describe()
     );
     let encoding = verifier_gen::Encoding::of_model(&model);
     let verifier = verifier_gen::generate(
