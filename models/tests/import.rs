@@ -8,6 +8,7 @@ use halo2_base::{
     halo2_proofs::dev::MockProver,
 };
 use models::{
+    calibrate::{calibrate, CalibrationOptions},
     circuit::{synthesize, Witnessing},
     eval::{accuracy, Dataset, FloatRunner},
     graph::QuantModel,
@@ -82,19 +83,46 @@ fn malformed_and_missing_files_are_clear_errors() {
     assert!(matches!(onnx::import(&data("does_not_exist.onnx")), Err(Error::Io { .. })));
 }
 
+#[derive(Deserialize)]
+struct Meta {
+    input_scale_bits: Option<u32>,
+    input_range: (f64, f64),
+    eval_set: String,
+    test_samples: usize,
+}
+
+/// Every zoo model, calibrated as `prover-node setup` does from its metadata (input scale and
+/// range fixed, the rest calibrated on the eval set, value bits from the bound), keeps its float
+/// accuracy within one point; two of them come from torch.onnx (dynamic batch, folded
+/// BatchNorm, depthwise Conv, shape arithmetic) and skl2onnx (scaler and per-class MLPs).
 #[test]
 fn zoo_models_keep_float_accuracy_within_one_point() {
-    let set = Dataset::load(&zoo("digits_test.json")).unwrap();
-    for name in ["digits_mlp", "digits_cnn"] {
+    for name in ["digits_mlp", "digits_cnn", "digits_dwcnn", "breast_cancer"] {
         let path = zoo(&format!("{name}.onnx"));
+        let meta: Meta = serde_json::from_slice(&std::fs::read(zoo(&format!("{name}.meta.json"))).unwrap()).unwrap();
         let float = onnx::import(&path).unwrap();
-        let params = QuantParams { input_scale_bits: 4, ..QuantParams::default() };
-        let model = QuantModel::quantize(&float, params, Some((0, 16))).unwrap();
-        let runner = FloatRunner::load(&path, &float.shapes[0]).unwrap();
+        let runner = FloatRunner::for_model(&path, &float).unwrap();
+        let set = Dataset::load(&zoo(&meta.eval_set)).unwrap();
+        let opts = CalibrationOptions {
+            input_scale_bits: meta.input_scale_bits,
+            input_range: Some(meta.input_range),
+            samples: Some(set.inputs.clone()),
+            ..CalibrationOptions::default()
+        };
+        let cal = calibrate(&float, &runner, &opts).unwrap();
+        let model = QuantModel::quantize(&float, cal.params, Some(cal.input_range)).unwrap();
+        model.check_bound().unwrap();
         let acc = accuracy(&runner, &model, &set).unwrap();
         assert!(acc.float > 0.95, "{name}: float accuracy {}", acc.float);
-        assert!(acc.quantized >= acc.float - 0.01, "{name}: quantized {} vs float {}", acc.quantized, acc.float);
-        assert_eq!(acc.samples, 450);
+        assert!(
+            acc.quantized >= acc.float - 0.01,
+            "{name}: quantized {} vs float {} ({:?})",
+            acc.quantized,
+            acc.float,
+            cal.params
+        );
+        assert_eq!(acc.samples, meta.test_samples);
+        println!("{name}: float {:.4} quantized {:.4} params {:?} range {:?}", acc.float, acc.quantized, cal.params, cal.input_range);
     }
 }
 
