@@ -29,6 +29,9 @@ pub struct NodeConfig {
     /// Metrics and health endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Transaction fees.
+    #[serde(default)]
+    pub fees: FeeConfig,
 }
 
 /// Chain endpoint.
@@ -48,10 +51,31 @@ pub struct RpcConfig {
     /// Largest block range per `eth_getLogs` call.
     #[serde(default = "default_log_range")]
     pub max_log_range: u64,
+    /// Longest wait for any single RPC answer; a hung endpoint costs at most this per call.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl RpcConfig {
+    /// An endpoint with default settings and no chain id check.
+    pub fn new(http_url: impl Into<String>) -> Self {
+        Self {
+            http_url: http_url.into(),
+            ws_url: None,
+            chain_id: None,
+            poll_interval_ms: default_poll_ms(),
+            max_log_range: default_log_range(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
 }
 
 fn default_poll_ms() -> u64 {
     500
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
 }
 
 fn default_log_range() -> u64 {
@@ -81,12 +105,24 @@ pub struct SignerConfig {
     /// Environment variable holding the keystore password.
     #[serde(default = "default_password_env")]
     pub keystore_password_env: String,
+    /// Below this balance (wei) the node reports `zkinfer_signer_low_balance 1` and `/health` fails.
+    #[serde(default = "default_min_balance")]
+    pub min_balance: u64,
 }
 
 impl Default for SignerConfig {
     fn default() -> Self {
-        Self { private_key_env: default_key_env(), keystore: None, keystore_password_env: default_password_env() }
+        Self {
+            private_key_env: default_key_env(),
+            keystore: None,
+            keystore_password_env: default_password_env(),
+            min_balance: default_min_balance(),
+        }
     }
+}
+
+fn default_min_balance() -> u64 {
+    10_000_000_000_000_000 // 0.01 ETH
 }
 
 fn default_key_env() -> String {
@@ -138,6 +174,64 @@ fn default_concurrency() -> usize {
 pub struct StoreConfig {
     /// Path of the embedded database file.
     pub path: PathBuf,
+    /// Move an empty or damaged store aside and start a fresh one (`--reinit-store`; never read
+    /// from the file, so that it cannot be left on by accident).
+    #[serde(skip)]
+    pub reinit: bool,
+}
+
+impl StoreConfig {
+    /// A store at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into(), reinit: false }
+    }
+}
+
+/// EIP-1559 fees of fulfilment transactions and when to replace a stuck one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeConfig {
+    /// Highest `maxFeePerGas` the node ever signs (wei).
+    #[serde(default = "default_max_fee")]
+    pub max_fee_per_gas: u64,
+    /// Lowest `maxPriorityFeePerGas` (wei); the node's suggestion is used when higher.
+    #[serde(default)]
+    pub min_priority_fee: u64,
+    /// A transaction still unmined this many blocks after it was sent is replaced (same nonce,
+    /// tip and max fee raised by 12.5%, above the usual 10% replacement margin). A transaction
+    /// whose max fee is below the current base fee is replaced at once.
+    #[serde(default = "default_replace_after")]
+    pub replace_after_blocks: u64,
+    /// Skip requests whose payment does not cover `fulfil_gas × (base fee + tip)`.
+    #[serde(default)]
+    pub skip_unprofitable: bool,
+    /// Gas a fulfilment is assumed to use before it is proved (for `skip_unprofitable`).
+    #[serde(default = "default_fulfil_gas")]
+    pub fulfil_gas: u64,
+}
+
+impl Default for FeeConfig {
+    fn default() -> Self {
+        Self {
+            max_fee_per_gas: default_max_fee(),
+            min_priority_fee: 0,
+            replace_after_blocks: default_replace_after(),
+            skip_unprofitable: false,
+            fulfil_gas: default_fulfil_gas(),
+        }
+    }
+}
+
+fn default_max_fee() -> u64 {
+    500_000_000_000 // 500 gwei
+}
+
+fn default_replace_after() -> u64 {
+    3
+}
+
+fn default_fulfil_gas() -> u64 {
+    600_000
 }
 
 /// Metrics and health endpoint.
@@ -147,12 +241,19 @@ pub struct MetricsConfig {
     /// Listen address for `GET /metrics` and `GET /health` (port 0 picks a free port).
     #[serde(default = "default_metrics")]
     pub listen: SocketAddr,
+    /// `/health` fails when the last successful pass over the chain is older than this.
+    #[serde(default = "default_stale_after")]
+    pub stale_after_secs: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { listen: default_metrics() }
+        Self { listen: default_metrics(), stale_after_secs: default_stale_after() }
     }
+}
+
+fn default_stale_after() -> u64 {
+    30
 }
 
 fn default_metrics() -> SocketAddr {
@@ -210,8 +311,15 @@ impl NodeConfig {
         if self.prover.concurrency == 0 {
             return Err(Error::Invalid("config: prover.concurrency must be at least 1".into()));
         }
-        if self.rpc.poll_interval_ms == 0 || self.rpc.max_log_range == 0 {
-            return Err(Error::Invalid("config: rpc.poll_interval_ms and rpc.max_log_range must be positive".into()));
+        if self.rpc.poll_interval_ms == 0 || self.rpc.max_log_range == 0 || self.rpc.timeout_ms == 0 {
+            return Err(Error::Invalid(
+                "config: rpc.poll_interval_ms, rpc.max_log_range and rpc.timeout_ms must be positive".into(),
+            ));
+        }
+        if self.fees.replace_after_blocks == 0 || self.fees.max_fee_per_gas == 0 {
+            return Err(Error::Invalid(
+                "config: fees.replace_after_blocks and fees.max_fee_per_gas must be positive".into(),
+            ));
         }
         Ok(())
     }

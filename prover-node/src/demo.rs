@@ -24,7 +24,8 @@ use crate::{
     bindings::{IDigitBounty, IInferenceCoordinator},
     chain,
     config::{
-        ContractConfig, MetricsConfig, ModelConfig, NodeConfig, ProverConfig, RpcConfig, SignerConfig, StoreConfig,
+        ContractConfig, FeeConfig, MetricsConfig, ModelConfig, NodeConfig, ProverConfig, RpcConfig, SignerConfig,
+        StoreConfig,
     },
     contracts,
     error::{Error, Result},
@@ -47,6 +48,8 @@ pub struct DemoOptions {
     pub work_dir: PathBuf,
     /// Extra requests to measure throughput and latency with (0: none).
     pub load_requests: usize,
+    /// The SRS file the card's keys were made with (`None`: the card's insecure dev SRS).
+    pub srs: Option<PathBuf>,
 }
 
 /// Throughput and latency of a burst of requests.
@@ -110,8 +113,9 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
                                                      // registerModel measures the verifier on a valid proof: make one (bound to no request).
     let sample = {
         let card_path = opts.card.clone();
+        let srs_file = opts.srs.clone();
         tokio::task::spawn_blocking(move || {
-            let srs = ModelCard::load(&card_path)?.srs(None)?;
+            let srs = ModelCard::load(&card_path)?.srs(srs_file.as_deref())?;
             contracts::sample_calldata(&crate::prove::load(&card_path, &srs)?)
         })
         .await
@@ -134,18 +138,22 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     progress("starting the prover node");
     let cfg = NodeConfig {
         rpc: RpcConfig {
-            http_url: node_chain.endpoint(),
             ws_url: Some(node_chain.ws_endpoint()),
             chain_id: Some(node_chain.chain_id()),
             poll_interval_ms: 100,
-            max_log_range: 2000,
+            ..RpcConfig::new(node_chain.endpoint())
         },
         contract: ContractConfig { coordinator: d.coordinator, start_block: 0 },
         signer: SignerConfig::default(),
-        models: vec![ModelConfig { card: opts.card.clone(), srs: None, insecure_dev_srs: true }],
+        models: vec![ModelConfig {
+            card: opts.card.clone(),
+            srs: opts.srs.clone(),
+            insecure_dev_srs: opts.srs.is_none(),
+        }],
         prover: ProverConfig { confirmations: 0, concurrency: 1 },
-        store: StoreConfig { path: opts.work_dir.join("store.redb") },
-        metrics: MetricsConfig { listen: "127.0.0.1:0".parse().expect("valid") },
+        store: StoreConfig::new(opts.work_dir.join("store.redb")),
+        metrics: MetricsConfig { listen: "127.0.0.1:0".parse().expect("valid"), ..MetricsConfig::default() },
+        fees: FeeConfig::default(),
     };
     let _ = std::fs::remove_file(&cfg.store.path);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -154,7 +162,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
 
     // Wait until the node has loaded its keys and completed a first pass over the chain.
     let ready = Instant::now();
-    while !metrics.rpc_up.load(std::sync::atomic::Ordering::Relaxed) {
+    while !metrics.started.load(std::sync::atomic::Ordering::Relaxed) {
         if node.is_finished() || ready.elapsed() > Duration::from_secs(120) {
             return Err(Error::Invalid("the prover node did not start".into()));
         }

@@ -1,5 +1,9 @@
 //! Errors of the prover node.
 
+use alloy::primitives::{Address, B256};
+
+use crate::{client::ChainError, store::StoreError};
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -26,20 +30,52 @@ pub enum Error {
     /// Invalid user input.
     #[error("{0}")]
     Invalid(String),
-    /// The RPC endpoint failed (retryable).
+    /// A configuration value is unusable.
+    #[error("config: {key}: {reason}")]
+    Config { key: &'static str, reason: String },
+    /// The RPC endpoint failed (tooling: setup, verify, demo).
     #[error("RPC error: {0}")]
     Rpc(String),
-    /// The embedded store failed.
-    #[error("store: {0}")]
-    Store(String),
+    /// A chain call of the node failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The embedded store failed or was refused.
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    /// The endpoint serves another chain than the configured one.
+    #[error(
+        "the RPC endpoint reports chain id {got}, the config expects {expected} (rpc.chain_id); no transaction is sent"
+    )]
+    ChainIdMismatch { expected: u64, got: u64 },
+    /// No contract at the configured coordinator address.
+    #[error(
+        "no contract at the coordinator address {address} on this chain: check contract.coordinator and rpc.http_url"
+    )]
+    NoCode { address: Address },
+    /// A served model is not registered on the coordinator under its card's id.
+    #[error(
+        "model {model} (id {model_id}) is not registered on the coordinator {coordinator}: register it, or \
+         check that contract.coordinator is the coordinator it was registered on"
+    )]
+    ModelNotRegistered { model: String, model_id: B256, coordinator: Address },
     /// A transaction was mined but reverted.
     #[error("transaction reverted: {0}")]
     Reverted(String),
 }
 
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Box::new(e))
+    }
+}
+
 impl Error {
-    /// Whether retrying the same operation later can succeed.
+    /// Whether retrying the same operation later can succeed (the endpoint, not the request, failed).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Rpc(_))
+        match self {
+            Self::Rpc(_) => true,
+            Self::Chain(e) => e.is_transient(),
+            _ => false,
+        }
     }
 }

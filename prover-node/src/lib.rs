@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bindings;
 pub mod chain;
+pub mod client;
 pub mod config;
 pub mod contracts;
 pub mod demo;
@@ -11,9 +12,13 @@ pub mod error;
 pub mod metrics;
 pub mod proof;
 pub mod prove;
+pub mod prover;
+pub mod reconciler;
 pub mod service;
 pub mod setup;
 pub mod store;
+pub mod submitter;
 pub mod subscriber;
+pub mod watcher;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use std::{
     },
 };
 
+use crate::store::DropReason;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -39,9 +40,82 @@ pub struct Metrics {
     pub rpc_up: AtomicBool,
     /// Whether the WebSocket block subscription is open.
     pub ws_connected: AtomicBool,
+    /// Dropped or skipped requests by reason, in the order of [`DropReason::LABELS`].
+    pub dropped_by: [AtomicU64; DropReason::LABELS.len()],
+    /// Fulfilment transactions replaced with higher fees.
+    pub tx_replaced: AtomicU64,
+    /// Fulfilment transactions sent again after the pool evicted them.
+    pub tx_rebroadcast: AtomicU64,
+    /// Reorgs noticed under the cursor.
+    pub reorgs: AtomicU64,
+    /// Proofs discarded because a reorg changed the request's input meanwhile.
+    pub stale_proofs: AtomicU64,
+    /// Signer balance in gwei.
+    pub balance_gwei: AtomicU64,
+    /// Whether the signer's balance is below `signer.min_balance`.
+    pub low_balance: AtomicBool,
+    /// Unix milliseconds of the last successful pass over the chain (0: none yet).
+    pub last_pass_ms: AtomicU64,
+    /// Whether the node finished starting (models loaded, chain checked).
+    pub started: AtomicBool,
+    /// `/health` fails when the last successful pass is older than this (seconds; 0: 30).
+    pub stale_after_secs: AtomicU64,
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Metrics {
+    /// Counts a dropped or skipped request.
+    pub fn count_drop(&self, reason: &DropReason) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        let i = DropReason::LABELS.iter().position(|l| *l == reason.label()).expect("every reason has a label");
+        self.dropped_by[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Dropped requests with this label so far.
+    pub fn dropped_with(&self, label: &str) -> u64 {
+        DropReason::LABELS
+            .iter()
+            .position(|l| *l == label)
+            .map(|i| self.dropped_by[i].load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Records a successful pass over the chain.
+    pub fn pass_succeeded(&self) {
+        self.last_pass_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Liveness: `Ok(note)` while the node makes progress, `Err(reason)` otherwise.
+    pub fn health(&self) -> Result<&'static str, String> {
+        if !self.started.load(Ordering::Relaxed) {
+            return Err(if self.rpc_errors.load(Ordering::Relaxed) > 0 && !self.rpc_up.load(Ordering::Relaxed) {
+                "starting: the RPC endpoint is unreachable".into()
+            } else {
+                "starting: loading models and checking the chain".into()
+            });
+        }
+        let stale_after = match self.stale_after_secs.load(Ordering::Relaxed) {
+            0 => 30_000,
+            s => s * 1000,
+        };
+        let age = now_ms().saturating_sub(self.last_pass_ms.load(Ordering::Relaxed));
+        if age > stale_after {
+            let why = if self.rpc_up.load(Ordering::Relaxed) { "" } else { " (RPC unreachable or not answering)" };
+            return Err(format!("stalled: no successful pass over the chain for {} s{why}", age / 1000));
+        }
+        if self.low_balance.load(Ordering::Relaxed) {
+            return Err(format!(
+                "signer balance low ({} gwei): fulfilments cannot be paid for",
+                self.balance_gwei.load(Ordering::Relaxed)
+            ));
+        }
+        Ok("ok")
+    }
+
     /// Adds a proving duration.
     pub fn add_prove_seconds(&self, s: f64) {
         let mut cur = self.prove_seconds_bits.load(Ordering::Relaxed);
@@ -87,6 +161,47 @@ impl Metrics {
                 f64::from_bits(g(&self.prove_seconds_bits)).to_string(),
             ),
             ("zkinfer_queue_depth", "Jobs waiting for or in proving.", "gauge", g(&self.queue_depth).to_string()),
+            (
+                "zkinfer_tx_replaced_total",
+                "Fulfilment transactions replaced with higher fees (same nonce).",
+                "counter",
+                g(&self.tx_replaced).to_string(),
+            ),
+            (
+                "zkinfer_tx_rebroadcast_total",
+                "Fulfilment transactions sent again after being evicted.",
+                "counter",
+                g(&self.tx_rebroadcast).to_string(),
+            ),
+            ("zkinfer_reorgs_total", "Reorgs noticed under the scan cursor.", "counter", g(&self.reorgs).to_string()),
+            (
+                "zkinfer_stale_proofs_total",
+                "Proofs discarded because a reorg changed the input meanwhile.",
+                "counter",
+                g(&self.stale_proofs).to_string(),
+            ),
+            ("zkinfer_signer_balance_gwei", "Balance of the signer.", "gauge", g(&self.balance_gwei).to_string()),
+            (
+                "zkinfer_signer_low_balance",
+                "1 if the signer's balance is below signer.min_balance.",
+                "gauge",
+                u8::from(self.low_balance.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "zkinfer_ws_connected",
+                "1 while the newHeads WebSocket subscription is open.",
+                "gauge",
+                u8::from(self.ws_connected.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "zkinfer_last_pass_age_seconds",
+                "Seconds since the last successful pass over the chain.",
+                "gauge",
+                match g(&self.last_pass_ms) {
+                    0 => "NaN".to_string(),
+                    t => format!("{:.1}", now_ms().saturating_sub(t) as f64 / 1000.0),
+                },
+            ),
             ("zkinfer_last_block", "Last block scanned.", "gauge", g(&self.last_block).to_string()),
             (
                 "zkinfer_rpc_up",
@@ -96,6 +211,11 @@ impl Metrics {
             ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        let name = "zkinfer_requests_dropped_by_reason_total";
+        out.push_str(&format!("# HELP {name} Requests dropped or skipped, by reason.\n# TYPE {name} counter\n"));
+        for (label, count) in DropReason::LABELS.iter().zip(&self.dropped_by) {
+            out.push_str(&format!("{name}{{reason=\"{label}\"}} {}\n", g(count)));
         }
         out
     }
@@ -121,8 +241,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: w
             let path = request.split_whitespace().nth(1).unwrap_or("/");
             let (status, body, ctype) = match path {
                 "/metrics" => ("200 OK", metrics.render(), "text/plain; version=0.0.4"),
-                "/health" if metrics.rpc_up.load(Ordering::Relaxed) => ("200 OK", "ok\n".to_string(), "text/plain"),
-                "/health" => ("503 Service Unavailable", "rpc unreachable\n".to_string(), "text/plain"),
+                "/health" => match metrics.health() {
+                    Ok(note) => ("200 OK", format!("{note}\n"), "text/plain"),
+                    Err(reason) => ("503 Service Unavailable", format!("{reason}\n"), "text/plain"),
+                },
                 _ => ("404 Not Found", "not found\n".to_string(), "text/plain"),
             };
             let response = format!(

@@ -1,20 +1,226 @@
-//! The node's embedded store (redb): every request it saw and what it did about it, and the block
-//! cursor. Each state change is its own durable transaction, so a `kill -9` between any two steps
-//! loses nothing: on restart, `Proving` jobs are proved again and `Submitted` jobs are checked on
-//! chain before anything is sent again.
+//! The node's embedded store (redb): every request it saw and what it did about it, the block
+//! cursor, the last transaction it signed, and the identity of the chain it was made for.
+//!
+//! Each state change is its own durable transaction, so a `kill -9` between any two steps loses
+//! nothing. Transactions are written *before* they are broadcast (write-ahead): a crash after the
+//! broadcast never leaves a transaction the node does not know about.
+//!
+//! Opening is defensive: a 0-byte file is refused (an operator's `> store.redb` or a failed copy
+//! must not silently forget every request), a file that is not a redb database or that redb cannot
+//! read (truncated, overwritten) is reported as damaged instead of panicking, and a store made for
+//! another chain, genesis or coordinator is refused once the node knows which chain it talks to.
+//! Recovery from a damaged store: start with `--reinit-store` (the file is moved aside and the node
+//! rescans from `contract.start_block`, or `--start-block N`); requests fulfilled meanwhile are
+//! recognised on-chain and not proved again.
 
-use std::path::Path;
+use std::{
+    panic::{catch_unwind, AssertUnwindSafe},
+    path::{Path, PathBuf},
+};
 
 use alloy::primitives::{Address, Bytes, B256, U256};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-
 const JOBS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("jobs");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// Ids of the jobs still in progress, so a pass does not re-read every job the node ever finished.
 const ACTIVE: TableDefinition<'_, &[u8], ()> = TableDefinition::new("active");
+
+/// Layout version of the values in the tables; bumped when a value's format changes.
+const SCHEMA: u32 = 2;
+const SCHEMA_KEY: &str = "schema";
+const IDENTITY_KEY: &str = "identity";
+const CURSOR_KEY: &str = "cursor";
+const LAST_TX_KEY: &str = "last_tx";
+
+/// redb's file signature: the first bytes of every redb database.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Errors of the store, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is empty.
+    #[error(
+        "the store {} is an empty file: refusing to start from scratch silently (every request would be \
+         rescanned); restore it from a backup, or pass --reinit-store to start a fresh store",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+    /// The file is not a readable redb database.
+    #[error(
+        "the store {} is damaged ({reason}); restore it from a backup, or pass --reinit-store to move it \
+         aside and rescan the chain from contract.start_block (or --start-block N)",
+        path.display()
+    )]
+    Damaged { path: PathBuf, reason: String },
+    /// The store was written by another version of the node.
+    #[error(
+        "the store {} has layout version {found}, this node reads version {SCHEMA}; use the matching node \
+         version, or pass --reinit-store to rescan the chain",
+        path.display()
+    )]
+    Schema { path: PathBuf, found: u32 },
+    /// The store belongs to another chain or coordinator.
+    #[error(
+        "the store {} was made for {stored}, but the node is connected to {actual}; use that chain's \
+         store (or a new store path) for this chain",
+        path.display()
+    )]
+    ForeignChain { path: PathBuf, stored: Box<Identity>, actual: Box<Identity> },
+    /// A file operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// redb failed while the node was running.
+    #[error("store {}: {source}", path.display())]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// A stored value does not decode.
+    #[error("store {}: undecodable {what}: {source}", path.display())]
+    Decode {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What a store was made for: the chain (id and genesis block) and the coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `eth_chainId`.
+    pub chain_id: u64,
+    /// Hash of block 0.
+    pub genesis: B256,
+    /// Coordinator contract.
+    pub coordinator: Address,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chain {} (genesis {}) coordinator {}", self.chain_id, self.genesis, self.coordinator)
+    }
+}
+
+/// Why a request was dropped or skipped: a closed set, exported as a metric label.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum DropReason {
+    /// The node does not serve the request's model.
+    Unserved { model_id: B256 },
+    /// Another fulfiller was first.
+    FulfilledByOther { fulfiller: Address },
+    /// The requester cancelled it.
+    Cancelled,
+    /// Its deadline passed before the node could fulfil it.
+    Expired,
+    /// A reorg removed it and it did not come back before its deadline.
+    Vanished,
+    /// Its payment does not cover the fulfilment gas at current prices (policy `skip_unprofitable`).
+    Unprofitable { payment: U256, cost: U256 },
+}
+
+impl DropReason {
+    /// All metric labels, in a fixed order.
+    pub const LABELS: [&'static str; 6] =
+        ["unserved", "fulfilled_by_other", "cancelled", "expired", "vanished", "unprofitable"];
+
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unserved { .. } => "unserved",
+            Self::FulfilledByOther { .. } => "fulfilled_by_other",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+            Self::Vanished => "vanished",
+            Self::Unprofitable { .. } => "unprofitable",
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unserved { model_id } => write!(f, "model {model_id} is not served by this node"),
+            Self::FulfilledByOther { fulfiller } => write!(f, "fulfilled first by {fulfiller}"),
+            Self::Cancelled => write!(f, "cancelled by the requester"),
+            Self::Expired => write!(f, "deadline passed"),
+            Self::Vanished => write!(f, "removed by a reorg and expired"),
+            Self::Unprofitable { payment, cost } => {
+                write!(f, "payment {payment} wei does not cover the fulfilment's {cost} wei of gas")
+            }
+        }
+    }
+}
+
+/// Wei amounts as decimal strings: serde's tagged enums cannot buffer `u128` numbers.
+mod wei {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// One signed version of a fulfilment transaction. Replacements share the nonce.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentTx {
+    /// Transaction hash.
+    pub hash: B256,
+    /// The signed EIP-2718 envelope, re-broadcast as is if the pool evicts it.
+    pub raw: Bytes,
+    /// `maxFeePerGas` (wei).
+    #[serde(with = "wei")]
+    pub max_fee: u128,
+    /// `maxPriorityFeePerGas` (wei).
+    #[serde(with = "wei")]
+    pub tip: u128,
+}
+
+/// The transaction a submitted job waits on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    /// Nonce shared by every version.
+    pub nonce: u64,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Every version signed, oldest first (the last one is the current one).
+    pub versions: Vec<SentTx>,
+    /// Head block when the current version was (re)broadcast.
+    pub sent_at_block: u64,
+}
+
+impl TxRecord {
+    /// The version most recently signed.
+    pub fn current(&self) -> &SentTx {
+        self.versions.last().expect("a TxRecord has at least one version")
+    }
+}
+
+/// The last transaction the node signed: a new transaction with the same nonce must outbid it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastTx {
+    /// Its nonce.
+    pub nonce: u64,
+    /// Its `maxFeePerGas`.
+    #[serde(with = "wei")]
+    pub max_fee: u128,
+    /// Its `maxPriorityFeePerGas`.
+    #[serde(with = "wei")]
+    pub tip: u128,
+}
 
 /// Where a request stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,14 +232,17 @@ pub enum JobState {
     Proving,
     /// Proved, not yet sent.
     Proven { output: Vec<i64>, proof: Bytes, prove_seconds: f64 },
-    /// `fulfillInference` sent in transaction `tx`.
-    Submitted { tx: B256, output: Vec<i64>, proof: Bytes, sent_at_block: u64 },
-    /// Our fulfilment is mined (final once `confirmations` deep).
-    Fulfilled { tx: B256, block: u64, gas_used: u64 },
-    /// Cannot be proved (bad input, overflow...): recorded with the reason, never retried.
+    /// `fulfillInference` signed and broadcast (or about to be: the record is written first).
+    Submitted { output: Vec<i64>, proof: Bytes, tx: TxRecord },
+    /// The request on-chain no longer matches the stored event (a reorg changed its input or
+    /// removed it): nothing is proved or sent until the watcher reads its event again.
+    Reorged,
+    /// Our fulfilment is mined `confirmations` deep.
+    Fulfilled { tx: Option<B256>, block: u64, gas_used: u64 },
+    /// Cannot be proved or is rejected by the coordinator: recorded with the reason, not retried.
     Failed { reason: String },
-    /// Nothing left to do: fulfilled by someone else, cancelled, expired, or a model we do not serve.
-    Dropped { reason: String },
+    /// Nothing left to do.
+    Dropped { reason: DropReason },
 }
 
 impl JobState {
@@ -42,13 +251,14 @@ impl JobState {
         !matches!(self, Self::Fulfilled { .. } | Self::Failed { .. } | Self::Dropped { .. })
     }
 
-    /// Short name for logs and metrics.
+    /// Short name for logs.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Proving => "proving",
             Self::Proven { .. } => "proven",
             Self::Submitted { .. } => "submitted",
+            Self::Reorged => "reorged",
             Self::Fulfilled { .. } => "fulfilled",
             Self::Failed { .. } => "failed",
             Self::Dropped { .. } => "dropped",
@@ -67,6 +277,8 @@ pub struct Job {
     pub requester: Address,
     /// Quantized input, from the event.
     pub input: Vec<i64>,
+    /// Payment held by the coordinator for the fulfiller (wei).
+    pub payment: U256,
     /// Deadline (unix seconds).
     pub deadline: u64,
     /// Block of the request event.
@@ -77,72 +289,204 @@ pub struct Job {
     pub seen_at: u64,
     /// Progress.
     pub state: JobState,
-    /// Submission attempts so far.
+    /// Fulfilments that reverted so far.
     pub attempts: u32,
 }
 
 /// The embedded database.
 pub struct Store {
     db: Database,
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
-fn db_err(e: impl std::fmt::Display) -> Error {
-    Error::Store(e.to_string())
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Runs a redb operation that may panic on a damaged file, turning the panic into an error.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the database engine failed reading it".into());
+        Err(StoreError::Damaged { path: path.into(), reason })
+    })
 }
 
 impl Store {
-    /// Opens (or creates) the store.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens the store, creating it if the file does not exist. With `reinit`, an empty or
+    /// damaged file is moved aside (`<path>.damaged-<unix seconds>`) and a fresh store created.
+    pub fn open(path: &Path, reinit: bool) -> Result<Self> {
+        match Self::open_existing(path) {
+            Err(e @ (StoreError::Empty { .. } | StoreError::Damaged { .. } | StoreError::Schema { .. })) if reinit => {
+                let aside = path.with_extension(format!("damaged-{}", crate::service::now()));
+                std::fs::rename(path, &aside).map_err(|source| StoreError::Io {
+                    action: "moving aside",
+                    path: path.into(),
+                    source,
+                })?;
+                tracing::warn!(error = %e, aside = %aside.display(), "store moved aside; starting a fresh store");
+                Self::open_existing(path)
+            }
+            other => other,
+        }
+    }
+
+    fn open_existing(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 action: "creating",
                 path: dir.into(),
                 source,
             })?;
         }
-        let db = Database::create(path).map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
-        let w = db.begin_write().map_err(db_err)?;
-        w.open_table(JOBS).map_err(db_err)?;
-        w.open_table(META).map_err(db_err)?;
-        w.open_table(ACTIVE).map_err(db_err)?;
-        w.commit().map_err(db_err)?;
-        Ok(Self { db })
+        let fresh = match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => return Err(StoreError::Empty { path: path.into() }),
+            Ok(_) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(source) => return Err(StoreError::Io { action: "reading", path: path.into(), source }),
+        };
+        if !fresh {
+            let mut magic = [0u8; REDB_MAGIC.len()];
+            let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+            if read.is_err() || magic != REDB_MAGIC {
+                return Err(StoreError::Damaged { path: path.into(), reason: "not a redb database file".into() });
+            }
+        }
+        let damaged = |e: &dyn std::fmt::Display| StoreError::Damaged { path: path.into(), reason: e.to_string() };
+        let db = guarded(path, || {
+            let mut db = if fresh { Database::create(path) } else { Database::open(path) }.map_err(|e| match e {
+                redb::DatabaseError::Storage(redb::StorageError::Io(source))
+                    if !matches!(
+                        source.kind(),
+                        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+                    ) =>
+                {
+                    StoreError::Io { action: "opening", path: path.into(), source }
+                }
+                other => damaged(&other),
+            })?;
+            if !fresh && !db.check_integrity().map_err(|e| damaged(&e))? {
+                return Err(damaged(&"integrity check failed"));
+            }
+            Ok(db)
+        })?;
+        let store = Self { db, path: path.into() };
+        guarded(path, || {
+            let w = store.db.begin_write().map_err(|e| store.err(e))?;
+            {
+                w.open_table(JOBS).map_err(|e| store.err(e))?;
+                w.open_table(ACTIVE).map_err(|e| store.err(e))?;
+                let mut meta = w.open_table(META).map_err(|e| store.err(e))?;
+                let found = meta.get(SCHEMA_KEY).map_err(|e| store.err(e))?.map(|v| v.value().to_vec());
+                match found {
+                    None if fresh => {
+                        meta.insert(SCHEMA_KEY, SCHEMA.to_be_bytes().as_slice()).map_err(|e| store.err(e))?;
+                    }
+                    None => return Err(StoreError::Schema { path: path.into(), found: 1 }),
+                    Some(v) => {
+                        let found = v.try_into().map(u32::from_be_bytes).unwrap_or(0);
+                        if found != SCHEMA {
+                            return Err(StoreError::Schema { path: path.into(), found });
+                        }
+                    }
+                }
+            }
+            w.commit().map_err(|e| store.err(e))
+        })?;
+        // Every value must decode: a damaged value found now is an error at start, not mid-run.
+        store.active()?;
+        store.cursor()?;
+        Ok(store)
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Db { path: self.path.clone(), source: Box::new(e.into()) }
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(&self, what: &'static str, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|source| StoreError::Decode { path: self.path.clone(), what, source })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records the identity on first use; afterwards refuses any other.
+    pub fn check_identity(&self, actual: Identity) -> Result<()> {
+        match self.meta::<Identity>(IDENTITY_KEY, "identity")? {
+            Some(stored) if stored == actual => Ok(()),
+            Some(stored) => Err(StoreError::ForeignChain {
+                path: self.path.clone(),
+                stored: Box::new(stored),
+                actual: Box::new(actual),
+            }),
+            None => self.set_meta(IDENTITY_KEY, &actual),
+        }
+    }
+
+    fn meta<T: for<'de> Deserialize<'de>>(&self, key: &str, what: &'static str) -> Result<Option<T>> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(META).map_err(|e| self.err(e))?;
+        let v = t.get(key).map_err(|e| self.err(e))?;
+        v.map(|v| self.decode(what, v.value())).transpose()
+    }
+
+    fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let value = serde_json::to_vec(value).expect("meta values serialize");
+        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = w.open_table(META).map_err(|e| self.err(e))?;
+            t.insert(key, value.as_slice()).map_err(|e| self.err(e))?;
+        }
+        w.commit().map_err(|e| self.err(e))
     }
 
     /// Saves a job (durably), keeping the index of active jobs in the same transaction.
     pub fn put(&self, job: &Job) -> Result<()> {
+        self.put_with(job, None)
+    }
+
+    /// Saves a job and, in the same transaction, the last signed transaction.
+    pub fn put_with(&self, job: &Job, last_tx: Option<LastTx>) -> Result<()> {
         let value = serde_json::to_vec(job).expect("jobs serialize");
         let key = job.request_id.to_be_bytes::<32>();
-        let w = self.db.begin_write().map_err(db_err)?;
+        let w = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            let mut t = w.open_table(JOBS).map_err(db_err)?;
-            t.insert(key.as_slice(), value.as_slice()).map_err(db_err)?;
-            let mut active = w.open_table(ACTIVE).map_err(db_err)?;
+            let mut t = w.open_table(JOBS).map_err(|e| self.err(e))?;
+            t.insert(key.as_slice(), value.as_slice()).map_err(|e| self.err(e))?;
+            let mut active = w.open_table(ACTIVE).map_err(|e| self.err(e))?;
             if job.state.is_active() {
-                active.insert(key.as_slice(), ()).map_err(db_err)?;
+                active.insert(key.as_slice(), ()).map_err(|e| self.err(e))?;
             } else {
-                active.remove(key.as_slice()).map_err(db_err)?;
+                active.remove(key.as_slice()).map_err(|e| self.err(e))?;
+            }
+            if let Some(last) = last_tx {
+                let mut meta = w.open_table(META).map_err(|e| self.err(e))?;
+                let v = serde_json::to_vec(&last).expect("serializes");
+                meta.insert(LAST_TX_KEY, v.as_slice()).map_err(|e| self.err(e))?;
             }
         }
-        w.commit().map_err(db_err)
+        w.commit().map_err(|e| self.err(e))
     }
 
     /// The jobs still in progress, in request id order.
     pub fn active(&self) -> Result<Vec<Job>> {
-        let r = self.db.begin_read().map_err(db_err)?;
-        let ids = r.open_table(ACTIVE).map_err(db_err)?;
-        let jobs = r.open_table(JOBS).map_err(db_err)?;
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let ids = r.open_table(ACTIVE).map_err(|e| self.err(e))?;
+        let jobs = r.open_table(JOBS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for item in ids.iter().map_err(db_err)? {
-            let (key, _) = item.map_err(db_err)?;
-            if let Some(v) = jobs.get(key.value()).map_err(db_err)? {
-                out.push(serde_json::from_slice(v.value()).map_err(db_err)?);
+        for item in ids.iter().map_err(|e| self.err(e))? {
+            let (key, _) = item.map_err(|e| self.err(e))?;
+            if let Some(v) = jobs.get(key.value()).map_err(|e| self.err(e))? {
+                out.push(self.decode("job", v.value())?);
             }
         }
         Ok(out)
@@ -150,41 +494,25 @@ impl Store {
 
     /// Loads a job.
     pub fn get(&self, request_id: U256) -> Result<Option<Job>> {
-        let r = self.db.begin_read().map_err(db_err)?;
-        let t = r.open_table(JOBS).map_err(db_err)?;
-        let v = t.get(request_id.to_be_bytes::<32>().as_slice()).map_err(db_err)?;
-        v.map(|v| serde_json::from_slice(v.value()).map_err(db_err)).transpose()
-    }
-
-    /// Every job, in request id order.
-    pub fn all(&self) -> Result<Vec<Job>> {
-        let r = self.db.begin_read().map_err(db_err)?;
-        let t = r.open_table(JOBS).map_err(db_err)?;
-        let mut out = Vec::new();
-        for item in t.iter().map_err(db_err)? {
-            let (_, v) = item.map_err(db_err)?;
-            out.push(serde_json::from_slice(v.value()).map_err(db_err)?);
-        }
-        Ok(out)
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(JOBS).map_err(|e| self.err(e))?;
+        let v = t.get(request_id.to_be_bytes::<32>().as_slice()).map_err(|e| self.err(e))?;
+        v.map(|v| self.decode("job", v.value())).transpose()
     }
 
     /// The last scanned block and its hash.
     pub fn cursor(&self) -> Result<Option<(u64, B256)>> {
-        let r = self.db.begin_read().map_err(db_err)?;
-        let t = r.open_table(META).map_err(db_err)?;
-        let v = t.get("cursor").map_err(db_err)?;
-        v.map(|v| serde_json::from_slice(v.value()).map_err(db_err)).transpose()
+        self.meta(CURSOR_KEY, "cursor")
     }
 
     /// Records the last scanned block.
     pub fn set_cursor(&self, block: u64, hash: B256) -> Result<()> {
-        let value = serde_json::to_vec(&(block, hash)).expect("serializes");
-        let w = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = w.open_table(META).map_err(db_err)?;
-            t.insert("cursor", value.as_slice()).map_err(db_err)?;
-        }
-        w.commit().map_err(db_err)
+        self.set_meta(CURSOR_KEY, &(block, hash))
+    }
+
+    /// The last transaction signed.
+    pub fn last_tx(&self) -> Result<Option<LastTx>> {
+        self.meta(LAST_TX_KEY, "last transaction")
     }
 }
 
@@ -198,6 +526,7 @@ mod tests {
             model_id: B256::repeat_byte(1),
             requester: Address::repeat_byte(2),
             input: vec![1, -2, 3],
+            payment: U256::from(1000),
             deadline: 100,
             block_number: 7,
             block_hash: B256::repeat_byte(3),
@@ -207,34 +536,120 @@ mod tests {
         }
     }
 
+    fn identity(chain_id: u64) -> Identity {
+        Identity { chain_id, genesis: B256::repeat_byte(5), coordinator: Address::repeat_byte(6) }
+    }
+
     #[test]
-    fn jobs_and_cursor_survive_reopening() {
+    fn jobs_cursor_and_last_tx_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
+        let sent = SentTx { hash: B256::repeat_byte(9), raw: Bytes::from(vec![1, 2]), max_fee: 10, tip: 1 };
         {
-            let store = Store::open(&path).unwrap();
+            let store = Store::open(&path, false).unwrap();
             store.put(&job(2)).unwrap();
             let mut j = job(1);
             j.state = JobState::Submitted {
-                tx: B256::repeat_byte(9),
                 output: vec![5],
                 proof: Bytes::from(vec![1, 2]),
-                sent_at_block: 8,
+                tx: TxRecord { nonce: 3, gas_limit: 100, versions: vec![sent.clone()], sent_at_block: 8 },
             };
-            store.put(&j).unwrap();
+            store.put_with(&j, Some(LastTx { nonce: 3, max_fee: 10, tip: 1 })).unwrap();
             store.set_cursor(42, B256::repeat_byte(4)).unwrap();
         }
-        let store = Store::open(&path).unwrap();
-        let all = store.all().unwrap();
-        assert_eq!(all.iter().map(|j| j.request_id).collect::<Vec<_>>(), vec![U256::from(1), U256::from(2)]);
-        assert_eq!(all[0].state.name(), "submitted");
+        let store = Store::open(&path, false).unwrap();
         assert_eq!(store.cursor().unwrap(), Some((42, B256::repeat_byte(4))));
+        assert_eq!(store.last_tx().unwrap(), Some(LastTx { nonce: 3, max_fee: 10, tip: 1 }));
         assert_eq!(store.get(U256::from(3)).unwrap(), None);
-        // Only unfinished jobs are listed as active.
-        assert_eq!(store.active().unwrap().len(), 2);
+        let active = store.active().unwrap();
+        assert_eq!(active.iter().map(|j| j.request_id).collect::<Vec<_>>(), vec![U256::from(1), U256::from(2)]);
+        let JobState::Submitted { tx, .. } = &active[0].state else { panic!("{:?}", active[0].state) };
+        assert_eq!(tx.current(), &sent);
         let mut done = job(2);
-        done.state = JobState::Dropped { reason: "fulfilled elsewhere".into() };
+        done.state = JobState::Dropped { reason: DropReason::FulfilledByOther { fulfiller: Address::ZERO } };
         store.put(&done).unwrap();
         assert_eq!(store.active().unwrap().iter().map(|j| j.request_id).collect::<Vec<_>>(), vec![U256::from(1)]);
+        assert_eq!(store.get(U256::from(2)).unwrap(), Some(done));
+    }
+
+    #[test]
+    fn a_store_is_bound_to_its_chain_and_coordinator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        Store::open(&path, false).unwrap().check_identity(identity(1)).unwrap();
+        let store = Store::open(&path, false).unwrap();
+        store.check_identity(identity(1)).unwrap();
+        let err = store.check_identity(identity(2)).unwrap_err();
+        assert!(matches!(err, StoreError::ForeignChain { .. }), "{err}");
+        assert!(err.to_string().contains("chain 1") && err.to_string().contains("chain 2"), "{err}");
+        let mut other = identity(1);
+        other.coordinator = Address::repeat_byte(7);
+        assert!(matches!(store.check_identity(other), Err(StoreError::ForeignChain { .. })));
+    }
+
+    #[test]
+    fn empty_damaged_and_foreign_files_are_refused_with_a_named_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.redb");
+        std::fs::write(&empty, b"").unwrap();
+        let err = Store::open(&empty, false).unwrap_err();
+        assert!(matches!(err, StoreError::Empty { .. }), "{err}");
+        assert!(err.to_string().contains("--reinit-store"));
+        // Not silently replaced: the file is still empty.
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+
+        let garbage = dir.path().join("garbage.redb");
+        std::fs::write(&garbage, b"this is not a database, it is a text file").unwrap();
+        assert!(matches!(Store::open(&garbage, false).unwrap_err(), StoreError::Damaged { .. }));
+
+        // A real store cut at several lengths, and one with a page overwritten.
+        let good = dir.path().join("good.redb");
+        {
+            let store = Store::open(&good, false).unwrap();
+            for i in 0..50 {
+                store.put(&job(i)).unwrap();
+            }
+            store.set_cursor(9, B256::repeat_byte(1)).unwrap();
+        }
+        let bytes = std::fs::read(&good).unwrap();
+        for cut in [10, 100, 600, 4096, bytes.len() / 2, bytes.len() - 1] {
+            let truncated = dir.path().join(format!("cut-{cut}.redb"));
+            std::fs::write(&truncated, &bytes[..cut]).unwrap();
+            match Store::open(&truncated, false) {
+                Err(StoreError::Damaged { .. }) => {}
+                // redb may recover a file cut after its last committed page; then the data must be intact.
+                Ok(s) => assert_eq!(s.active().unwrap().len(), 50, "cut at {cut}"),
+                Err(other) => panic!("cut at {cut}: {other}"),
+            }
+        }
+        let mut scribbled = bytes.clone();
+        for b in scribbled.iter_mut().skip(4096).take(8192) {
+            *b = 0xAB;
+        }
+        let scribbled_path = dir.path().join("scribbled.redb");
+        std::fs::write(&scribbled_path, &scribbled).unwrap();
+        if let Ok(s) = Store::open(&scribbled_path, false) {
+            // If redb still reads it, every value must decode.
+            s.active().unwrap();
+        }
+    }
+
+    #[test]
+    fn reinit_moves_a_damaged_or_empty_store_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        std::fs::write(&path, b"").unwrap();
+        let store = Store::open(&path, true).unwrap();
+        assert!(store.active().unwrap().is_empty());
+        drop(store);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        // A healthy store is not touched by --reinit-store.
+        Store::open(&path, false).unwrap().put(&job(1)).unwrap();
+        assert_eq!(Store::open(&path, true).unwrap().active().unwrap().len(), 1);
     }
 }

@@ -1,0 +1,409 @@
+//! The job state machine against the in-memory chain: reorgs at every stage, evictions after a
+//! restart, fee spikes, failing and hanging endpoints.
+
+use std::{
+    sync::{Condvar, Mutex},
+    time::Instant,
+};
+
+use alloy::primitives::Address;
+
+use super::*;
+use crate::{
+    client::{fake::FakeChain, RequestStatus},
+    config::{ContractConfig, FeeConfig, MetricsConfig, ProverConfig, RpcConfig, SignerConfig, StoreConfig},
+    prover::Proved,
+};
+
+const ME: Address = Address::repeat_byte(0xAA);
+const OTHER: Address = Address::repeat_byte(0xBB);
+const MODEL: B256 = B256::repeat_byte(0x11);
+
+/// Proves by summing the input; can be paused to hold a job in `Proving`; counts proofs per input.
+#[derive(Default)]
+struct TestProver {
+    paused: Mutex<bool>,
+    resume: Condvar,
+    proofs: Mutex<Vec<(U256, Vec<i64>)>>,
+}
+
+impl TestProver {
+    fn pause(&self, paused: bool) {
+        *self.paused.lock().unwrap() = paused;
+        self.resume.notify_all();
+    }
+
+    fn proofs_of(&self, id: u64, input: &[i64]) -> usize {
+        self.proofs.lock().unwrap().iter().filter(|(i, x)| *i == U256::from(id) && x == input).count()
+    }
+}
+
+impl ProofBackend for TestProver {
+    fn serves(&self, model: &B256) -> bool {
+        *model == MODEL
+    }
+
+    fn name(&self, _: &B256) -> String {
+        "test".into()
+    }
+
+    fn check_input(&self, _: &B256, input: &[i64]) -> std::result::Result<(), String> {
+        input.iter().all(|v| (0..=16).contains(v)).then_some(()).ok_or_else(|| "out of range".into())
+    }
+
+    fn prove(&self, _: &B256, input: &[i64], request_id: U256, _: crate::proof::Fulfiller) -> Result<Proved> {
+        let mut paused = self.paused.lock().unwrap();
+        while *paused {
+            paused = self.resume.wait(paused).unwrap();
+        }
+        drop(paused);
+        self.proofs.lock().unwrap().push((request_id, input.to_vec()));
+        Ok(Proved { output: vec![input.iter().sum()], proof: input_hash(input).to_vec().into(), seconds: 0.0 })
+    }
+}
+
+fn config(dir: &std::path::Path, confirmations: u64) -> NodeConfig {
+    NodeConfig {
+        rpc: RpcConfig { poll_interval_ms: 10, timeout_ms: 50, ..RpcConfig::new("http://unused") },
+        contract: ContractConfig { coordinator: Address::repeat_byte(0xC0), start_block: 0 },
+        signer: SignerConfig::default(),
+        models: vec![],
+        prover: ProverConfig { confirmations, concurrency: 1 },
+        store: StoreConfig::new(dir.join("store.redb")),
+        metrics: MetricsConfig { stale_after_secs: 1, ..MetricsConfig::default() },
+        fees: FeeConfig::default(),
+    }
+}
+
+struct Harness {
+    chain: FakeChain,
+    prover: Arc<TestProver>,
+    dir: tempfile::TempDir,
+    confirmations: u64,
+}
+
+impl Harness {
+    fn new(confirmations: u64) -> Self {
+        Self {
+            chain: FakeChain::new(ME, MODEL),
+            prover: Arc::default(),
+            dir: tempfile::tempdir().unwrap(),
+            confirmations,
+        }
+    }
+
+    fn node(&self) -> Node<FakeChain, TestProver> {
+        Node::new(config(self.dir.path(), self.confirmations), self.chain.clone(), self.prover.clone(), Arc::default())
+            .unwrap()
+    }
+
+    fn request(&self, id: u64, input: &[i64]) {
+        self.chain.request(id, MODEL, input.to_vec(), now() + 3600);
+        self.chain.mine(self.confirmations as usize);
+    }
+}
+
+fn job(node: &Node<FakeChain, TestProver>, id: u64) -> Job {
+    node.ctx.store.get(U256::from(id)).unwrap().unwrap()
+}
+
+/// Passes (taking finished proofs) until `done`, or panics after 200 passes.
+async fn drive(
+    node: &mut Node<FakeChain, TestProver>,
+    what: &str,
+    done: impl Fn(&Node<FakeChain, TestProver>) -> bool,
+) {
+    drive_with(node, what, done, None).await
+}
+
+/// Like [`drive`], mining a block on `chain` before every pass (a chain that moves on).
+async fn drive_with(
+    node: &mut Node<FakeChain, TestProver>,
+    what: &str,
+    done: impl Fn(&Node<FakeChain, TestProver>) -> bool,
+    mine: Option<&FakeChain>,
+) {
+    for _ in 0..200 {
+        if let Some(chain) = mine {
+            chain.mine(1);
+        }
+        node.pass().await.unwrap();
+        if done(node) {
+            return;
+        }
+        if node.pool.in_flight() > 0 {
+            if let Ok(r) = tokio::time::timeout(Duration::from_millis(20), node.pool.next()).await {
+                node.on_proved(r).unwrap();
+            }
+        }
+    }
+    panic!(
+        "never reached: {what}; job states {:?}",
+        node.ctx.store.active().unwrap().iter().map(|j| j.state.name()).collect::<Vec<_>>()
+    );
+}
+
+fn state_is(id: u64, name: &'static str) -> impl Fn(&Node<FakeChain, TestProver>) -> bool {
+    move |n| n.ctx.store.get(U256::from(id)).unwrap().is_some_and(|j| j.state.name() == name)
+}
+
+#[tokio::test]
+async fn a_request_is_proved_and_fulfilled_once() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.request(1, &[1, 2, 3]);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    assert_eq!(h.chain.status(1), (RequestStatus::Fulfilled, ME));
+    assert_eq!(h.chain.our_mined_txs(), 1);
+    assert_eq!(node.ctx.metrics.fulfilled.load(Ordering::Relaxed), 1);
+    for _ in 0..5 {
+        node.pass().await.unwrap();
+    }
+    assert_eq!(h.chain.our_mined_txs(), 1, "nothing is sent twice");
+}
+
+/// Where a job is when the chain reorganises under it.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    Queued,
+    Proving,
+    Proven,
+    /// Sent, waiting in the pool.
+    Submitted,
+    /// Mined, not yet `confirmations` deep.
+    Unconfirmed,
+}
+
+async fn reach(h: &Harness, node: &mut Node<FakeChain, TestProver>, stage: Stage) {
+    match stage {
+        Stage::Queued => {
+            h.prover.pause(true);
+            // The pool is busy with another request (proved first: lower id), so request 1 stays queued.
+            h.chain.request(0, MODEL, vec![9], now() + 3600);
+            h.request(1, &[1, 2, 3]);
+            node.pass().await.unwrap();
+            assert_eq!(job(node, 1).state, JobState::Queued);
+        }
+        Stage::Proving => {
+            h.prover.pause(true);
+            h.request(1, &[1, 2, 3]);
+            node.pass().await.unwrap();
+            assert_eq!(job(node, 1).state, JobState::Proving);
+        }
+        Stage::Proven => {
+            h.request(1, &[1, 2, 3]);
+            node.pass().await.unwrap();
+            let r = node.pool.next().await;
+            node.on_proved(r).unwrap();
+            assert_eq!(job(node, 1).state.name(), "proven");
+        }
+        Stage::Submitted => {
+            h.chain.with(|s| s.automine = false);
+            h.request(1, &[1, 2, 3]);
+            drive(node, "submitted", state_is(1, "submitted")).await;
+        }
+        Stage::Unconfirmed => {
+            h.request(1, &[1, 2, 3]);
+            drive(node, "mined", |_| h.chain.our_mined_txs() == 1).await;
+            assert_eq!(job(node, 1).state.name(), "submitted");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reorg_that_replaces_the_input_at_any_stage_is_fulfilled_with_the_new_input() {
+    for stage in [Stage::Queued, Stage::Proving, Stage::Proven, Stage::Submitted, Stage::Unconfirmed] {
+        let h = Harness::new(2);
+        let mut node = h.node();
+        node.check_chain().await.unwrap();
+        let fork_at = h.chain.head_number();
+        reach(&h, &mut node, stage).await;
+        // Everything since `fork_at` disappears (request, confirmations, our transaction), and a
+        // request with another input takes id 1.
+        h.chain.reorg((h.chain.head_number() - fork_at) as usize);
+        h.chain.with(|s| s.automine = true);
+        h.chain.evict_all();
+        h.chain.request(1, MODEL, vec![4, 5, 6], now() + 3600);
+        h.chain.mine(3);
+        h.prover.pause(false);
+        drive_with(&mut node, &format!("{stage:?}: fulfilled"), state_is(1, "fulfilled"), Some(&h.chain)).await;
+        assert_eq!(h.chain.status(1), (RequestStatus::Fulfilled, ME), "{stage:?}");
+        assert_eq!(h.chain.our_mined_txs(), 1, "{stage:?}: one fulfilment on the canonical chain");
+        assert!(h.prover.proofs_of(1, &[1, 2, 3]) <= 1, "{stage:?}: the stale input is proved at most once");
+        assert_eq!(h.prover.proofs_of(1, &[4, 5, 6]), 1, "{stage:?}: the new input is proved once");
+        // No loop afterwards.
+        for _ in 0..10 {
+            node.pass().await.unwrap();
+        }
+        assert_eq!(h.prover.proofs_of(1, &[4, 5, 6]), 1, "{stage:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_reorg_that_removes_the_request_waits_for_it_and_drops_it_only_once_expired() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.prover.pause(true);
+    let fork_at = h.chain.head_number();
+    h.request(1, &[1, 2, 3]);
+    node.pass().await.unwrap();
+    h.chain.reorg((h.chain.head_number() - fork_at) as usize);
+    h.chain.mine(2);
+    h.prover.pause(false);
+    drive(&mut node, "reorged", state_is(1, "reorged")).await;
+    // The request comes back (same input) in a later block: the job resumes.
+    h.request(1, &[1, 2, 3]);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    assert_eq!(node.ctx.metrics.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_transaction_evicted_while_the_node_was_down_is_sent_again() {
+    let h = Harness::new(0);
+    h.chain.with(|s| s.automine = false);
+    {
+        let mut node = h.node();
+        node.check_chain().await.unwrap();
+        h.request(1, &[1, 2, 3]);
+        drive(&mut node, "submitted", state_is(1, "submitted")).await;
+    } // the node stops (its store is closed) with the transaction in the pool
+    h.chain.evict_all();
+    h.chain.mine(1);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    node.pass().await.unwrap();
+    assert_eq!(node.ctx.metrics.tx_rebroadcast.load(Ordering::Relaxed), 1);
+    h.chain.mine(1);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    assert_eq!(h.chain.our_mined_txs(), 1);
+    assert_eq!(node.ctx.metrics.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_fulfilment_mined_while_the_node_was_down_is_recorded_as_fulfilled() {
+    let h = Harness::new(0);
+    h.chain.with(|s| s.automine = false);
+    {
+        let mut node = h.node();
+        node.check_chain().await.unwrap();
+        h.request(1, &[1, 2, 3]);
+        drive(&mut node, "submitted", state_is(1, "submitted")).await;
+    }
+    h.chain.mine(1);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    let JobState::Fulfilled { tx, .. } = job(&node, 1).state else { unreachable!() };
+    assert!(tx.is_some());
+    assert_eq!(node.ctx.metrics.dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(node.ctx.metrics.fulfilled.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_request_fulfilled_by_another_is_dropped_with_its_reason() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.prover.pause(true);
+    h.request(1, &[1, 2, 3]);
+    node.pass().await.unwrap();
+    h.chain.fulfil_by(1, OTHER, &[1, 2, 3]);
+    h.prover.pause(false);
+    drive(&mut node, "dropped", state_is(1, "dropped")).await;
+    assert_eq!(job(&node, 1).state, JobState::Dropped { reason: DropReason::FulfilledByOther { fulfiller: OTHER } });
+    assert_eq!(node.ctx.metrics.dropped_with("fulfilled_by_other"), 1);
+    assert_eq!(h.chain.our_mined_txs(), 0);
+}
+
+#[tokio::test]
+async fn a_fee_spike_replaces_the_stuck_transaction_on_its_nonce_and_nothing_is_stacked_behind_it() {
+    let h = Harness::new(0);
+    h.chain.with(|s| s.automine = false);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.request(1, &[1, 2, 3]);
+    h.request(2, &[3, 2, 1]);
+    drive(&mut node, "first sent", state_is(1, "submitted")).await;
+    let JobState::Submitted { tx: first, .. } = job(&node, 1).state else { unreachable!() };
+    // The base fee jumps 100x: the pooled transaction no longer pays it.
+    h.chain.with(|s| s.next_base_fee = 100_000_000_000);
+    h.chain.mine(1);
+    assert_eq!(h.chain.our_mined_txs(), 0);
+    drive(&mut node, "replaced", |n| n.ctx.metrics.tx_replaced.load(Ordering::Relaxed) >= 1).await;
+    // Request 2 was proved meanwhile but not sent behind the stuck nonce.
+    assert_eq!(job(&node, 2).state.name(), "proven");
+    h.chain.mine(1);
+    h.chain.with(|s| s.automine = true);
+    drive(&mut node, "both fulfilled", |n| state_is(1, "fulfilled")(n) && state_is(2, "fulfilled")(n)).await;
+    let (max_fee, tip) = h.chain.mined_fees(first.nonce).expect("nonce 0 mined");
+    assert!(max_fee * 10 >= first.current().max_fee * 11 && tip * 10 >= first.current().tip * 11);
+    assert!(max_fee >= 200_000_000_000, "pays the new base fee: {max_fee}");
+    assert_eq!(h.chain.our_mined_txs(), 2);
+}
+
+#[tokio::test]
+async fn a_hung_endpoint_stalls_health_not_the_node_and_shutdown_is_prompt() {
+    let h = Harness::new(0);
+    let node = h.node();
+    let metrics = node.ctx.metrics.clone();
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(node.run(rx));
+    let wait = |what: &'static str, f: Box<dyn Fn() -> bool>| async move {
+        let started = Instant::now();
+        while !f() {
+            assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let m = metrics.clone();
+    wait("started", Box::new(move || m.health().is_ok())).await;
+    h.chain.with(|s| s.hang = true);
+    h.request(1, &[1, 2, 3]);
+    let m = metrics.clone();
+    wait("stalled health", Box::new(move || m.health().is_err())).await;
+    assert!(metrics.health().unwrap_err().contains("stalled"), "{:?}", metrics.health());
+    h.chain.with(|s| s.hang = false);
+    let chain = h.chain.clone();
+    wait("fulfilled after the hang", Box::new(move || chain.status(1).0 == RequestStatus::Fulfilled)).await;
+    let m = metrics.clone();
+    wait("healthy again", Box::new(move || m.health().is_ok())).await;
+    // Hang again, then stop: the node stops at once, mid-call.
+    h.chain.with(|s| s.hang = true);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    stop.send_replace(true);
+    running.await.unwrap().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "shutdown took {:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn failing_calls_are_retried_and_nothing_is_lost() {
+    let h = Harness::new(0);
+    let node = h.node();
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(node.run(rx));
+    for id in 1..=5u64 {
+        h.chain.with(|s| s.fail_next = 3);
+        h.request(id, &[id as i64]);
+    }
+    let started = Instant::now();
+    while (1..=5).any(|id| h.chain.status(id).0 != RequestStatus::Fulfilled) {
+        assert!(started.elapsed() < Duration::from_secs(10), "not all fulfilled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send_replace(true);
+    running.await.unwrap().unwrap();
+    assert_eq!(h.chain.our_mined_txs(), 5);
+}
+
+#[tokio::test]
+async fn start_up_refuses_another_chain() {
+    let h = Harness::new(0);
+    let mut cfg = config(h.dir.path(), 0);
+    cfg.rpc.chain_id = Some(1);
+    let node = Node::new(cfg, h.chain.clone(), h.prover.clone(), Arc::default()).unwrap();
+    let err = node.check_chain().await.unwrap_err();
+    assert!(matches!(err, Error::ChainIdMismatch { expected: 1, got: 31337 }), "{err}");
+}
