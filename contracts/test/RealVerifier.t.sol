@@ -263,12 +263,13 @@ abstract contract RealVerifierTest is FixtureLoader {
         bad[31] = 0x01;
         bad[63] = 0x01; // (1, 1): 1 != 1 + 3
         uint256[] memory instances = vm.parseJsonUintArray(json, ".instances");
-        // Called directly, the verifier burns whatever it is given on this proof...
+        // Called directly, the hardened verifier reverts at the first bad point, before any precompile
+        // could burn what it was given (verifier-gen's hardening; the old verifiers burnt all 5M)...
         uint256 before = gasleft();
         (bool ok,) = verifier.staticcall{gas: 5_000_000}(abi.encodePacked(instances, bad));
         assertFalse(ok);
-        assertGt(before - gasleft(), 4_900_000, "the verifier did not burn its gas");
-        // ...but through the coordinator it gets verifyGas only, whatever the fulfiller sent.
+        assertLt(before - gasleft(), 100_000, "an off-curve point was not rejected at once");
+        // ...and through the coordinator it gets verifyGas at most, whatever the fulfiller sent.
         uint256 verifyGas = coordinator.getModel(modelId).verifyGas;
         vm.prank(fulfiller);
         before = gasleft();
@@ -305,8 +306,10 @@ contract DigitsMlpRealVerifierTest is RealVerifierTest {
         return address(new DigitsMlpVerifier());
     }
 
+    /// On the Hermez ceremony SRS the MLP fits k = 11 with 4 advice columns (k = 13 and 1 column on the
+    /// dev SRS before): about 110k more verify gas.
     function _verifyGasBudget() internal pure override returns (uint256) {
-        return 440_000;
+        return 560_000;
     }
 }
 

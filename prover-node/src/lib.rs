@@ -19,6 +19,7 @@ pub mod setup;
 pub mod store;
 pub mod submitter;
 pub mod subscriber;
+pub mod verify;
 pub mod watcher;
 
 pub use error::{Error, Result};

@@ -56,31 +56,51 @@ impl std::fmt::Debug for ZooModel {
     }
 }
 
-fn build(name: &str) -> ZooModel {
+/// Largest k of the committed Hermez ceremony file (`srs/hermez-raw-11`).
+pub const CEREMONY_K: u32 = 11;
+
+fn build(name: &str, ceremony: bool) -> ZooModel {
     let dir = tempfile::tempdir().expect("temp dir");
-    let opts = SetupOptions::new(
-        root().join(format!("models/zoo/{name}.onnx")),
-        dir.path().to_path_buf(),
-        SrsSource::InsecureDev { seed: DEV_SEED },
-    );
+    let onnx = root().join(format!("models/zoo/{name}.onnx"));
+    let (opts, srs_file) = if ceremony {
+        // As scripts/gen-fixtures and the demo do: import the committed ceremony file, k ≤ 11.
+        let path = dir.path().join("hermez-11.srs");
+        let srs = models::srs::Srs::import(&root().join("srs/hermez-raw-11"), &Default::default()).expect("import");
+        srs.save(&path).expect("save SRS");
+        let mut opts = SetupOptions::new(onnx, dir.path().to_path_buf(), SrsSource::File(path.clone()));
+        opts.max_k = CEREMONY_K;
+        (opts, Some(path))
+    } else {
+        (SetupOptions::new(onnx, dir.path().to_path_buf(), SrsSource::InsecureDev { seed: DEV_SEED }), None)
+    };
     let (card, card_path) = setup::run(&opts).unwrap_or_else(|e| panic!("setup of {name}: {e}"));
-    let srs = card.srs(None).expect("dev SRS");
+    let srs = card.srs(srs_file.as_deref()).expect("SRS");
     let loaded = prove::load(&card_path, &srs).expect("load");
     let compiled = verifier_gen::Compiled::for_card(&card_path, &card).expect("verifier artifact");
     let source = std::fs::read_to_string(ModelCard::resolve(&card_path, &card.files.verifier_sol)).expect("source");
     ZooModel { card_path, card, loaded, compiled, source, _dir: dir }
 }
 
-/// A zoo model's artifacts, built once per test process.
+/// A zoo model's artifacts on the insecure dev SRS, built once per test process.
 pub fn zoo(name: &'static str) -> &'static ZooModel {
-    static CACHE: OnceLock<Mutex<Vec<(&'static str, &'static ZooModel)>>> = OnceLock::new();
+    cached(name, false)
+}
+
+/// A zoo model's artifacts on the committed Hermez ceremony SRS (k ≤ 11), built once per test process.
+pub fn zoo_ceremony(name: &'static str) -> &'static ZooModel {
+    cached(name, true)
+}
+
+fn cached(name: &'static str, ceremony: bool) -> &'static ZooModel {
+    type Cache = Mutex<Vec<(&'static str, bool, &'static ZooModel)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, m)) = guard.iter().find(|(n, _)| *n == name) {
+    if let Some((_, _, m)) = guard.iter().find(|(n, c, _)| *n == name && *c == ceremony) {
         return m;
     }
-    let model: &'static ZooModel = Box::leak(Box::new(build(name)));
-    guard.push((name, model));
+    let model: &'static ZooModel = Box::leak(Box::new(build(name, ceremony)));
+    guard.push((name, ceremony, model));
     model
 }
 
