@@ -73,6 +73,6 @@ fn committed_verifiers_match_a_fresh_generation() {
     for (name, m) in [("digits_mlp", zoo_ceremony("digits_mlp")), ("digits_cnn", zoo("digits_cnn"))] {
         let path = root().join("contracts/generated").join(&m.card.files.verifier_sol);
         let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(committed == m.source, "{} is stale: run scripts/gen-fixtures", path.display());
+        assert!(committed == m.source, "{name}: {} is stale: run scripts/gen-fixtures", path.display());
     }
 }
