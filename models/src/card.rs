@@ -144,6 +144,9 @@ pub struct ModelCard {
     pub verifier: VerifierInfo,
     /// Accuracy on a held-out set, if one was given.
     pub accuracy: Option<Accuracy>,
+    /// Values given to symbolic dimensions at import (others are 1).
+    #[serde(default)]
+    pub dims: std::collections::BTreeMap<String, usize>,
     /// Each input tensor, in the order of the flat input (instances and coordinator encoding).
     #[serde(default)]
     pub inputs: Vec<TensorInfo>,
@@ -209,7 +212,8 @@ impl ModelCard {
                 reason: format!("SHA-256 {digest} differs from the card's {}", self.onnx_sha256),
             });
         }
-        let float = onnx::import(&onnx_path)?;
+        let options = onnx::ImportOptions { dims: self.dims.iter().map(|(k, v)| (k.clone(), *v)).collect() };
+        let float = onnx::import_with(&onnx_path, &options)?;
         QuantModel::quantize(&float, self.quantization, Some(self.input_range))
     }
 

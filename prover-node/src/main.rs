@@ -201,6 +201,9 @@ struct SetupArgs {
     /// Largest acceptable output error of calibration, relative to the largest float output.
     #[arg(long, default_value_t = 0.005, help_heading = "Quantization")]
     tolerance: f64,
+    /// Value of a symbolic input dimension, `NAME=SIZE` (repeatable; others are fixed to 1).
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim, help_heading = "Quantization")]
+    dims: Vec<(String, usize)>,
     /// Calibration inputs `{"inputs": [[..]]}` (default: metadata's eval set, else samples of the range).
     #[arg(long, value_name = "FILE", help_heading = "Quantization")]
     calibration_set: Option<PathBuf>,
@@ -285,6 +288,15 @@ fn main() {
     }
 }
 
+fn parse_dim(s: &str) -> Result<(String, usize), String> {
+    let (name, size) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected NAME=SIZE"))?;
+    let size: usize = size.parse().map_err(|e| format!("`{s}`: {e}"))?;
+    if size == 0 {
+        return Err(format!("`{s}`: a dimension must be at least 1"));
+    }
+    Ok((name.to_string(), size))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(a) => bench(a)?,
@@ -313,6 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 activation_scale_bits: a.activation_scale_bits,
                 value_bits: a.value_bits,
                 tolerance: a.tolerance,
+                dims: a.dims.into_iter().collect(),
                 calibration_set: a.calibration_set,
                 input_range: a.input_min.zip(a.input_max),
                 k: a.k,
@@ -484,6 +497,7 @@ fn demo(a: DemoArgs) -> anyhow::Result<()> {
     );
     println!("verified logits       [{}]", logits.join(", "));
     println!("callback              {}", if report.callback_succeeded { "succeeded" } else { "FAILED" });
+    println!("keys and verifier     {}", srs.info.describe());
     println!(
         "bounty                {}",
         if report.bounty_paid { "paid to the submitter" } else { "not paid (wrong digit)" }

@@ -84,8 +84,10 @@ pub struct SetupOptions {
     pub activation_scale_bits: Option<u32>,
     /// Value range bits (default: sized from the bound over the input range).
     pub value_bits: Option<u32>,
-    /// Calibration tolerance, relative to the largest float output.
+    /// Calibration tolerance (see `CalibrationOptions::tolerance`).
     pub tolerance: f64,
+    /// Values of symbolic dimensions (others are fixed to 1).
+    pub dims: std::collections::BTreeMap<String, usize>,
     /// Calibration inputs (default: the eval set, else samples of the input range).
     pub calibration_set: Option<PathBuf>,
     /// Real-valued input range (default: metadata, else [-256, 255], narrowed to fit).
@@ -114,6 +116,7 @@ impl SetupOptions {
             activation_scale_bits: None,
             value_bits: None,
             tolerance: CalibrationOptions::default().tolerance,
+            dims: Default::default(),
             calibration_set: None,
             input_range: None,
             k: None,
@@ -151,7 +154,8 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         opts.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
     });
     info!(target: "prover_node::setup", onnx = %opts.onnx.display(), "importing ONNX model");
-    let float = onnx::import(&opts.onnx)?;
+    let import_options = onnx::ImportOptions { dims: opts.dims.iter().map(|(k, v)| (k.clone(), *v)).collect() };
+    let float = onnx::import_with(&opts.onnx, &import_options)?;
     let runner = FloatRunner::for_model(&opts.onnx, &float)?;
     let eval_set = opts.eval_set.clone().or_else(|| {
         let (file, meta_path) = (meta.eval_set.as_ref()?, meta_path.as_ref()?);
@@ -282,6 +286,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
             compiler: compiled.compiler.clone(),
         },
         accuracy: acc,
+        dims: opts.dims.clone(),
         inputs,
         outputs,
         bound: Some(bound),

@@ -47,6 +47,19 @@ pub fn import(path: &Path) -> Result<FloatModel> {
 /// protobuf, [`Error::Unsupported`] listing every node zkinfer cannot prove, and
 /// [`Error::InvalidGraph`] / [`Error::ShapeMismatch`] for inconsistent graphs.
 pub fn import_with(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
+    // A damaged or hostile file must give an error, never abort the caller: tract's analysis is
+    // not written against adversarial graphs, so a panic inside it becomes an InvalidGraph.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| import_inner(path, options))).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(Error::InvalidGraph { node: "(graph)".into(), reason: format!("the importer failed on this file: {what}") })
+    })
+}
+
+fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading ONNX model", path, e))?;
     let malformed = |reason: String| Error::MalformedOnnx { path: path.into(), reason };
     let framework = tract_onnx::onnx();
