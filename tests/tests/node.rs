@@ -764,8 +764,10 @@ async fn bad_stores_and_wrong_chains_are_refused_with_a_named_error() {
     // A fresh chain with a coordinator at the same address: the store is refused.
     let other = System::new().await;
     assert_eq!(other.deployment.coordinator, sys.deployment.coordinator, "same deployer, same address");
-    let cfg_other = write_config(&other, dir.path(), &other.anvil.endpoint(), other.deployment.coordinator, 31337);
-    std::fs::copy(&cfg_other, &cfg).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let cfg_other =
+        write_config(&other, other_dir.path(), &other.anvil.endpoint(), other.deployment.coordinator, 31337);
+    std::fs::copy(&cfg_other, &cfg).unwrap(); // the first chain's store, the second chain's endpoint
     let (code, err) = run_to_exit(node_command(&other, &cfg, &[])).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("was made for chain 31337 (genesis"), "{err}");
