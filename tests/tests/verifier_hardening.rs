@@ -33,7 +33,8 @@ async fn accepted(provider: &DynProvider, verifier: Address, calldata: Vec<u8>) 
 
 /// Sends `calldata` in a transaction with a 5M gas limit and returns (success, gas used).
 async fn send(provider: &DynProvider, verifier: Address, calldata: Vec<u8>) -> (bool, u64) {
-    let tx = TransactionRequest::default().with_to(verifier).with_input(Bytes::from(calldata)).with_gas_limit(5_000_000);
+    let tx =
+        TransactionRequest::default().with_to(verifier).with_input(Bytes::from(calldata)).with_gas_limit(5_000_000);
     let receipt = provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
     (receipt.status(), receipt.gas_used)
 }
@@ -48,7 +49,11 @@ async fn encoding_hash_of(provider: &DynProvider, verifier: Address) -> Option<V
 async fn check_hardening(provider: &DynProvider, m: &ZooModel, name: &str) {
     let layout = m.compiled.layout.clone().expect("verifier-gen records the calldata layout");
     let verifier = chain::deploy(provider, m.compiled.bytecode.clone()).await.unwrap();
-    let fulfiller = Fulfiller { chain_id: DEV_CHAIN_ID, coordinator: Address::repeat_byte(0xc0), address: Address::repeat_byte(0x11) };
+    let fulfiller = Fulfiller {
+        chain_id: DEV_CHAIN_ID,
+        coordinator: Address::repeat_byte(0xc0),
+        address: Address::repeat_byte(0x11),
+    };
     let proof = prove::prove(&m.loaded, &example_input(m), U256::from(1), &fulfiller).unwrap();
     let valid = proof.verifier_calldata.to_vec();
     assert_eq!(valid.len(), layout.calldata_len(), "{name}: layout length");
@@ -63,12 +68,8 @@ async fn check_hardening(provider: &DynProvider, m: &ZooModel, name: &str) {
     for i in 0..n {
         variants.push((format!("instance{i}_plus_r"), add_at(&valid, 32 * i, R)));
     }
-    let proof_scalars: Vec<usize> = layout
-        .scalar_ranges
-        .iter()
-        .flat_map(|&(a, b)| (a..b).step_by(32))
-        .filter(|&o| o >= 32 * n)
-        .collect();
+    let proof_scalars: Vec<usize> =
+        layout.scalar_ranges.iter().flat_map(|&(a, b)| (a..b).step_by(32)).filter(|&o| o >= 32 * n).collect();
     assert!(!proof_scalars.is_empty());
     for &o in [proof_scalars[0], proof_scalars[proof_scalars.len() / 2], *proof_scalars.last().unwrap()].iter() {
         variants.push((format!("proof_scalar_{o:#x}_plus_r"), add_at(&valid, o, R)));
@@ -85,11 +86,13 @@ async fn check_hardening(provider: &DynProvider, m: &ZooModel, name: &str) {
         assert!(!accepted(provider, verifier, calldata).await, "{name}: {label} verified");
     }
 
-    // A point off the curve reverts at once: no precompile sees it and burns the gas limit.
+    // A point off the curve reverts at once: no precompile sees it and burns the gas limit (the old
+    // verifiers used all 5M). A reverted transaction still pays prague's calldata floor (EIP-7623,
+    // 40 gas per non-zero byte: about 140k for the MLP's 3 KB), hence the bound.
     let off_curve = add_at(&valid, layout.points[0] + 32, U256::from(1));
     let (ok, gas) = send(provider, verifier, off_curve).await;
     assert!(!ok);
-    assert!(gas < 150_000, "{name}: an off-curve point cost {gas} gas of a 5M limit");
+    assert!(gas < 250_000, "{name}: an off-curve point cost {gas} gas of a 5M limit");
     let last = *layout.points.last().unwrap();
     let (ok, gas_last) = send(provider, verifier, add_at(&valid, last + 32, U256::from(1))).await;
     assert!(!ok);
@@ -119,7 +122,8 @@ async fn dev_srs_verifiers_run_only_on_the_dev_chain() {
     let provider = chain::provider(&node.endpoint(), node.keys()[0].clone().into()).unwrap();
     for (m, runs) in [(dev, false), (ceremony, true)] {
         let verifier = chain::deploy(&provider, m.compiled.bytecode.clone()).await.unwrap();
-        let fulfiller = Fulfiller { chain_id: 1, coordinator: Address::repeat_byte(0xc0), address: Address::repeat_byte(0x11) };
+        let fulfiller =
+            Fulfiller { chain_id: 1, coordinator: Address::repeat_byte(0xc0), address: Address::repeat_byte(0x11) };
         let proof = prove::prove(&m.loaded, &example_input(m), U256::from(1), &fulfiller).unwrap();
         assert_eq!(accepted(&provider, verifier, proof.verifier_calldata.to_vec()).await, runs);
         assert_eq!(encoding_hash_of(&provider, verifier).await.is_some(), runs);
