@@ -232,7 +232,11 @@ fn calibrate_range(
         _ => {
             // Most models take normalized inputs: calibrate where they usually lie.
             let typical = (range.0.max(-1.0), range.1.min(1.0));
-            let (r, what) = if typical.0 < typical.1 { (typical, "[-1, 1] ∩ the input range") } else { (range, "the input range") };
+            let (r, what) = if typical.0 < typical.1 {
+                (typical, "[-1, 1] ∩ the input range")
+            } else {
+                (range, "the input range")
+            };
             (samples_of(model, r, DEFAULT_SAMPLES), format!("{DEFAULT_SAMPLES} seeded uniform samples of {what}"))
         }
     };
@@ -242,11 +246,9 @@ fn calibrate_range(
         .iter()
         .map(|x| runner.run(&x.iter().map(|v| *v as f32).collect::<Vec<_>>()))
         .collect::<Result<Vec<_>>>()?;
-    let float_max = float_outputs.iter().flatten().fold(0f64, |m, v| m.max((*v as f64).abs()));
     let count = float_outputs.iter().map(|f| f.len()).sum::<usize>().max(1);
     let float_mean = float_outputs.iter().flatten().map(|v| (*v as f64).abs()).sum::<f64>() / count as f64;
     let tolerance = (opts.tolerance, opts.tolerance / 10.0 * float_mean.max(1e-2));
-    let _ = float_max;
 
     let fixed = opts.weight_scale_bits.is_some() && opts.activation_scale_bits.is_some();
     let scales: Vec<u32> = match (fixed, opts.activation_scale_bits) {
@@ -260,7 +262,9 @@ fn calibrate_range(
             input_scale_bits: opts.input_scale_bits.unwrap_or(s),
             // Weights are cheap to make precise: products are not range checked, only the
             // rescaled activations are, so a finer weight scale costs a few remainder bits.
-            weight_scale_bits: opts.weight_scale_bits.unwrap_or((s + WEIGHT_EXTRA_BITS).min(QuantParams::MAX_SCALE_BITS)),
+            weight_scale_bits: opts
+                .weight_scale_bits
+                .unwrap_or((s + WEIGHT_EXTRA_BITS).min(QuantParams::MAX_SCALE_BITS)),
             activation_scale_bits: opts.activation_scale_bits.unwrap_or(s),
             value_bits: QuantParams::MAX_VALUE_BITS,
         };

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     artifact,
-    error::{Error, Result},
     calibrate::Calibration,
+    error::{Error, Result},
     eval::Accuracy,
     graph::{QuantModel, ValueBound},
     onnx,

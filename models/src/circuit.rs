@@ -225,13 +225,7 @@ impl Chips<'_> {
     }
 
     /// `x · 2^shift`, range checked (the reference pass checks aligned operands too).
-    fn align(
-        &self,
-        ctx: &mut Context<Fr>,
-        x: AssignedValue<Fr>,
-        shift: u32,
-        node: &str,
-    ) -> Result<AssignedValue<Fr>> {
+    fn align(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, shift: u32, node: &str) -> Result<AssignedValue<Fr>> {
         if shift == 0 {
             return Ok(x);
         }
@@ -287,7 +281,8 @@ impl Chips<'_> {
         let total = self.gate().sum(ctx, bits.iter().map(|b| Existing(*b)));
         self.gate().assert_is_const(ctx, &total, &Fr::from(1u64));
         // the selected value is the extreme value
-        let selected = self.gate().inner_product(ctx, bits.iter().map(|b| Existing(*b)), xs.iter().map(|x| Existing(*x)));
+        let selected =
+            self.gate().inner_product(ctx, bits.iter().map(|b| Existing(*b)), xs.iter().map(|x| Existing(*x)));
         ctx.constrain_equal(&selected, &m);
         // no earlier value equals it: Σ_j b_j · #{k < j : x_k = m} = 0
         let mut prefix = ctx.load_constant(Fr::from(0u64));
@@ -297,7 +292,8 @@ impl Chips<'_> {
             let eq = self.gate().is_equal(ctx, *x, m);
             prefix = self.gate().add(ctx, prefix, eq);
         }
-        let earlier = self.gate().inner_product(ctx, bits.iter().map(|b| Existing(*b)), prefixes.iter().map(|p| Existing(*p)));
+        let earlier =
+            self.gate().inner_product(ctx, bits.iter().map(|b| Existing(*b)), prefixes.iter().map(|p| Existing(*p)));
         self.gate().assert_is_const(ctx, &earlier, &Fr::from(0u64));
         self.gate().inner_product(
             ctx,
@@ -416,12 +412,9 @@ pub fn synthesize(
                 sources
                     .iter()
                     .map(|s| match s {
-                        QSource::Input { slot, index } => chips.align(
-                            ctx,
-                            slots[*slot as usize][*index as usize],
-                            shifts[*slot as usize],
-                            node,
-                        ),
+                        QSource::Input { slot, index } => {
+                            chips.align(ctx, slots[*slot as usize][*index as usize], shifts[*slot as usize], node)
+                        }
                         QSource::Const(c) => chips.constant(ctx, *c, node),
                     })
                     .collect::<Result<_>>()?
@@ -650,7 +643,12 @@ mod tests {
                 3,
                 LayerKind::AvgPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5], vec![1, 2]], divisors: vec![3, 3, 2] },
             ),
-            layer("max", vec![3], 4, LayerKind::MaxPool { windows: vec![vec![0, 1], vec![1, 2], vec![0, 2]], min: false }),
+            layer(
+                "max",
+                vec![3],
+                4,
+                LayerKind::MaxPool { windows: vec![vec![0, 1], vec![1, 2], vec![0, 2]], min: false },
+            ),
             layer(
                 "fc",
                 vec![4],
@@ -681,7 +679,6 @@ mod tests {
     /// LeakyRelu, Clip, MaxMin, Compare, Where, MaxPool(min), ArgMax; two outputs at different
     /// scales (logits and an index).
     fn wide() -> QuantModel {
-        let half = |v: f32| vec![v; 4];
         let layers = vec![
             layer("c", vec![], 1, LayerKind::Const { values: vec![0.5, -1.0, 2.0, 0.25] }),
             layer("sub", vec![0, 1], 2, LayerKind::Add { sub: true }),
@@ -706,11 +703,15 @@ mod tests {
                     ],
                 },
             ),
-            layer("minpool", vec![9], 10, LayerKind::MaxPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5]], min: true }),
+            layer(
+                "minpool",
+                vec![9],
+                10,
+                LayerKind::MaxPool { windows: vec![vec![0, 1, 2], vec![3, 4, 5]], min: true },
+            ),
             layer("argmax", vec![9], 11, LayerKind::ArgMax { windows: vec![vec![0, 1, 2, 3, 4, 5]], min: false }),
             layer("eq", vec![0, 1], 12, LayerKind::Compare { cmp: Cmp::LessOrEqual }),
         ];
-        let _ = half;
         let shapes = vec![
             vec![1, 4],
             vec![1, 4],

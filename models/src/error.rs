@@ -103,18 +103,11 @@ fn refusals_message(refusals: &[Refusal]) -> String {
     let mut ops: Vec<&str> = refusals.iter().map(|r| r.op.as_str()).collect();
     ops.sort_unstable();
     ops.dedup();
-    let mut msg = format!(
-        "{} node(s) cannot be proved (operators: {}):",
-        refusals.len(),
-        ops.join(", ")
-    );
+    let mut msg = format!("{} node(s) cannot be proved (operators: {}):", refusals.len(), ops.join(", "));
     for r in refusals {
         msg.push_str(&format!("\n  - node `{}` ({}): {}", r.node, r.op, r.reason));
     }
-    msg.push_str(&format!(
-        "\nsupported operators: {}",
-        crate::onnx::ops::supported_ops().join(", ")
-    ));
+    msg.push_str(&format!("\nsupported operators: {}", crate::onnx::ops::supported_ops().join(", ")));
     msg
 }
 

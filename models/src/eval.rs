@@ -104,8 +104,11 @@ impl Dataset {
             inputs: Vec<Vec<f64>>,
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading calibration set", path, e))?;
-        let set: Inputs = serde_json::from_slice(&bytes)
-            .map_err(|source| Error::Json { path: path.into(), what: "calibration set", source })?;
+        let set: Inputs = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: path.into(),
+            what: "calibration set",
+            source,
+        })?;
         Ok(set.inputs)
     }
 }

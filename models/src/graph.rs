@@ -30,6 +30,9 @@ use crate::{
     quant::{div_round, quantize, QuantParams},
 };
 
+/// Inclusive `[lo, hi]` bounds of every value of every tensor (index = tensor id).
+pub type TensorBounds = Vec<Vec<(i128, i128)>>;
+
 /// A layer of the quantized model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QuantLayer {
@@ -289,14 +292,14 @@ impl QuantModel {
         // All outputs at one scale: lower-scale outputs (indices, 0/1 flags) are scaled up exactly.
         let mut shapes = model.shapes.clone();
         let out_scale = outputs.iter().map(|t| scales[*t]).max().unwrap_or(s_a);
-        for out in outputs.iter_mut() {
+        for (j, out) in outputs.iter_mut().enumerate() {
             if scales[*out] != out_scale {
                 let id = shapes.len();
                 shapes.push(shapes[*out].clone());
                 scales.push(out_scale);
                 let n: usize = shapes[id].iter().product();
                 layers.push(QuantLayer {
-                    node: format!("{}:rescale", model.output_names.get(0).cloned().unwrap_or_default()),
+                    node: format!("{}:rescale", model.output_names.get(j).cloned().unwrap_or_default()),
                     inputs: vec![*out],
                     output: id,
                     op: QuantOp::Move {
@@ -469,13 +472,15 @@ impl QuantModel {
                 QuantOp::LeakyRelu { slopes, shift } => arg(0)
                     .iter()
                     .zip(slopes)
-                    .map(|(x, a)| {
-                        if *x >= 0 {
-                            Ok(*x)
-                        } else {
-                            check(div_round(*a as i128 * *x as i128, 1i128 << shift))
-                        }
-                    })
+                    .map(
+                        |(x, a)| {
+                            if *x >= 0 {
+                                Ok(*x)
+                            } else {
+                                check(div_round(*a as i128 * *x as i128, 1i128 << shift))
+                            }
+                        },
+                    )
                     .collect::<Result<_>>()?,
                 QuantOp::Clip { min, max } => arg(0)
                     .iter()
@@ -490,10 +495,9 @@ impl QuantModel {
                         check(y as i128)
                     })
                     .collect::<Result<_>>()?,
-                QuantOp::MaxMin { min, a_shift, b_shift } => pair(*a_shift, *b_shift)?
-                    .into_iter()
-                    .map(|(a, b)| if *min { a.min(b) } else { a.max(b) })
-                    .collect(),
+                QuantOp::MaxMin { min, a_shift, b_shift } => {
+                    pair(*a_shift, *b_shift)?.into_iter().map(|(a, b)| if *min { a.min(b) } else { a.max(b) }).collect()
+                }
                 QuantOp::Compare { cmp, a_shift, b_shift } => pair(*a_shift, *b_shift)?
                     .into_iter()
                     .map(|(a, b)| {
@@ -537,12 +541,7 @@ impl QuantModel {
                         .iter()
                         .map(|w| {
                             let it = w.iter().map(|i| x[*i as usize]);
-                            if *min {
-                                it.min()
-                            } else {
-                                it.max()
-                            }
-                            .expect("windows are non-empty")
+                            if *min { it.min() } else { it.max() }.expect("windows are non-empty")
                         })
                         .collect()
                 }
@@ -578,7 +577,7 @@ impl QuantModel {
     /// Sound interval bounds `[lo, hi]` of every value of every tensor over all inputs in
     /// [`Self::input_range`], and the largest magnitude of any value the forward pass range
     /// checks (with its node).
-    pub fn bounds_with_max(&self) -> Result<(Vec<Vec<(i128, i128)>>, i128, String)> {
+    pub fn bounds_with_max(&self) -> Result<(TensorBounds, i128, String)> {
         let mut b: Vec<Vec<(i128, i128)>> = vec![Vec::new(); self.shapes.len()];
         let (lo, hi) = (self.input_range.0 as i128, self.input_range.1 as i128);
         let mut max_abs = lo.abs().max(hi.abs());
@@ -766,7 +765,7 @@ impl QuantModel {
     }
 
     /// Sound interval bounds of every tensor over the registered input range.
-    pub fn bounds(&self) -> Result<Vec<Vec<(i128, i128)>>> {
+    pub fn bounds(&self) -> Result<TensorBounds> {
         Ok(self.bounds_with_max()?.0)
     }
 

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Index of a tensor in a model.
 pub type TensorId = usize;
 
+/// The terms of a linear layer: for each output, `(input index, weight)` pairs.
+pub type Terms = Vec<Vec<(u32, f32)>>;
+
 /// How a model input is typed in the ONNX file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InputKind {
@@ -101,7 +104,7 @@ pub enum LayerKind {
     /// `out[o] = bias[o] + Σ w · in[i]` over `terms[o]`: every operator linear in one activation
     /// with constant coefficients (Gemm, MatMul, Conv, ConvTranspose, BatchNormalization, Mul and
     /// Div by a constant, Neg, ReduceSum over windows with weights...).
-    Linear { terms: Vec<Vec<(u32, f32)>>, bias: Vec<f32> },
+    Linear { terms: Terms, bias: Vec<f32> },
     /// `out = in + c`.
     AddConst { values: Vec<f32> },
     /// `out = a + b` (or `a - b`) of two activations of the same shape.

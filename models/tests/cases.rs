@@ -127,4 +127,3 @@ fn case_11_every_input_in_the_registered_range_is_provable() {
     let too_big = vec![expected.input[0] * 1e3; n];
     assert!(matches!(model.quantize_input(&too_big), Err(Error::InputOutOfRange { .. })));
 }
-

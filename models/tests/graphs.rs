@@ -15,7 +15,10 @@ use prost::Message;
 use tract_onnx::pb::{self, tensor_proto::DataType, tensor_shape_proto::dimension::Value as Dim, type_proto};
 
 fn input(name: &str, dt: DataType, dims: &[Dim]) -> pb::ValueInfoProto {
-    let dim = dims.iter().map(|d| pb::tensor_shape_proto::Dimension { value: Some(d.clone()), ..Default::default() }).collect();
+    let dim = dims
+        .iter()
+        .map(|d| pb::tensor_shape_proto::Dimension { value: Some(d.clone()), ..Default::default() })
+        .collect();
     pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {

@@ -122,7 +122,10 @@ fn zoo_models_keep_float_accuracy_within_one_point() {
             cal.params
         );
         assert_eq!(acc.samples, meta.test_samples);
-        println!("{name}: float {:.4} quantized {:.4} params {:?} range {:?}", acc.float, acc.quantized, cal.params, cal.input_range);
+        println!(
+            "{name}: float {:.4} quantized {:.4} params {:?} range {:?}",
+            acc.float, acc.quantized, cal.params, cal.input_range
+        );
     }
 }
 

@@ -101,7 +101,10 @@ fn every_operator_matches_onnxruntime_and_the_circuit_equals_the_reference() {
                 // 2^-11, and products of activations add their relative errors.
                 let tol = 0.02 + 0.01 * f.abs();
                 if (got - f).abs() > tol {
-                    failures.push(format!("{name} ({}) sample {si} out[{j}]: zkinfer {got} vs onnxruntime {f}", fixture.op));
+                    failures.push(format!(
+                        "{name} ({}) sample {si} out[{j}]: zkinfer {got} vs onnxruntime {f}",
+                        fixture.op
+                    ));
                     break;
                 }
             }

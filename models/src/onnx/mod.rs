@@ -78,9 +78,12 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
     for input in graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())) {
         let (kind, dt, shape) = input_type(input, options)?;
         let outlet = *outlets.get(&input.name).ok_or_else(|| malformed(format!("input `{}` not found", input.name)))?;
-        let position = model.input_outlets().map_err(|e| malformed(format!("{e:#}")))?.iter().position(|o| *o == outlet).ok_or_else(|| {
-            malformed(format!("input `{}` is not a source of the graph", input.name))
-        })?;
+        let position = model
+            .input_outlets()
+            .map_err(|e| malformed(format!("{e:#}")))?
+            .iter()
+            .position(|o| *o == outlet)
+            .ok_or_else(|| malformed(format!("input `{}` is not a source of the graph", input.name)))?;
         model
             .set_input_fact(position, InferenceFact::dt_shape(dt, shape.clone()))
             .map_err(|e| malformed(format!("input `{}`: {e:#}", input.name)))?;
@@ -116,8 +119,11 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
 
     let mut refusals = Vec::new();
     for (index, proto_node) in graph.node.iter().enumerate() {
-        let name =
-            if proto_node.name.is_empty() { format!("{}_{index}", proto_node.op_type) } else { proto_node.name.clone() };
+        let name = if proto_node.name.is_empty() {
+            format!("{}_{index}", proto_node.op_type)
+        } else {
+            proto_node.name.clone()
+        };
         let outs: Vec<Option<OutletId>> =
             proto_node.output.iter().map(|o| if o.is_empty() { None } else { outlets.get(o).copied() }).collect();
         let facts: Vec<Option<&InferenceFact>> =
@@ -125,8 +131,12 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
         let tract_node = outs.iter().flatten().next().map(|o| &model.nodes()[o.node]);
 
         // 1. Folded by tract's analysis: every output is a known constant.
-        let folded: Option<Vec<Arc<Tensor>>> =
-            facts.iter().zip(&proto_node.output).filter(|(_, n)| !n.is_empty()).map(|(f, _)| f.and_then(|f| f.value.concretize())).collect();
+        let folded: Option<Vec<Arc<Tensor>>> = facts
+            .iter()
+            .zip(&proto_node.output)
+            .filter(|(_, n)| !n.is_empty())
+            .map(|(f, _)| f.and_then(|f| f.value.concretize()))
+            .collect();
         if let Some(values) = folded.filter(|v| !v.is_empty()) {
             for (out, v) in proto_node.output.iter().filter(|n| !n.is_empty()).zip(values) {
                 ctx.values.insert(out.clone(), Value::Const(v));
@@ -174,13 +184,15 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
         let out_shapes = facts
             .iter()
             .map(|f| {
-                f.and_then(|f| f.shape.concretize()).and_then(|dims| dims.iter().map(|d| d.as_i64().and_then(|v| usize::try_from(v).ok())).collect())
+                f.and_then(|f| f.shape.concretize())
+                    .and_then(|dims| dims.iter().map(|d| d.as_i64().and_then(|v| usize::try_from(v).ok())).collect())
             })
             .collect();
         let node = Node { proto: proto_node, name: name.clone(), out_shapes, op: tract_node.map(|n| n.op.as_ref()) };
         match (spec.lower)(&mut ctx, &node) {
             Ok(()) => {
-                if let Some(missing) = proto_node.output.iter().find(|o| !o.is_empty() && !ctx.values.contains_key(*o)) {
+                if let Some(missing) = proto_node.output.iter().find(|o| !o.is_empty() && !ctx.values.contains_key(*o))
+                {
                     // Optional outputs (Dropout's mask, BatchNormalization's running stats) that the
                     // rest of the graph does not read are fine; a read is refused below.
                     ctx.values.insert(missing.clone(), Value::Poisoned);
@@ -213,7 +225,10 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
                 })
             }
             Some(Value::Poisoned) | None => {
-                return Err(Error::InvalidGraph { node: output.name.clone(), reason: "the output is never computed".into() })
+                return Err(Error::InvalidGraph {
+                    node: output.name.clone(),
+                    reason: "the output is never computed".into(),
+                })
             }
         };
         outputs.push(id);
@@ -352,7 +367,12 @@ pub struct Ctx {
 
 impl Ctx {
     fn value(&self, node: &Node<'_>, i: usize) -> Result<&Value> {
-        let name = node.proto.input.get(i).filter(|n| !n.is_empty()).ok_or_else(|| node.invalid(format!("input {i} is missing")))?;
+        let name = node
+            .proto
+            .input
+            .get(i)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| node.invalid(format!("input {i} is missing")))?;
         self.values.get(name).ok_or_else(|| node.invalid(format!("input {i} (`{name}`) is not defined")))
     }
 
@@ -411,7 +431,12 @@ impl Ctx {
 
     /// Names output `j` of `node` as IR tensor `t`.
     pub fn bind(&mut self, node: &Node<'_>, j: usize, t: TensorId) -> Result<()> {
-        let name = node.proto.output.get(j).filter(|n| !n.is_empty()).ok_or_else(|| node.invalid(format!("output {j} is missing")))?;
+        let name = node
+            .proto
+            .output
+            .get(j)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| node.invalid(format!("output {j} is missing")))?;
         if let Some(expected) = node.out_shapes.get(j).cloned().flatten() {
             if expected.iter().product::<usize>() != self.shapes[t].iter().product::<usize>() {
                 return Err(Error::ShapeMismatch { node: node.name.clone(), expected, got: self.shapes[t].clone() });
@@ -438,7 +463,7 @@ impl Ctx {
         if from.iter().product::<usize>() == shape.iter().product::<usize>() && squeeze(&from) == squeeze(shape) {
             return Ok(self.push(node, vec![t], shape.to_vec(), LayerKind::Reshape));
         }
-        let index = broadcast_index(&from, shape).map_err(|_| Error::ShapeMismatch {
+        let index = broadcast_index(&from, shape).ok_or_else(|| Error::ShapeMismatch {
             node: node.name.clone(),
             expected: shape.to_vec(),
             got: from.clone(),
@@ -449,7 +474,7 @@ impl Ctx {
 
     /// A constant tensor as an IR layer, broadcast to `shape`.
     pub fn constant(&mut self, node: &Node<'_>, dims: &[usize], values: &[f32], shape: &[usize]) -> Result<TensorId> {
-        let values = broadcast(values, dims, shape).map_err(|_| Error::ShapeMismatch {
+        let values = broadcast(values, dims, shape).ok_or_else(|| Error::ShapeMismatch {
             node: node.name.clone(),
             expected: shape.to_vec(),
             got: dims.to_vec(),
@@ -500,32 +525,35 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 }
 
 /// For each element of `to`, the flat index of the element of `from` it is broadcast from.
-pub fn broadcast_index(from: &[usize], to: &[usize]) -> std::result::Result<Vec<usize>, ()> {
+/// `None` if `from` does not broadcast to `to`.
+pub fn broadcast_index(from: &[usize], to: &[usize]) -> Option<Vec<usize>> {
     if from.len() > to.len() {
         // Leading ones of `from` may be dropped.
         let extra = from.len() - to.len();
         if from[..extra].iter().any(|d| *d != 1) {
-            return Err(());
+            return None;
         }
         return broadcast_index(&from[extra..], to);
     }
     let pad = to.len() - from.len();
     let padded: Vec<usize> = std::iter::repeat_n(1, pad).chain(from.iter().copied()).collect();
     if padded.iter().zip(to).any(|(a, b)| *a != 1 && a != b) {
-        return Err(());
+        return None;
     }
     let src = strides(&padded);
     let dst = strides(to);
-    Ok((0..numel(to))
-        .map(|flat| {
-            (0..to.len()).filter(|d| padded[*d] != 1).map(|d| ((flat / dst[d]) % to[d]) * src[d]).sum::<usize>()
-        })
-        .collect())
+    Some(
+        (0..numel(to))
+            .map(|flat| {
+                (0..to.len()).filter(|d| padded[*d] != 1).map(|d| ((flat / dst[d]) % to[d]) * src[d]).sum::<usize>()
+            })
+            .collect(),
+    )
 }
 
-/// Broadcasts `data` of shape `from` to shape `to` (numpy rules).
-pub fn broadcast(data: &[f32], from: &[usize], to: &[usize]) -> std::result::Result<Vec<f32>, ()> {
-    Ok(broadcast_index(from, to)?.into_iter().map(|i| data[i]).collect())
+/// Broadcasts `data` of shape `from` to shape `to` (numpy rules); `None` if incompatible.
+pub fn broadcast(data: &[f32], from: &[usize], to: &[usize]) -> Option<Vec<f32>> {
+    Some(broadcast_index(from, to)?.into_iter().map(|i| data[i]).collect())
 }
 
 #[cfg(test)]
@@ -536,7 +564,7 @@ mod tests {
     fn broadcast_follows_numpy_rules() {
         assert_eq!(broadcast(&[1.0, 2.0], &[2], &[1, 2, 2]).unwrap(), vec![1.0, 2.0, 1.0, 2.0]);
         assert_eq!(broadcast(&[1.0, 2.0], &[2, 1], &[2, 3]).unwrap(), vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
-        assert!(broadcast(&[1.0, 2.0, 3.0], &[3], &[1, 2]).is_err());
+        assert!(broadcast(&[1.0, 2.0, 3.0], &[3], &[1, 2]).is_none());
         assert_eq!(broadcast_shape(&[1, 3, 4], &[1, 1, 4]), Some(vec![1, 3, 4]));
         assert_eq!(broadcast_shape(&[3], &[2, 1]), Some(vec![2, 3]));
         assert_eq!(broadcast_shape(&[3], &[2]), None);

@@ -43,8 +43,11 @@ fn leaky(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
         "LeakyRelu" => vec![node.attr::<f32>("alpha")?.unwrap_or(0.01); n],
         _ => {
             let (d, s) = ctx.floats(node, 1)?;
-            broadcast(&s, &d, &shape)
-                .map_err(|_| Error::ShapeMismatch { node: node.name.clone(), expected: shape.clone(), got: d })?
+            broadcast(&s, &d, &shape).ok_or_else(|| Error::ShapeMismatch {
+                node: node.name.clone(),
+                expected: shape.clone(),
+                got: d,
+            })?
         }
     };
     ctx.emit(node, vec![x], shape, LayerKind::LeakyRelu { slopes })
@@ -101,8 +104,11 @@ fn max_min(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let shapes = (0..n).map(|i| super::arith::input_shape(ctx, node, i)).collect::<Result<Vec<_>>>()?;
     let mut shape = shapes[0].clone();
     for s in &shapes[1..] {
-        shape = broadcast_shape(&shape, s)
-            .ok_or_else(|| Error::ShapeMismatch { node: node.name.clone(), expected: shape.clone(), got: s.clone() })?;
+        shape = broadcast_shape(&shape, s).ok_or_else(|| Error::ShapeMismatch {
+            node: node.name.clone(),
+            expected: shape.clone(),
+            got: s.clone(),
+        })?;
     }
     if !(0..n).any(|i| ctx.is_act(node, i)) {
         return Err(node.invalid("no operand depends on the model input"));
@@ -114,7 +120,11 @@ fn max_min(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
                 let x = ctx.act(node, ai)?;
                 let x = ctx.broadcast(node, x, &shape)?;
                 let c = ctx.floats(node, ci)?.1[0];
-                let kind = if min { LayerKind::Clip { min: None, max: Some(c) } } else { LayerKind::Clip { min: Some(c), max: None } };
+                let kind = if min {
+                    LayerKind::Clip { min: None, max: Some(c) }
+                } else {
+                    LayerKind::Clip { min: Some(c), max: None }
+                };
                 return ctx.emit(node, vec![x], shape, kind);
             }
         }

@@ -22,16 +22,18 @@ pub const MUL_DIV: OpSpec = OpSpec {
 pub const NEG: OpSpec = OpSpec { ops: &["Neg"], lower: neg, limits: "exact" };
 
 /// The output shape of an element-wise node over its inputs' shapes.
-fn out_shape(ctx: &Ctx, node: &Node<'_>, shapes: &[Vec<usize>]) -> Result<Vec<usize>> {
+fn out_shape(node: &Node<'_>, shapes: &[Vec<usize>]) -> Result<Vec<usize>> {
     if let Ok(s) = node.out_shape(0) {
         return Ok(s);
     }
     let mut acc = shapes[0].clone();
     for s in &shapes[1..] {
-        acc = broadcast_shape(&acc, s)
-            .ok_or_else(|| Error::ShapeMismatch { node: node.name.clone(), expected: acc.clone(), got: s.clone() })?;
+        acc = broadcast_shape(&acc, s).ok_or_else(|| Error::ShapeMismatch {
+            node: node.name.clone(),
+            expected: acc.clone(),
+            got: s.clone(),
+        })?;
     }
-    let _ = ctx;
     Ok(acc)
 }
 
@@ -58,14 +60,18 @@ pub(super) fn operand(ctx: &mut Ctx, node: &Node<'_>, i: usize, shape: &[usize])
 /// Constant input `i` broadcast to `shape`.
 fn const_values(ctx: &Ctx, node: &Node<'_>, i: usize, shape: &[usize]) -> Result<Vec<f32>> {
     let (d, v) = ctx.floats(node, i)?;
-    broadcast(&v, &d, shape).map_err(|_| Error::ShapeMismatch { node: node.name.clone(), expected: shape.to_vec(), got: d })
+    broadcast(&v, &d, shape).ok_or_else(|| Error::ShapeMismatch {
+        node: node.name.clone(),
+        expected: shape.to_vec(),
+        got: d,
+    })
 }
 
 fn add_sub(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let sub = node.op_type() == "Sub";
     let n = node.proto.input.len();
     let shapes = (0..n).map(|i| input_shape(ctx, node, i)).collect::<Result<Vec<_>>>()?;
-    let shape = out_shape(ctx, node, &shapes)?;
+    let shape = out_shape(node, &shapes)?;
     let acts: Vec<usize> = (0..n).filter(|i| ctx.is_act(node, *i)).collect();
     if acts.is_empty() {
         return Err(node.invalid("no operand depends on the model input"));
@@ -95,14 +101,16 @@ fn add_sub(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
 fn mul_div(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let div = node.op_type() == "Div";
     let shapes = (0..2).map(|i| input_shape(ctx, node, i)).collect::<Result<Vec<_>>>()?;
-    let shape = out_shape(ctx, node, &shapes)?;
+    let shape = out_shape(node, &shapes)?;
     match (ctx.is_act(node, 0), ctx.is_act(node, 1)) {
         (true, true) if !div => {
             let (a, b) = (operand(ctx, node, 0, &shape)?, operand(ctx, node, 1, &shape)?);
             ctx.emit(node, vec![a, b], shape, LayerKind::Mul)
         }
         (true, true) => Err(node.unsupported("divisor", "an activation (division by a computed value is not linear)")),
-        (false, true) if div => Err(node.unsupported("divisor", "an activation (division by a computed value is not linear)")),
+        (false, true) if div => {
+            Err(node.unsupported("divisor", "an activation (division by a computed value is not linear)"))
+        }
         (a_act, _) => {
             let (ai, ci) = if a_act { (0, 1) } else { (1, 0) };
             let x = ctx.act(node, ai)?;

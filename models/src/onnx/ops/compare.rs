@@ -16,8 +16,11 @@ pub const COMPARE: OpSpec = OpSpec {
     limits: "exact, result 0/1 at scale 2^0; activations or constants, broadcasting",
 };
 
-pub const WHERE: OpSpec =
-    OpSpec { ops: &["Where"], lower: where_, limits: "exact; condition computed (0/1), branches activations or constants" };
+pub const WHERE: OpSpec = OpSpec {
+    ops: &["Where"],
+    lower: where_,
+    limits: "exact; condition computed (0/1), branches activations or constants",
+};
 
 fn shape_of(ctx: &Ctx, node: &Node<'_>, n: usize) -> Result<Vec<usize>> {
     if let Ok(s) = node.out_shape(0) {
@@ -26,8 +29,11 @@ fn shape_of(ctx: &Ctx, node: &Node<'_>, n: usize) -> Result<Vec<usize>> {
     let mut shape = input_shape(ctx, node, 0)?;
     for i in 1..n {
         let s = input_shape(ctx, node, i)?;
-        shape = broadcast_shape(&shape, &s)
-            .ok_or_else(|| Error::ShapeMismatch { node: node.name.clone(), expected: shape.clone(), got: s })?;
+        shape = broadcast_shape(&shape, &s).ok_or_else(|| Error::ShapeMismatch {
+            node: node.name.clone(),
+            expected: shape.clone(),
+            got: s,
+        })?;
     }
     Ok(shape)
 }

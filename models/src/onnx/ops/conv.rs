@@ -10,7 +10,8 @@ use crate::{
 pub const CONV: OpSpec = OpSpec {
     ops: &["Conv"],
     lower: conv,
-    limits: "linear; constant kernel, 1-3 spatial dims, `group` (depthwise), `strides`, `dilations`, `pads`, `auto_pad`",
+    limits:
+        "linear; constant kernel, 1-3 spatial dims, `group` (depthwise), `strides`, `dilations`, `pads`, `auto_pad`",
 };
 
 pub const CONV_TRANSPOSE: OpSpec = OpSpec {
@@ -107,7 +108,8 @@ fn conv_transpose(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     if st.len() != nd || dil.len() != nd || out_pad.len() != nd || st.contains(&0) || dil.contains(&0) {
         return Err(node.unsupported("strides/dilations/output_padding", (st, dil, out_pad)));
     }
-    let full: Vec<usize> = (0..nd).map(|a| st[a] * (spatial[a] - 1) + out_pad[a] + (kernel[a] - 1) * dil[a] + 1).collect();
+    let full: Vec<usize> =
+        (0..nd).map(|a| st[a] * (spatial[a] - 1) + out_pad[a] + (kernel[a] - 1) * dil[a] + 1).collect();
     let auto_pad = node.attr::<String>("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
     let (pb, out_dims): (Vec<usize>, Vec<usize>) = if let Some(os) = node.attr_vec::<i64>("output_shape")? {
         let os: Vec<usize> = os.iter().rev().take(nd).rev().map(|v| *v as usize).collect();

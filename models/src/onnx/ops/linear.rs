@@ -3,7 +3,7 @@
 use super::{OpSpec, Result};
 use crate::{
     error::Error,
-    ir::LayerKind,
+    ir::{LayerKind, Terms},
     onnx::{broadcast, broadcast_shape, numel, strides, Ctx, Node},
 };
 
@@ -13,11 +13,8 @@ pub const GEMM: OpSpec = OpSpec {
     limits: "linear; one operand constant; `alpha`, `beta`, `transA`, `transB`, bias broadcast",
 };
 
-pub const MATMUL: OpSpec = OpSpec {
-    ops: &["MatMul"],
-    lower: matmul,
-    limits: "linear; a constant on either side, batch dimensions broadcast",
-};
+pub const MATMUL: OpSpec =
+    OpSpec { ops: &["MatMul"], lower: matmul, limits: "linear; a constant on either side, batch dimensions broadcast" };
 
 pub const BATCH_NORM: OpSpec = OpSpec {
     ops: &["BatchNormalization"],
@@ -33,8 +30,9 @@ fn matmul_terms(
     w_dims: &[usize],
     w: &[f32],
     const_left: bool,
-) -> Result<(Vec<Vec<(u32, f32)>>, Vec<usize>)> {
-    let mismatch = || Error::ShapeMismatch { node: node.name.clone(), expected: w_dims.to_vec(), got: x_shape.to_vec() };
+) -> Result<(Terms, Vec<usize>)> {
+    let mismatch =
+        || Error::ShapeMismatch { node: node.name.clone(), expected: w_dims.to_vec(), got: x_shape.to_vec() };
     // Promote 1-D operands as numpy does.
     let (mut xs, mut ws) = (x_shape.to_vec(), w_dims.to_vec());
     let (x1, w1) = (xs.len() == 1, ws.len() == 1);
@@ -60,8 +58,8 @@ fn matmul_terms(
     }
     let batch = broadcast_shape(&a[..a.len() - 2], &b[..b.len() - 2]).ok_or_else(mismatch)?;
     let nb = numel(&batch);
-    let a_batch = super::super::broadcast_index(&a[..a.len() - 2], &batch).map_err(|_| mismatch())?;
-    let b_batch = super::super::broadcast_index(&b[..b.len() - 2], &batch).map_err(|_| mismatch())?;
+    let a_batch = super::super::broadcast_index(&a[..a.len() - 2], &batch).ok_or_else(mismatch)?;
+    let b_batch = super::super::broadcast_index(&b[..b.len() - 2], &batch).ok_or_else(mismatch)?;
     let mut terms = Vec::with_capacity(nb * m * n);
     for bi in 0..nb {
         let (ab, bb) = (a_batch[bi] * m * k, b_batch[bi] * k * n);
@@ -140,11 +138,11 @@ fn gemm(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
         x_t = ctx.push(node, vec![x], vec![c, r], LayerKind::Move { sources });
     }
     let w: Vec<f32> = w.iter().map(|v| v * alpha).collect();
-    let (terms, shape) = matmul_terms(node, &ctx.shape(x_t).to_vec(), &dims, &w, const_left)?;
+    let (terms, shape) = matmul_terms(node, ctx.shape(x_t), &dims, &w, const_left)?;
     let bias = if node.has_input(2) {
         let (cd, c) = ctx.floats(node, 2)?;
         broadcast(&c, &cd, &shape)
-            .map_err(|_| Error::ShapeMismatch { node: node.name.clone(), expected: shape.clone(), got: cd })?
+            .ok_or_else(|| Error::ShapeMismatch { node: node.name.clone(), expected: shape.clone(), got: cd })?
             .into_iter()
             .map(|v| v * beta)
             .collect()
@@ -175,13 +173,18 @@ fn batch_norm(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let st = strides(&shape);
     let (mut terms, mut bias) = (Vec::with_capacity(numel(&shape)), Vec::with_capacity(numel(&shape)));
     // y = scale·(x − mean)/√(var + ε) + b = a·x + (b − a·mean)
-    for n in 0..outer {
-        for c in 0..ch {
+    let folded: Vec<(f32, f32)> = (0..ch)
+        .map(|c| {
             let a = p[0][c] / (p[3][c] + eps).sqrt();
+            (a, p[1][c] - a * p[2][c])
+        })
+        .collect();
+    for n in 0..outer {
+        for (c, (a, b)) in folded.iter().enumerate() {
             for j in 0..inner {
                 let idx = (n * st[0] + c * inner + j) as u32;
-                terms.push(if a != 0.0 { vec![(idx, a)] } else { vec![] });
-                bias.push(p[1][c] - a * p[2][c]);
+                terms.push(if *a != 0.0 { vec![(idx, *a)] } else { vec![] });
+                bias.push(*b);
             }
         }
     }

@@ -6,8 +6,8 @@
 //! when the two disagree.
 
 mod activation;
-mod arith;
 mod argmax;
+mod arith;
 mod compare;
 mod conv;
 mod linear;
@@ -139,9 +139,9 @@ impl WindowGeometry {
     pub fn windows(&self, node: &Node<'_>, spatial: &[usize]) -> Result<Windows> {
         let n = spatial.len();
         let mut out_dims = Vec::with_capacity(n);
-        for a in 0..n {
+        for (a, size) in spatial.iter().enumerate() {
             let span = (self.kernel[a] - 1) * self.dilations[a] + 1;
-            let padded = spatial[a] + self.pads_begin[a] + self.pads_end[a];
+            let padded = size + self.pads_begin[a] + self.pads_end[a];
             if padded < span {
                 return Err(node.invalid(format!("kernel span {span} is larger than the padded input {padded}")));
             }
@@ -151,7 +151,7 @@ impl WindowGeometry {
                 (padded - span) / self.strides[a] + 1
             };
             // A window must start inside the input or its left padding (ONNX ceil_mode rule).
-            if self.ceil_mode && (out - 1) * self.strides[a] >= spatial[a] + self.pads_begin[a] {
+            if self.ceil_mode && (out - 1) * self.strides[a] >= size + self.pads_begin[a] {
                 out -= 1;
             }
             out_dims.push(out);

@@ -83,7 +83,9 @@ fn cast(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
         node.attr::<DatumType>("to")?.ok_or_else(|| node.invalid("attribute `to` is required"))?
     };
     if !to.is_float() && !integral(ctx, x) {
-        return Err(node.unsupported("to", format!("{to:?} from a real-valued activation (truncation is not supported)")));
+        return Err(
+            node.unsupported("to", format!("{to:?} from a real-valued activation (truncation is not supported)"))
+        );
     }
     let shape = ctx.shape(x).to_vec();
     ctx.emit(node, vec![x], shape, LayerKind::Reshape)
@@ -178,7 +180,8 @@ fn movement(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
         Ok(Some(out)) => out,
         // Some operators (expansions such as Upsample) only evaluate inside a model: wire the
         // node alone, with its parameters as constants, and run that.
-        _ => eval_in_model(op, &inputs, &is_data).map_err(|e| node.invalid(format!("evaluating the data movement: {e:#}")))?,
+        _ => eval_in_model(op, &inputs, &is_data)
+            .map_err(|e| node.invalid(format!("evaluating the data movement: {e:#}")))?,
     };
     let slot_tensors: Vec<TensorId> = slots.iter().map(|s| s.0).collect();
     for (j, out) in outputs.iter().enumerate() {

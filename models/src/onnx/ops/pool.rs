@@ -16,7 +16,8 @@ pub const POOL: OpSpec = OpSpec {
 pub const REDUCE: OpSpec = OpSpec {
     ops: &["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"],
     lower: reduce,
-    limits: "constant `axes` (attribute or input), `keepdims`, `noop_with_empty_axes`; mean by proved rounding division",
+    limits:
+        "constant `axes` (attribute or input), `keepdims`, `noop_with_empty_axes`; mean by proved rounding division",
 };
 
 fn pool(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
