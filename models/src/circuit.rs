@@ -481,6 +481,10 @@ pub fn synthesize(
                                 chips.gate().not(ctx, lt)
                             }
                             Cmp::Equal => chips.gate().is_equal(ctx, a, b),
+                            Cmp::NotEqual => {
+                                let eq = chips.gate().is_equal(ctx, a, b);
+                                chips.gate().not(ctx, eq)
+                            }
                         })
                     })
                     .collect::<Result<_>>()?

@@ -49,10 +49,13 @@ pub enum Error {
     /// Some input inside the registered range would overflow the value range.
     #[error(
         "inputs in the registered range [{min}, {max}] can reach {max_abs} at node `{node}`, which needs \
-         {required} value bits (have {bits}); raise --value-bits to {required}, narrow --input-min/--input-max, \
-         or lower the scales"
+         {required} value bits (have {bits}, at most 40 are supported); narrow --input-min/--input-max, lower \
+         the scales, or raise --value-bits if {required} <= 40"
     )]
     InputRangeNotProvable { node: String, max_abs: String, bits: u32, required: u32, min: i64, max: i64 },
+    /// An integer or bool input was given a fractional value.
+    #[error("input[{index}] = {value} must be an integer: that input is of {kind} type")]
+    InputNotIntegral { index: usize, value: f64, kind: &'static str },
     /// Quantization parameters that cannot work.
     #[error("invalid quantization parameters: {0}")]
     InvalidParams(String),

@@ -33,7 +33,10 @@ impl FloatRunner {
     /// Loads and optimizes an ONNX model for the inputs of an imported model.
     pub fn for_model(path: &Path, model: &FloatModel) -> Result<Self> {
         let inputs: Vec<_> = model.inputs.iter().map(|i| (model.shapes[i.tensor].clone(), i.kind)).collect();
-        Self::load_inputs(path, &inputs)
+        // tract is not written against hostile graphs: a panic becomes an error, never an abort.
+        std::panic::catch_unwind(|| Self::load_inputs(path, &inputs)).unwrap_or_else(|_| {
+            Err(Error::MalformedOnnx { path: path.into(), reason: "tract failed to compile the float model".into() })
+        })
     }
 
     fn load_inputs(path: &Path, inputs: &[(Vec<usize>, InputKind)]) -> Result<Self> {
@@ -56,6 +59,12 @@ impl FloatRunner {
 
     /// Runs one sample: all inputs concatenated flat (row-major); returns all outputs concatenated.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_inner(input))).unwrap_or_else(|_| {
+            Err(Error::InvalidGraph { node: "tract".into(), reason: "the float model failed on this input".into() })
+        })
+    }
+
+    fn run_inner(&self, input: &[f32]) -> Result<Vec<f32>> {
         let err = |e: TractError| Error::InvalidGraph { node: "tract".into(), reason: format!("{e:#}") };
         let mut offset = 0;
         let mut values = TVec::new();

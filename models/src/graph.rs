@@ -182,9 +182,41 @@ impl QuantModel {
             })
         };
         let mut outputs = model.outputs.clone();
+        let mut shapes = model.shapes.clone();
+        // Brings tensor `t` up to scale `target` with an exact data-movement layer (a new tensor):
+        // a real constant added to or clipping a tensor at a coarser scale (0/1 flags, indices,
+        // integer inputs) must not be rounded to that scale.
+        let upscale = |layers: &mut Vec<QuantLayer>,
+                       shapes: &mut Vec<Vec<usize>>,
+                       scales: &mut Vec<u32>,
+                       t: TensorId,
+                       target: u32,
+                       node: &str|
+         -> TensorId {
+            let id = shapes.len();
+            let n: usize = shapes[t].iter().product();
+            shapes.push(shapes[t].clone());
+            scales.push(target);
+            layers.push(QuantLayer {
+                node: format!("{node}:align"),
+                inputs: vec![t],
+                output: id,
+                op: QuantOp::Move {
+                    sources: (0..n).map(|i| QSource::Input { slot: 0, index: i as u32 }).collect(),
+                    shifts: vec![target - scales[t]],
+                },
+            });
+            id
+        };
         for layer in &model.layers {
             let node = layer.node.as_str();
-            let s_in: Vec<u32> = layer.inputs.iter().map(|t| scales[*t]).collect();
+            let mut layer_inputs = layer.inputs.clone();
+            if matches!(layer.kind, LayerKind::AddConst { .. } | LayerKind::Clip { .. })
+                && scales[layer_inputs[0]] < s_a
+            {
+                layer_inputs[0] = upscale(&mut layers, &mut shapes, &mut scales, layer_inputs[0], s_a, node);
+            }
+            let s_in: Vec<u32> = layer_inputs.iter().map(|t| scales[*t]).collect();
             let s_x = s_in.first().copied().unwrap_or(s_a);
             let s_max = s_in.iter().copied().max().unwrap_or(s_a);
             let shifts = |s: &[u32]| -> Vec<u32> { s.iter().map(|x| s_max - x).collect() };
@@ -218,8 +250,10 @@ impl QuantModel {
                     (QuantOp::Mul { shift }, s - shift)
                 }
                 LayerKind::Const { values } => {
-                    let values = values.iter().map(|c| q(*c, s_a, node, "constant")).collect::<Result<Vec<_>>>()?;
-                    (QuantOp::Const { values }, s_a)
+                    // Integers (masks, zeros) stay at 2^0: consumers align them up exactly.
+                    let s = if values.iter().all(|v| v.fract() == 0.0) { 0 } else { s_a };
+                    let values = values.iter().map(|c| q(*c, s, node, "constant")).collect::<Result<Vec<_>>>()?;
+                    (QuantOp::Const { values }, s)
                 }
                 LayerKind::Move { sources } => {
                     let sources = sources
@@ -282,32 +316,14 @@ impl QuantModel {
                 LayerKind::Reshape => (QuantOp::Reshape, s_x),
             };
             scales[layer.output] = scale;
-            layers.push(QuantLayer {
-                node: layer.node.clone(),
-                inputs: layer.inputs.clone(),
-                output: layer.output,
-                op,
-            });
+            layers.push(QuantLayer { node: layer.node.clone(), inputs: layer_inputs, output: layer.output, op });
         }
         // All outputs at one scale: lower-scale outputs (indices, 0/1 flags) are scaled up exactly.
-        let mut shapes = model.shapes.clone();
         let out_scale = outputs.iter().map(|t| scales[*t]).max().unwrap_or(s_a);
         for (j, out) in outputs.iter_mut().enumerate() {
             if scales[*out] != out_scale {
-                let id = shapes.len();
-                shapes.push(shapes[*out].clone());
-                scales.push(out_scale);
-                let n: usize = shapes[id].iter().product();
-                layers.push(QuantLayer {
-                    node: format!("{}:rescale", model.output_names.get(j).cloned().unwrap_or_default()),
-                    inputs: vec![*out],
-                    output: id,
-                    op: QuantOp::Move {
-                        sources: (0..n).map(|i| QSource::Input { slot: 0, index: i as u32 }).collect(),
-                        shifts: vec![out_scale - scales[*out]],
-                    },
-                });
-                *out = id;
+                let name = model.output_names.get(j).cloned().unwrap_or_default();
+                *out = upscale(&mut layers, &mut shapes, &mut scales, *out, out_scale, &name);
             }
         }
         Ok(Self { params, shapes, scales, layers, inputs, outputs, input_range })
@@ -375,8 +391,12 @@ impl QuantModel {
         for i in &self.inputs {
             for _ in 0..self.numel(i.tensor) {
                 let x = input[index];
-                if !x.is_finite() || (i.kind != InputKind::Real && x.fract() != 0.0) {
+                if !x.is_finite() {
                     return Err(Error::InputNotFinite { index });
+                }
+                if i.kind != InputKind::Real && x.fract() != 0.0 {
+                    let kind = if i.kind == InputKind::Bool { "bool" } else { "integer" };
+                    return Err(Error::InputNotIntegral { index, value: x, kind });
                 }
                 let v = quantize(x, i.scale_bits).ok_or(Error::InputNotFinite { index })?;
                 self.check_input_value(index, v as i128)?;
@@ -507,6 +527,7 @@ impl QuantModel {
                             Cmp::Greater => a > b,
                             Cmp::GreaterOrEqual => a >= b,
                             Cmp::Equal => a == b,
+                            Cmp::NotEqual => a != b,
                         })
                     })
                     .collect(),

@@ -96,6 +96,8 @@ pub enum Cmp {
     GreaterOrEqual,
     /// `a == b`
     Equal,
+    /// `a != b`
+    NotEqual,
 }
 
 /// The computation of a layer.

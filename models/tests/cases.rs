@@ -127,3 +127,74 @@ fn case_11_every_input_in_the_registered_range_is_provable() {
     let too_big = vec![expected.input[0] * 1e3; n];
     assert!(matches!(model.quantize_input(&too_big), Err(Error::InputOutOfRange { .. })));
 }
+
+/// Regressions found by trying to break the importer (files made with torch and onnx.helper,
+/// onnxruntime's outputs recorded by the script that copied them): integer-to-bool casts,
+/// real constants meeting 0/1 flags or indices, bool inputs, and average pooling with
+/// `ceil_mode` and `count_include_pad`.
+#[test]
+fn importer_regressions_match_onnxruntime() {
+    #[derive(Deserialize)]
+    struct Regression {
+        input: Vec<f64>,
+        onnxruntime: Vec<f64>,
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/regressions");
+    let all: std::collections::BTreeMap<String, Regression> =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    assert!(all.len() >= 8);
+    for (name, r) in &all {
+        let model = setup(&dir.join(format!("{name}.onnx")));
+        let input = model.quantize_input(&r.input).unwrap();
+        let out = model.forward(&input).unwrap();
+        assert_eq!(mock(&model, &input), out, "{name}: circuit differs from the reference");
+        let largest = r.onnxruntime.iter().fold(0f64, |m, v| m.max(v.abs()));
+        for (j, (q, f)) in out.iter().zip(&r.onnxruntime).enumerate() {
+            let got = dequantize(*q, model.output_scale_bits());
+            assert!(
+                (got - f).abs() <= 0.02 * f.abs() + 0.002 * largest.max(1.0),
+                "{name}: out[{j}] = {got}, onnxruntime {f}"
+            );
+        }
+    }
+    // A bool input is true when nonzero: 2 behaves as 1, so every integer in range is provable.
+    let model = setup(&dir.join("where_bool_input.onnx"));
+    let r = &all["where_bool_input"];
+    let mut twos = r.input.clone();
+    for v in twos.iter_mut().take(4) {
+        *v *= 2.0;
+    }
+    let a = model.forward(&model.quantize_input(&r.input).unwrap()).unwrap();
+    let b = model.forward(&model.quantize_input(&twos).unwrap()).unwrap();
+    assert_eq!(a, b);
+    // A fractional value for it is refused, naming the type.
+    let mut half = r.input.clone();
+    half[0] = 0.5;
+    assert!(matches!(model.quantize_input(&half), Err(Error::InputNotIntegral { kind: "bool", .. })));
+}
+
+/// What zkinfer cannot prove exactly is refused with an error naming the node, never proved
+/// wrong, never a panic and never an allocation that exhausts memory: a narrowing integer cast
+/// (wraps), integer division (truncates), ConvTranspose's `output_shape` (tract, the float
+/// reference, disagrees with onnxruntime), negative pads, a 20M-value Tile, a 200M-value input,
+/// zero kernels and strides.
+#[test]
+fn what_cannot_be_proved_exactly_is_refused() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("refused_") {
+            continue;
+        }
+        n += 1;
+        let result = std::panic::catch_unwind(|| onnx::import(&path));
+        match result {
+            Ok(Err(e)) => println!("{name}: {e}"),
+            Ok(Ok(_)) => panic!("{name}: imported, expected a refusal"),
+            Err(_) => panic!("{name}: the importer panicked"),
+        }
+    }
+    assert!(n >= 7, "found {n} refusal files");
+}

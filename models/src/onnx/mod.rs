@@ -27,6 +27,10 @@ use crate::{
     ir::Source,
 };
 
+/// Largest number of values of any tensor zkinfer imports (2^24): far beyond what proves in
+/// reasonable time, and a guard against files that would exhaust memory.
+pub const MAX_TENSOR_VALUES: usize = 1 << 24;
+
 /// Import options.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
@@ -95,6 +99,22 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
     }
     if inputs.is_empty() {
         return Err(malformed("the graph has no input tensor (every input is an initializer)".into()));
+    }
+    // A bool input is true when nonzero (as ONNX casts numbers to bool): any integer in the
+    // registered range is then a valid request, and consumers see a proved 0/1 tensor.
+    for i in inputs.iter().filter(|i| i.kind == InputKind::Bool) {
+        let shape = ctx.shapes[i.tensor].clone();
+        let n = numel(&shape);
+        let name = format!("{}:bool", i.name);
+        let zero = ctx.push_named(&name, "Cast", vec![], shape.clone(), LayerKind::Const { values: vec![0.0; n] });
+        let flag = ctx.push_named(
+            &name,
+            "Cast",
+            vec![i.tensor, zero],
+            shape,
+            LayerKind::Compare { cmp: crate::ir::Cmp::NotEqual },
+        );
+        ctx.values.insert(i.name.clone(), Value::Act(flag));
     }
     // Shape and type inference, and folding of everything that does not depend on an input.
     // Failures here are not fatal: the op modules check what they need and say what is wrong.
@@ -189,6 +209,16 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
             })
             .collect();
         let node = Node { proto: proto_node, name: name.clone(), out_shapes, op: tract_node.map(|n| n.op.as_ref()) };
+        if let Some(shape) = node
+            .out_shapes
+            .iter()
+            .flatten()
+            .find(|s| s.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).is_none_or(|n| n > MAX_TENSOR_VALUES))
+        {
+            return Err(node.invalid(format!(
+                "output shape {shape:?} has more than {MAX_TENSOR_VALUES} values: too large to prove"
+            )));
+        }
         match (spec.lower)(&mut ctx, &node) {
             Ok(()) => {
                 if let Some(missing) = proto_node.output.iter().find(|o| !o.is_empty() && !ctx.values.contains_key(*o))
@@ -262,6 +292,8 @@ fn input_type(input: &pb::ValueInfoProto, options: &ImportOptions) -> Result<(In
         }
     };
     let shape = tt.shape.as_ref().ok_or_else(|| bad("the input has no shape".into()))?;
+    let too_big =
+        |dims: &[usize]| dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).is_none_or(|n| n > MAX_TENSOR_VALUES);
     let dims = shape
         .dim
         .iter()
@@ -276,6 +308,11 @@ fn input_type(input: &pb::ValueInfoProto, options: &ImportOptions) -> Result<(In
             }
         })
         .collect::<Result<Vec<_>>>()?;
+    if too_big(&dims) {
+        return Err(bad(format!(
+            "the input has shape {dims:?}: more than {MAX_TENSOR_VALUES} values is too large to prove"
+        )));
+    }
     Ok((kind, dt, dims))
 }
 
@@ -359,6 +396,8 @@ impl Node<'_> {
 pub struct Ctx {
     pub(crate) values: HashMap<String, Value>,
     pub(crate) input_kinds: HashMap<TensorId, InputKind>,
+    /// Tensors cast to a real type: integer semantics (truncating division) no longer apply.
+    pub(crate) real_casts: std::collections::HashSet<TensorId>,
     /// Shape of every IR tensor.
     pub shapes: Vec<Vec<usize>>,
     /// IR layers so far.
@@ -423,9 +462,20 @@ impl Ctx {
 
     /// Appends a layer computing a new tensor of `shape`; returns its id.
     pub fn push(&mut self, node: &Node<'_>, inputs: Vec<TensorId>, shape: Vec<usize>, kind: LayerKind) -> TensorId {
+        self.push_named(&node.name, &node.proto.op_type, inputs, shape, kind)
+    }
+
+    fn push_named(
+        &mut self,
+        node: &str,
+        op: &str,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+        kind: LayerKind,
+    ) -> TensorId {
         let output = self.shapes.len();
         self.shapes.push(shape);
-        self.layers.push(Layer { node: node.name.clone(), op: node.proto.op_type.clone(), inputs, output, kind });
+        self.layers.push(Layer { node: node.into(), op: op.into(), inputs, output, kind });
         output
     }
 
@@ -437,6 +487,12 @@ impl Ctx {
             .get(j)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| node.invalid(format!("output {j} is missing")))?;
+        if numel(&self.shapes[t]) > MAX_TENSOR_VALUES {
+            return Err(node.invalid(format!(
+                "output shape {:?} has more than {MAX_TENSOR_VALUES} values: too large to prove",
+                self.shapes[t]
+            )));
+        }
         if let Some(expected) = node.out_shapes.get(j).cloned().flatten() {
             if expected.iter().product::<usize>() != self.shapes[t].iter().product::<usize>() {
                 return Err(Error::ShapeMismatch { node: node.name.clone(), expected, got: self.shapes[t].clone() });

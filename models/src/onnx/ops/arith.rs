@@ -100,6 +100,9 @@ fn add_sub(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
 
 fn mul_div(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let div = node.op_type() == "Div";
+    if div && ctx.is_act(node, 0) && super::movement::integral(ctx, ctx.act(node, 0)?) {
+        return Err(node.unsupported("operand", "an integer tensor (ONNX integer division truncates)"));
+    }
     let shapes = (0..2).map(|i| input_shape(ctx, node, i)).collect::<Result<Vec<_>>>()?;
     let shape = out_shape(node, &shapes)?;
     match (ctx.is_act(node, 0), ctx.is_act(node, 1)) {

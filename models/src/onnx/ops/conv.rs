@@ -17,7 +17,7 @@ pub const CONV: OpSpec = OpSpec {
 pub const CONV_TRANSPOSE: OpSpec = OpSpec {
     ops: &["ConvTranspose"],
     lower: conv_transpose,
-    limits: "linear; constant kernel, `group`, `strides`, `dilations`, `pads`, `output_padding`, `output_shape`",
+    limits: "linear; constant kernel, `group`, `strides`, `dilations`, `pads`, `output_padding` (not `output_shape`)",
 };
 
 /// `(batch, channels, spatial dims)` of an activation `[N, C, D...]`.
@@ -111,35 +111,22 @@ fn conv_transpose(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let full: Vec<usize> =
         (0..nd).map(|a| st[a] * (spatial[a] - 1) + out_pad[a] + (kernel[a] - 1) * dil[a] + 1).collect();
     let auto_pad = node.attr::<String>("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
-    let (pb, out_dims): (Vec<usize>, Vec<usize>) = if let Some(os) = node.attr_vec::<i64>("output_shape")? {
-        let os: Vec<usize> = os.iter().rev().take(nd).rev().map(|v| *v as usize).collect();
-        if os.len() != nd || os.iter().zip(&full).any(|(o, f)| o > f) {
-            return Err(node.unsupported("output_shape", os));
-        }
-        let pb = (0..nd)
-            .map(|a| {
-                let total = full[a] - os[a];
-                if auto_pad == "SAME_UPPER" {
-                    total / 2
-                } else {
-                    total - total / 2
-                }
-            })
-            .collect();
-        (pb, os)
-    } else {
-        match auto_pad.as_str() {
-            "NOTSET" | "VALID" => {
-                let p = node.attr_vec::<i64>("pads")?.unwrap_or(vec![0; 2 * nd]);
-                if p.len() != 2 * nd || p.iter().any(|v| *v < 0) {
-                    return Err(node.unsupported("pads", p));
-                }
-                let p: Vec<usize> = p.iter().map(|v| *v as usize).collect();
-                let out = (0..nd).map(|a| full[a].saturating_sub(p[a] + p[a + nd])).collect();
-                (p[..nd].to_vec(), out)
+    if let Some(os) = node.attr_vec::<i64>("output_shape")? {
+        // tract, the float reference calibration compares with, does not evaluate it as
+        // onnxruntime does: refuse rather than calibrate against a wrong reference.
+        return Err(node.unsupported("output_shape", format!("{os:?} (give pads and output_padding instead)")));
+    }
+    let (pb, out_dims): (Vec<usize>, Vec<usize>) = match auto_pad.as_str() {
+        "NOTSET" | "VALID" => {
+            let p = node.attr_vec::<i64>("pads")?.unwrap_or(vec![0; 2 * nd]);
+            if p.len() != 2 * nd || p.iter().any(|v| *v < 0) {
+                return Err(node.unsupported("pads", p));
             }
-            other => return Err(node.unsupported("auto_pad", other)),
+            let p: Vec<usize> = p.iter().map(|v| *v as usize).collect();
+            let out = (0..nd).map(|a| full[a].saturating_sub(p[a] + p[a + nd])).collect();
+            (p[..nd].to_vec(), out)
         }
+        other => return Err(node.unsupported("auto_pad", other)),
     };
     let bias = if node.has_input(2) { ctx.floats(node, 2)?.1 } else { vec![0.0; m] };
     if bias.len() != m {

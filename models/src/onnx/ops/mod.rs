@@ -79,6 +79,9 @@ pub fn supported_ops_markdown() -> String {
 pub(crate) struct Windows {
     pub out_dims: Vec<usize>,
     pub taps: Vec<Vec<(usize, Option<usize>)>>,
+    /// For each output position, how many taps fall inside the input or its explicit padding
+    /// (the divisor of an average with `count_include_pad`; ceil-mode windows may go beyond).
+    pub padded_counts: Vec<usize>,
 }
 
 /// Sliding-window geometry shared by Conv and the pools.
@@ -138,6 +141,9 @@ impl WindowGeometry {
     /// The windows over `spatial` input dims.
     pub fn windows(&self, node: &Node<'_>, spatial: &[usize]) -> Result<Windows> {
         let n = spatial.len();
+        if self.kernel.contains(&0) || self.strides.contains(&0) || self.dilations.contains(&0) {
+            return Err(node.unsupported("kernel/strides/dilations", "a zero entry"));
+        }
         let mut out_dims = Vec::with_capacity(n);
         for (a, size) in spatial.iter().enumerate() {
             let span = (self.kernel[a] - 1) * self.dilations[a] + 1;
@@ -162,26 +168,34 @@ impl WindowGeometry {
         let out_total: usize = out_dims.iter().product();
         let out_strides = super::strides(&out_dims);
         let mut taps = Vec::with_capacity(out_total);
+        let mut padded_counts = Vec::with_capacity(out_total);
         for o in 0..out_total {
             let mut win = Vec::with_capacity(kernel_total);
+            let mut in_padding = 0;
             for k in 0..kernel_total {
                 let mut flat = 0usize;
                 let mut inside = true;
+                let mut inside_padded = true;
                 for a in 0..n {
                     let oa = (o / out_strides[a]) % out_dims[a];
                     let ka = (k / kernel_strides[a]) % self.kernel[a];
                     let pos = (oa * self.strides[a] + ka * self.dilations[a]) as isize - self.pads_begin[a] as isize;
+                    if pos < -(self.pads_begin[a] as isize) || pos >= (spatial[a] + self.pads_end[a]) as isize {
+                        inside_padded = false;
+                    }
                     if pos < 0 || pos >= spatial[a] as isize {
                         inside = false;
-                        break;
+                    } else {
+                        flat += pos as usize * in_strides[a];
                     }
-                    flat += pos as usize * in_strides[a];
                 }
+                in_padding += usize::from(inside_padded);
                 win.push((k, inside.then_some(flat)));
             }
             taps.push(win);
+            padded_counts.push(in_padding);
         }
-        Ok(Windows { out_dims, taps })
+        Ok(Windows { out_dims, taps, padded_counts })
     }
 }
 

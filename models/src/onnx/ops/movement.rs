@@ -64,7 +64,10 @@ fn alias(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
 }
 
 /// Whether an IR tensor holds integers (computed by ArgMax or a comparison, or an integer input).
-fn integral(ctx: &Ctx, t: TensorId) -> bool {
+pub(super) fn integral(ctx: &Ctx, t: TensorId) -> bool {
+    if ctx.real_casts.contains(&t) {
+        return false;
+    }
     match ctx.layers.iter().find(|l| l.output == t) {
         Some(l) => match &l.kind {
             LayerKind::ArgMax { .. } | LayerKind::Compare { .. } => true,
@@ -82,13 +85,27 @@ fn cast(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     } else {
         node.attr::<DatumType>("to")?.ok_or_else(|| node.invalid("attribute `to` is required"))?
     };
+    let shape = ctx.shape(x).to_vec();
+    if to == bool::datum_type() {
+        // x != 0
+        let zero = ctx.constant(node, &[], &[0.0], &shape)?;
+        return ctx.emit(node, vec![x, zero], shape, LayerKind::Compare { cmp: crate::ir::Cmp::NotEqual });
+    }
     if !to.is_float() && !integral(ctx, x) {
         return Err(
             node.unsupported("to", format!("{to:?} from a real-valued activation (truncation is not supported)"))
         );
     }
-    let shape = ctx.shape(x).to_vec();
-    ctx.emit(node, vec![x], shape, LayerKind::Reshape)
+    // Narrower integer types wrap around (int64 -1 → uint8 255): only widths that hold every
+    // value zkinfer proves (at most 40 signed bits) are a plain copy.
+    if !to.is_float() && ![DatumType::I64, DatumType::I32, DatumType::TDim].contains(&to) {
+        return Err(node.unsupported("to", format!("{to:?} (a narrowing integer cast wraps around)")));
+    }
+    let y = ctx.push(node, vec![x], shape, LayerKind::Reshape);
+    if to.is_float() {
+        ctx.real_casts.insert(y);
+    }
+    ctx.bind(node, 0, y)
 }
 
 /// Which inputs of a movement operator carry data (moved values); the others are parameters.
@@ -112,6 +129,11 @@ fn movement(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
             if node.attr::<f32>("value")?.is_some_and(|v| v != 0.0) {
                 // Before opset 11 the value is baked into tract's operator; refuse rather than guess.
                 return Err(node.unsupported("value (opset < 11)", node.attr::<f32>("value")?));
+            }
+            let pads =
+                if node.has_input(1) { ctx.ints(node, 1)? } else { node.attr_vec::<i64>("pads")?.unwrap_or_default() };
+            if pads.iter().any(|p| *p < 0) {
+                return Err(node.unsupported("pads", format!("{pads:?} (negative pads crop; use Slice)")));
             }
             if node.has_input(2) {
                 ctx.floats(node, 2)?.1.first().copied().unwrap_or(0.0)

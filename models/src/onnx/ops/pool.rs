@@ -63,16 +63,16 @@ fn pool(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let include_pad = node.attr::<i64>("count_include_pad")?.unwrap_or(0) != 0;
     let windows = geometry.windows(node, &spatial)?;
     let in_sp = numel(&spatial);
-    let kernel_total = numel(&geometry.kernel);
     let (mut wins, mut divisors) = (Vec::new(), Vec::new());
     for o in 0..outer {
-        for taps in &windows.taps {
+        for (taps, padded) in windows.taps.iter().zip(&windows.padded_counts) {
             let win: Vec<u32> = taps.iter().filter_map(|(_, p)| p.map(|p| (o * in_sp + p) as u32)).collect();
             if win.is_empty() {
                 return Err(node.invalid("a pooling window covers only padding"));
             }
-            // count_include_pad counts the padded window clipped to input + pads (not dilation gaps).
-            divisors.push(if include_pad { kernel_total as u32 } else { win.len() as u32 });
+            // count_include_pad counts the window clipped to input + explicit pads (a ceil-mode
+            // window reaching past the pads does not count the part beyond).
+            divisors.push(if include_pad { *padded as u32 } else { win.len() as u32 });
             wins.push(win);
         }
     }
