@@ -184,9 +184,27 @@ impl ModelCard {
 
     /// The SRS the card's keys were made with: the given ceremony file, or (with `None`) the
     /// card's insecure dev SRS regenerated from its public seed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParams`] when the file is not the SRS the card's keys were made with: a
+    /// verifier or a verification with another SRS (another τ, or no dev-chain guard) would be
+    /// meaningless.
     pub fn srs(&self, file: Option<&Path>) -> Result<Srs> {
         match file {
-            Some(path) => Srs::load(path),
+            Some(path) => {
+                let srs = Srs::load(path)?;
+                if srs.info.sha256 != self.srs.sha256 {
+                    return Err(Error::WrongSrs(format!(
+                        "the SRS {} (sha256 {}) is not the one the keys of `{}` were made with ({}, sha256 {})",
+                        path.display(),
+                        srs.info.sha256,
+                        self.name,
+                        self.srs.source,
+                        self.srs.sha256
+                    )));
+                }
+                Ok(srs)
+            }
             None => {
                 let seed = self.srs.dev_seed.ok_or_else(|| {
                     Error::InvalidParams(format!(

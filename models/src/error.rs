@@ -56,6 +56,9 @@ pub enum Error {
     /// An integer or bool input was given a fractional value.
     #[error("input[{index}] = {value} must be an integer: that input is of {kind} type")]
     InputNotIntegral { index: usize, value: f64, kind: &'static str },
+    /// The SRS given is not the one a card's keys were made with.
+    #[error("{0}")]
+    WrongSrs(String),
     /// Quantization parameters that cannot work.
     #[error("invalid quantization parameters: {0}")]
     InvalidParams(String),

@@ -422,7 +422,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         .context("--private-key (or ZKINFER_PRIVATE_KEY) is needed to deploy the verifier")?;
                     let provider = chain::provider(&rpc, chain::signer(&key)?)?;
                     let address = match a.verifier {
-                        Some(addr) => addr,
+                        Some(addr) => {
+                            // Only the card's verifier proves anything: compare the deployed code.
+                            let code = alloy::providers::Provider::get_code_at(&provider, addr).await?;
+                            let hash = format!("0x{}", hex::encode(alloy::primitives::keccak256(&code)));
+                            if !hash.eq_ignore_ascii_case(&card.verifier.codehash) {
+                                bail!(
+                                    "the contract at {addr} is not this model's verifier: its code hash {hash} differs from the card's {}",
+                                    card.verifier.codehash
+                                );
+                            }
+                            addr
+                        }
                         None => {
                             let compiled = verifier_gen::Compiled::for_card(&a.card, &card)?;
                             let addr = chain::deploy(&provider, compiled.bytecode).await?;

@@ -16,7 +16,11 @@ use super::{
 };
 
 /// The file length of a raw `ParamsKZG` file of size `2^k`.
+/// `k` beyond 32 saturates (no such file exists; callers then see a length mismatch).
 pub(crate) fn raw_len(k: u32) -> u64 {
+    if k > 32 {
+        return u64::MAX;
+    }
     4 + (2u64 << k) * G1_BYTES as u64 + 2 * G2_BYTES as u64
 }
 
