@@ -129,8 +129,14 @@ impl Chips<'_> {
         }
     }
 
-    /// `s·l` where `x + H = 2^(B-1)·s + l`: ReLU of a value known to be in range.
-    fn relu(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, node: &str) -> Result<AssignedValue<Fr>> {
+    /// `(s, l)` with `x + H = 2^(B-1)·s + l`, `s` a bit and `l ∈ [0, 2^(B-1))`: `s = 1` exactly when
+    /// `x ≥ 0` (this also range checks `x`).
+    fn sign_decompose(
+        &self,
+        ctx: &mut Context<Fr>,
+        x: AssignedValue<Fr>,
+        node: &str,
+    ) -> Result<(AssignedValue<Fr>, AssignedValue<Fr>)> {
         let v = self.check(node, self.value(&x))?;
         let (s, l) = self.sign_witness(v);
         let sign = ctx.load_witness(s);
@@ -140,6 +146,12 @@ impl Chips<'_> {
         let recomposed = self.gate().mul_add(ctx, sign, Constant(self.half), low);
         let shifted = self.gate().add(ctx, x, Constant(self.half));
         ctx.constrain_equal(&recomposed, &shifted);
+        Ok((sign, low))
+    }
+
+    /// `s·l` where `x + H = 2^(B-1)·s + l`: ReLU of a value known to be in range.
+    fn relu(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, node: &str) -> Result<AssignedValue<Fr>> {
+        let (sign, low) = self.sign_decompose(ctx, x, node)?;
         Ok(self.gate().mul(ctx, sign, low))
     }
 
@@ -248,15 +260,7 @@ impl Chips<'_> {
         x: AssignedValue<Fr>,
         node: &str,
     ) -> Result<(AssignedValue<Fr>, AssignedValue<Fr>)> {
-        let v = self.check(node, self.value(&x))?;
-        let (s, l) = self.sign_witness(v);
-        let sign = ctx.load_witness(s);
-        let low = ctx.load_witness(l);
-        self.gate().assert_bit(ctx, sign);
-        self.range.range_check(ctx, low, self.bits - 1);
-        let recomposed = self.gate().mul_add(ctx, sign, Constant(self.half), low);
-        let shifted = self.gate().add(ctx, x, Constant(self.half));
-        ctx.constrain_equal(&recomposed, &shifted);
+        let (sign, _) = self.sign_decompose(ctx, x, node)?;
         // x − s·x
         let sx = self.gate().mul(ctx, sign, x);
         let neg = self.gate().sub(ctx, x, sx);
