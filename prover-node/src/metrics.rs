@@ -48,6 +48,11 @@ pub struct Metrics {
     pub tx_rebroadcast: AtomicU64,
     /// Reorgs noticed under the cursor.
     pub reorgs: AtomicU64,
+    /// Whether the last pass overran its deadline although every call answered within the
+    /// timeout (a slow endpoint, not an unreachable one).
+    pub pass_overran: std::sync::atomic::AtomicBool,
+    /// Requests found missing from `eth_getLogs` answers (a lagging log index).
+    pub log_gaps: AtomicU64,
     /// Proofs discarded because a reorg changed the request's input meanwhile.
     pub stale_proofs: AtomicU64,
     /// Signer balance in gwei.
@@ -104,7 +109,13 @@ impl Metrics {
         };
         let age = now_ms().saturating_sub(self.last_pass_ms.load(Ordering::Relaxed));
         if age > stale_after {
-            let why = if self.rpc_up.load(Ordering::Relaxed) { "" } else { " (RPC unreachable or not answering)" };
+            let why = if self.pass_overran.load(Ordering::Relaxed) {
+                " (passes overrun their deadline: the RPC answers, but too slowly for the work queued)"
+            } else if self.rpc_up.load(Ordering::Relaxed) {
+                ""
+            } else {
+                " (RPC unreachable or not answering)"
+            };
             return Err(format!("stalled: no successful pass over the chain for {} s{why}", age / 1000));
         }
         if self.low_balance.load(Ordering::Relaxed) {
@@ -174,6 +185,12 @@ impl Metrics {
                 g(&self.tx_rebroadcast).to_string(),
             ),
             ("zkinfer_reorgs_total", "Reorgs noticed under the scan cursor.", "counter", g(&self.reorgs).to_string()),
+            (
+                "zkinfer_log_gaps_total",
+                "Requests missing from eth_getLogs answers (lagging log index); rescanned.",
+                "counter",
+                g(&self.log_gaps).to_string(),
+            ),
             (
                 "zkinfer_stale_proofs_total",
                 "Proofs discarded because a reorg changed the input meanwhile.",

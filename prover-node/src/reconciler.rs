@@ -21,13 +21,13 @@
 
 use std::sync::atomic::Ordering;
 
-use alloy::primitives::Address;
-use tracing::{info, warn};
+use alloy::primitives::{Address, U256};
+use tracing::{debug, info, warn};
 
 use crate::{
     client::{input_hash, ChainClient, OnChainRequest, RequestStatus},
     error::Result,
-    service::{now, Ctx},
+    service::Ctx,
     store::{DropReason, Job, JobState},
 };
 
@@ -99,26 +99,79 @@ pub fn settle<C: ChainClient>(ctx: &Ctx<C>, mut job: Job, verdict: Verdict) -> R
 /// Reads the request of `job` and applies the verdict. Returns whether the job is kept as is.
 pub async fn check<C: ChainClient>(ctx: &Ctx<C>, job: Job) -> Result<bool> {
     let req = ctx.client.request(job.request_id).await?;
-    let verdict = judge(&job, &req, ctx.client.fulfiller(), now());
+    let verdict = judge(&job, &req, ctx.client.fulfiller(), ctx.chain_now());
     settle(ctx, job, verdict)
 }
 
-/// Checks every active job that is not waiting on a transaction (the submitter tracks those
-/// with the same rules) against the chain: after a start and after a reorg. A proof in progress
-/// for a request that changed is discarded when it finishes.
-pub async fn reconcile_all<C: ChainClient>(ctx: &Ctx<C>) -> Result<()> {
-    let jobs = ctx.store.active()?;
-    let mut changed = 0;
-    for job in jobs {
-        if matches!(job.state, JobState::Submitted { .. }) {
-            continue;
+/// Jobs reconciled per pass at most: a backlog is reconciled over several passes, so a slow (but
+/// answering) endpoint cannot make every pass overrun its deadline and start over.
+pub const RECONCILE_BATCH: usize = 8;
+
+/// The jobs to reconcile after a start or a reorg: every active job that is not waiting on a
+/// transaction (the submitter tracks those with the same rules), oldest last (popped first).
+/// Also the finished jobs a reorg deeper than `confirmations` may have undone (a fulfilment, ours
+/// or another's, or a cancellation, of a request not yet expired): they are reopened if the
+/// request is pending again.
+pub fn to_reconcile<C: ChainClient>(ctx: &Ctx<C>) -> Result<Vec<U256>> {
+    let mut ids: Vec<U256> = ctx
+        .store
+        .active()?
+        .into_iter()
+        .filter(|j| !matches!(j.state, JobState::Submitted { .. }))
+        .map(|j| j.request_id)
+        .collect();
+    ids.extend(ctx.store.reopenable(ctx.chain_now())?.into_iter().map(|j| j.request_id));
+    ids.reverse();
+    Ok(ids)
+}
+
+/// Checks up to `max` jobs of `pending` (see [`to_reconcile`]) against the chain, removing each
+/// as soon as it is checked: progress survives a pass that fails or overruns its deadline later.
+/// A proof in progress for a request that changed is discarded when it finishes.
+pub async fn reconcile_some<C: ChainClient>(ctx: &Ctx<C>, pending: &mut Vec<U256>, max: usize) -> Result<()> {
+    let mut done = 0;
+    while done < max {
+        let Some(&id) = pending.last() else { break };
+        if let Some(job) = ctx.store.get(id)? {
+            if job.state.is_active() {
+                if !matches!(job.state, JobState::Submitted { .. }) {
+                    check(ctx, job).await?;
+                }
+            } else {
+                reopen(ctx, job).await?;
+            }
         }
-        if !check(ctx, job).await? {
-            changed += 1;
+        pending.pop();
+        done += 1;
+    }
+    if done > 0 {
+        if pending.is_empty() {
+            info!("jobs reconciled with the chain");
+        } else {
+            debug!(done, left = pending.len(), "jobs reconciled with the chain; more next pass");
         }
     }
-    info!(changed, "jobs reconciled with the chain");
     Ok(())
+}
+
+/// Reopens a finished job whose fulfilment or cancellation a deep reorg removed: the request is
+/// pending again (same input, not expired) → `Queued`; gone before its deadline → `Reorged`.
+async fn reopen<C: ChainClient>(ctx: &Ctx<C>, mut job: Job) -> Result<()> {
+    let req = ctx.client.request(job.request_id).await?;
+    let state = match judge(&job, &req, ctx.client.fulfiller(), ctx.chain_now()) {
+        Verdict::Keep => JobState::Queued,
+        Verdict::Reorged => JobState::Reorged,
+        _ => return Ok(()),
+    };
+    warn!(
+        request_id = %job.request_id,
+        was = job.state.name(),
+        now = state.name(),
+        "a reorg undid the request's fulfilment or cancellation; reopened"
+    );
+    job.state = state;
+    job.attempts = 0;
+    Ok(ctx.store.put(&job)?)
 }
 
 /// Re-checks the jobs waiting after a reorg: one may match again (the chain came back).

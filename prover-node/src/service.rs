@@ -57,6 +57,19 @@ pub struct Ctx<C> {
     pub metrics: Arc<Metrics>,
     /// Configuration.
     pub cfg: NodeConfig,
+    /// Timestamp of the latest head block seen (0 before the first pass).
+    pub chain_time: std::sync::atomic::AtomicU64,
+}
+
+impl<C> Ctx<C> {
+    /// The chain's clock: the latest head block's timestamp (the wall clock before one is known).
+    /// Deadlines are judged by it, as the coordinator judges them by `block.timestamp`.
+    pub fn chain_now(&self) -> u64 {
+        match self.chain_time.load(Ordering::Relaxed) {
+            0 => now(),
+            t => t,
+        }
+    }
 }
 
 /// Balance is read every this often.
@@ -91,6 +104,8 @@ pub struct Node<C, P> {
     pool: ProverPool<P>,
     submitter: Submitter,
     reconciled: bool,
+    /// Jobs still to reconcile (a few per pass).
+    to_reconcile: Vec<U256>,
     last_balance: Option<std::time::Instant>,
 }
 
@@ -101,10 +116,11 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
         metrics.stale_after_secs.store(cfg.metrics.stale_after_secs, Ordering::Relaxed);
         let pool = ProverPool::new(backend, cfg.prover.concurrency);
         Ok(Self {
-            ctx: Ctx { client, store, metrics, cfg },
+            ctx: Ctx { client, store, metrics, cfg, chain_time: Default::default() },
             pool,
             submitter: Submitter::default(),
             reconciled: false,
+            to_reconcile: Vec::new(),
             last_balance: None,
         })
     }
@@ -199,8 +215,14 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
                 _ = shutdown.wait_for(|s| *s) => break,
             };
             let result = match outcome {
-                Ok(r) => r,
+                Ok(r) => {
+                    self.ctx.metrics.pass_overran.store(false, Ordering::Relaxed);
+                    r
+                }
                 Err(_) => {
+                    // Every call is bounded by the client's timeout, so the calls answered: the
+                    // endpoint is slow, not unreachable (a call that timed out fails the pass itself).
+                    self.ctx.metrics.pass_overran.store(true, Ordering::Relaxed);
                     Err(Error::Chain(crate::client::ChainError::Timeout { method: "pass", after: pass_deadline }))
                 }
             };
@@ -253,14 +275,18 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
     /// One pass: watch → reconcile (after a start or a reorg) → prove → submit.
     pub async fn pass(&mut self) -> Result<()> {
         let head = self.ctx.client.head().await?;
+        if let Some(b) = self.ctx.client.block(head).await? {
+            self.ctx.chain_time.store(b.timestamp, Ordering::Relaxed);
+        }
         let scan = watcher::scan(&self.ctx, self.pool.backend(), head).await?;
         if scan.reorged {
             self.reconciled = false;
         }
         if !self.reconciled {
-            reconciler::reconcile_all(&self.ctx).await?;
+            self.to_reconcile = reconciler::to_reconcile(&self.ctx)?;
             self.reconciled = true;
         }
+        reconciler::reconcile_some(&self.ctx, &mut self.to_reconcile, reconciler::RECONCILE_BATCH).await?;
         while let Some(r) = self.pool.try_next() {
             self.on_proved(r)?;
         }
@@ -304,7 +330,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
                 continue; // a stale proof of the previous input is still running
             }
             let req = self.ctx.client.request(job.request_id).await?;
-            let verdict = judge(job, &req, self.ctx.client.fulfiller(), now());
+            let verdict = judge(job, &req, self.ctx.client.fulfiller(), self.ctx.chain_now());
             if verdict != Verdict::Keep {
                 settle(&self.ctx, job.clone(), verdict)?;
                 continue;

@@ -32,6 +32,7 @@ const SCHEMA: u32 = 2;
 const SCHEMA_KEY: &str = "schema";
 const IDENTITY_KEY: &str = "identity";
 const CURSOR_KEY: &str = "cursor";
+const SEEN_THROUGH_KEY: &str = "seen_through";
 const LAST_TX_KEY: &str = "last_tx";
 
 /// redb's file signature: the first bytes of every redb database.
@@ -492,6 +493,27 @@ impl Store {
         Ok(out)
     }
 
+    /// Finished jobs a deep reorg could reopen: fulfilled (by this node or another) or cancelled,
+    /// with a deadline after `now`, in request id order.
+    pub fn reopenable(&self, now: u64) -> Result<Vec<Job>> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let jobs = r.open_table(JOBS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in jobs.iter().map_err(|e| self.err(e))? {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            let job: Job = self.decode("job", v.value())?;
+            let finished = matches!(
+                job.state,
+                JobState::Fulfilled { .. }
+                    | JobState::Dropped { reason: DropReason::FulfilledByOther { .. } | DropReason::Cancelled }
+            );
+            if finished && job.deadline > now {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
     /// Loads a job.
     pub fn get(&self, request_id: U256) -> Result<Option<Job>> {
         let r = self.db.begin_read().map_err(|e| self.err(e))?;
@@ -508,6 +530,17 @@ impl Store {
     /// Records the last scanned block.
     pub fn set_cursor(&self, block: u64, hash: B256) -> Result<()> {
         self.set_meta(CURSOR_KEY, &(block, hash))
+    }
+
+    /// The request id up to which every id (from the first one the node saw) has a job: request
+    /// ids are sequential on-chain, so a missing id above it is a request whose log was missed.
+    pub fn seen_through(&self) -> Result<Option<U256>> {
+        self.meta(SEEN_THROUGH_KEY, "seen-through id")
+    }
+
+    /// Records [`Store::seen_through`].
+    pub fn set_seen_through(&self, id: U256) -> Result<()> {
+        self.set_meta(SEEN_THROUGH_KEY, &id)
     }
 
     /// The last transaction signed.

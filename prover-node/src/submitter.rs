@@ -164,7 +164,7 @@ impl Submitter {
         error: Option<IInferenceCoordinatorErrors>,
     ) -> Result<()> {
         let req = ctx.client.request(job.request_id).await?;
-        match judge(&job, &req, ctx.client.fulfiller(), now()) {
+        match judge(&job, &req, ctx.client.fulfiller(), ctx.chain_now()) {
             Verdict::Keep => {
                 use IInferenceCoordinatorErrors as E;
                 match error {
@@ -201,7 +201,7 @@ impl Submitter {
             }
         }
         let req = ctx.client.request(job.request_id).await?;
-        match judge(&job, &req, ctx.client.fulfiller(), now()) {
+        match judge(&job, &req, ctx.client.fulfiller(), ctx.chain_now()) {
             Verdict::Keep => {}
             Verdict::FulfilledByUs if head < tx.sent_at_block + RECEIPT_GRACE_BLOCKS => return Ok(Track::Pending),
             verdict => {
@@ -298,7 +298,7 @@ impl Submitter {
             return Ok(Track::Mined);
         }
         let req = ctx.client.request(job.request_id).await?;
-        let verdict = judge(&job, &req, ctx.client.fulfiller(), now());
+        let verdict = judge(&job, &req, ctx.client.fulfiller(), ctx.chain_now());
         match (r.success, verdict) {
             (true, Verdict::FulfilledByUs) => {
                 ctx.metrics.fulfilled.fetch_add(1, Ordering::Relaxed);

@@ -11,6 +11,7 @@
 
 use std::sync::atomic::Ordering;
 
+use alloy::primitives::U256;
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -74,12 +75,50 @@ pub async fn scan<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, he
         ctx.metrics.last_block.store(to, Ordering::Relaxed);
         from = to + 1;
     }
+    check_gap(ctx, safe).await?;
     Ok(Scan { reorged, safe })
+}
+
+/// Catches requests a lagging log index left out of `eth_getLogs` (an empty answer for blocks
+/// the node already holds): request ids are sequential on-chain, so if the id after the highest
+/// contiguous one recorded already exists at `safe`, its event was in a range already scanned but
+/// not returned. The cursor is then rewound to the block of the last contiguous request, and the
+/// range is scanned again on the next pass (and again, until the index has caught up).
+async fn check_gap<C: ChainClient>(ctx: &Ctx<C>, safe: u64) -> Result<()> {
+    let Some(recorded) = ctx.store.seen_through()? else { return Ok(()) };
+    let mut through = recorded;
+    while ctx.store.get(through + U256::from(1))?.is_some() {
+        through += U256::from(1);
+    }
+    if through != recorded {
+        ctx.store.set_seen_through(through)?;
+    }
+    let missing = through + U256::from(1);
+    if !ctx.client.request_exists_at(missing, safe).await? {
+        return Ok(());
+    }
+    let start = ctx.cfg.contract.start_block;
+    let back = ctx.store.get(through)?.map(|j| j.block_number).unwrap_or(start).max(start);
+    let cursor = back.saturating_sub(1);
+    warn!(
+        request_id = %missing,
+        safe,
+        rescan_from = cursor + 1,
+        "a request exists on-chain but its event was not returned by eth_getLogs (lagging log index); rescanning"
+    );
+    ctx.metrics.log_gaps.fetch_add(1, Ordering::Relaxed);
+    if let Some(b) = ctx.client.block(cursor).await? {
+        ctx.store.set_cursor(cursor, b.hash)?;
+    }
+    Ok(())
 }
 
 /// Records one event: a new job, or an existing one the event moved or changed.
 pub fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, e: RequestEvent) -> Result<()> {
     let existing = ctx.store.get(e.request_id)?;
+    if ctx.store.seen_through()?.is_none() {
+        ctx.store.set_seen_through(e.request_id.saturating_sub(U256::from(1)))?;
+    }
     if let Some(job) = &existing {
         if job.block_hash == e.block_hash {
             return Ok(()); // a rescan of the same block

@@ -46,6 +46,7 @@ enum Op {
 struct Block {
     hash: B256,
     base_fee: u128,
+    timestamp: u64,
     ops: Vec<Op>,
 }
 
@@ -84,6 +85,12 @@ pub struct State {
     pub fail_next: u32,
     /// Every call hangs while set.
     pub hang: bool,
+    /// The chain's clock runs this many seconds off the wall clock (block timestamps, deadlines).
+    pub clock_skew: i64,
+    /// Every call answers after this many milliseconds (a slow but healthy endpoint).
+    pub delay_ms: u64,
+    /// A lagging log index: `eth_getLogs` leaves out events of the last this many blocks.
+    pub log_lag: u64,
     /// Broadcasts accepted (hashes, in order).
     pub broadcasts: Vec<B256>,
     /// Models registered.
@@ -112,7 +119,12 @@ fn rejected(method: &'static str, message: &'static str) -> ChainError {
 impl FakeChain {
     /// A chain with a genesis block, serving `model`, the node signing as `fulfiller`.
     pub fn new(fulfiller: Address, model: B256) -> Self {
-        let genesis = Block { hash: keccak256(b"genesis"), base_fee: 1_000_000_000, ops: vec![] };
+        let genesis = Block {
+            hash: keccak256(b"genesis"),
+            base_fee: 1_000_000_000,
+            timestamp: crate::service::now(),
+            ops: vec![],
+        };
         Self {
             state: Arc::new(Mutex::new(State {
                 blocks: vec![genesis],
@@ -124,6 +136,9 @@ impl FakeChain {
                 automine: true,
                 fail_next: 0,
                 hang: false,
+                log_lag: 0,
+                delay_ms: 0,
+                clock_skew: 0,
                 broadcasts: vec![],
                 models: vec![model],
                 balance: U256::from(10u64).pow(U256::from(18)),
@@ -210,17 +225,20 @@ impl FakeChain {
 
     async fn gate(&self, method: &'static str) -> ChainResult<()> {
         loop {
-            let (hang, fail) = self.with(|s| {
+            let (hang, fail, delay) = self.with(|s| {
                 let fail = s.fail_next > 0;
                 if fail {
                     s.fail_next -= 1;
                 }
-                (s.hang, fail)
+                (s.hang, fail, s.delay_ms)
             });
             if fail {
                 return Err(unavailable(method));
             }
             if !hang {
+                if delay > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                }
                 return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -229,8 +247,8 @@ impl FakeChain {
 }
 
 impl State {
-    fn now() -> u64 {
-        crate::service::now()
+    fn now(&self) -> u64 {
+        crate::service::now().saturating_add_signed(self.clock_skew)
     }
 
     fn requests(&self) -> HashMap<U256, Req> {
@@ -250,7 +268,7 @@ impl State {
                 }
                 Op::Fulfil { from, id, input_hash, .. } => {
                     if let Some(r) = out.get_mut(id) {
-                        if Self::succeeds(r, *input_hash) {
+                        if self.succeeds(r, *input_hash) {
                             r.status = RequestStatus::Fulfilled;
                             r.fulfiller = *from;
                         }
@@ -261,8 +279,8 @@ impl State {
         out
     }
 
-    fn succeeds(r: &Req, input_hash: B256) -> bool {
-        r.status == RequestStatus::Pending && r.input_hash == input_hash && r.deadline > Self::now()
+    fn succeeds(&self, r: &Req, input_hash: B256) -> bool {
+        r.status == RequestStatus::Pending && r.input_hash == input_hash && r.deadline > self.now()
     }
 
     fn nonce(&self, who: Address) -> u64 {
@@ -289,7 +307,8 @@ impl State {
             nonce += 1;
         }
         let hash = keccak256([number.to_be_bytes(), self.forks.to_be_bytes()].concat());
-        self.blocks.push(Block { hash, base_fee, ops });
+        let timestamp = self.now();
+        self.blocks.push(Block { hash, base_fee, timestamp, ops });
         self.pool.retain(|t| t.params.nonce >= nonce);
         number
     }
@@ -311,7 +330,7 @@ impl State {
                         );
                     }
                     Op::Fulfil { hash: h, from, id, input_hash } => {
-                        let ok = reqs.get(id).is_some_and(|r| Self::succeeds(r, *input_hash));
+                        let ok = reqs.get(id).is_some_and(|r| self.succeeds(r, *input_hash));
                         if ok {
                             let r = reqs.get_mut(id).expect("checked");
                             r.status = RequestStatus::Fulfilled;
@@ -349,7 +368,13 @@ impl ChainClient for FakeChain {
 
     async fn block(&self, number: u64) -> ChainResult<Option<BlockInfo>> {
         self.gate("eth_getBlockByNumber").await?;
-        Ok(self.with(|s| s.blocks.get(number as usize).map(|b| BlockInfo { hash: b.hash, base_fee: b.base_fee })))
+        Ok(self.with(|s| {
+            s.blocks.get(number as usize).map(|b| BlockInfo {
+                hash: b.hash,
+                base_fee: b.base_fee,
+                timestamp: b.timestamp,
+            })
+        }))
     }
 
     async fn code_size(&self, address: Address) -> ChainResult<usize> {
@@ -361,9 +386,10 @@ impl ChainClient for FakeChain {
         self.gate("eth_getLogs").await?;
         Ok(self.with(|s| {
             let mut out = vec![];
+            let indexed = (s.blocks.len() as u64).saturating_sub(s.log_lag);
             for (number, b) in s.blocks.iter().enumerate() {
                 let number = number as u64;
-                if number < from || number > to {
+                if number < from || number > to || number >= indexed {
                     continue;
                 }
                 for op in &b.ops {
@@ -405,6 +431,17 @@ impl ChainClient for FakeChain {
         }))
     }
 
+    async fn request_exists_at(&self, id: U256, block: u64) -> ChainResult<bool> {
+        self.gate("getRequest").await?;
+        Ok(self.with(|s| {
+            s.blocks
+                .iter()
+                .take(block as usize + 1)
+                .flat_map(|b| &b.ops)
+                .any(|op| matches!(op, Op::Request { id: i, .. } if *i == id))
+        }))
+    }
+
     async fn model(&self, id: B256) -> ChainResult<Option<OnChainModel>> {
         self.gate("getModel").await?;
         Ok(self
@@ -430,7 +467,7 @@ impl ChainClient for FakeChain {
     async fn estimate_fulfil(&self, f: &Fulfilment) -> ChainResult<u64> {
         self.gate("eth_estimateGas").await?;
         self.with(|s| match s.requests().get(&f.request_id) {
-            Some(r) if State::succeeds(r, input_hash(&f.input)) => Ok(FULFIL_GAS),
+            Some(r) if s.succeeds(r, input_hash(&f.input)) => Ok(FULFIL_GAS),
             Some(r) if r.status == RequestStatus::Pending && r.input_hash != input_hash(&f.input) => {
                 Err(IInferenceCoordinatorErrors::InputMismatch(IInferenceCoordinator::InputMismatch {
                     requestId: f.request_id,

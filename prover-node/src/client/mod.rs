@@ -115,6 +115,8 @@ pub struct BlockInfo {
     pub hash: B256,
     /// EIP-1559 base fee (wei); 0 before London.
     pub base_fee: u128,
+    /// Block timestamp (unix seconds): the chain's clock, which judges deadlines.
+    pub timestamp: u64,
 }
 
 /// A registered model, as far as the node checks it at start-up.
@@ -191,6 +193,10 @@ pub trait ChainClient: Send + Sync + 'static {
     fn requested(&self, from: u64, to: u64) -> impl Future<Output = ChainResult<Vec<RequestEvent>>> + Send;
     /// A request's current state.
     fn request(&self, id: U256) -> impl Future<Output = ChainResult<OnChainRequest>> + Send;
+    /// Whether request `id` exists in the coordinator's state as of block `block` (`getRequest`
+    /// at that block: a status other than `None`). Used to catch requests whose log a lagging log
+    /// index left out.
+    fn request_exists_at(&self, id: U256, block: u64) -> impl Future<Output = ChainResult<bool>> + Send;
     /// A registered model, `None` if the id is unknown.
     fn model(&self, id: B256) -> impl Future<Output = ChainResult<Option<OnChainModel>>> + Send;
     /// The fulfiller's mined transaction count (the next nonce once everything sent is mined).

@@ -164,6 +164,7 @@ impl ChainClient for RpcClient {
         Ok(block.map(|b| BlockInfo {
             hash: b.header.hash,
             base_fee: b.header.base_fee_per_gas.map(u128::from).unwrap_or(0),
+            timestamp: b.header.timestamp,
         }))
     }
 
@@ -219,6 +220,14 @@ impl ChainClient for RpcClient {
             }
         };
         Ok(OnChainRequest { status, input_hash: r.inputHash, deadline: r.deadline.to::<u64>(), fulfiller: r.fulfiller })
+    }
+
+    async fn request_exists_at(&self, id: U256, block: u64) -> ChainResult<bool> {
+        let c = self.coordinator_instance();
+        let r = self
+            .timed_call("getRequest", c.getRequest(id).block(alloy::eips::BlockId::number(block)).call().into_future())
+            .await?;
+        Ok(r.status != IInferenceCoordinator::RequestStatus::None)
     }
 
     async fn model(&self, id: B256) -> ChainResult<Option<OnChainModel>> {

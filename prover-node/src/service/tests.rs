@@ -407,3 +407,113 @@ async fn start_up_refuses_another_chain() {
     let err = node.check_chain().await.unwrap_err();
     assert!(matches!(err, Error::ChainIdMismatch { expected: 1, got: 31337 }), "{err}");
 }
+
+#[tokio::test]
+async fn a_request_left_out_by_a_lagging_log_index_is_found_again() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.request(1, &[1, 2, 3]);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    // The log index lags: eth_getLogs answers empty for the new blocks while the node scans them.
+    h.chain.with(|s| s.log_lag = 100);
+    h.request(2, &[4, 5]);
+    for _ in 0..5 {
+        h.chain.mine(1);
+        node.pass().await.unwrap();
+    }
+    assert!(node.ctx.store.get(U256::from(2)).unwrap().is_none(), "the lagging index hid the request");
+    // The index catches up: the request is recovered although the cursor had passed its block.
+    h.chain.with(|s| s.log_lag = 0);
+    drive(&mut node, "fulfilled", state_is(2, "fulfilled")).await;
+    assert_eq!(h.chain.status(2), (RequestStatus::Fulfilled, ME));
+    assert!(node.ctx.metrics.log_gaps.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test]
+async fn deadlines_are_judged_by_the_chain_clock_not_the_wall_clock() {
+    let h = Harness::new(0);
+    // The chain's clock runs two hours behind the node's: a deadline a minute in the wall clock's
+    // past is still an hour and more ahead on-chain, and the request can be fulfilled.
+    h.chain.with(|s| s.clock_skew = -7200);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.chain.request(1, MODEL, vec![1, 2, 3], now() - 60);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    assert_eq!(h.chain.status(1), (RequestStatus::Fulfilled, ME));
+    assert_eq!(node.ctx.metrics.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_backlog_under_a_slow_endpoint_is_reconciled_over_several_passes_and_fulfilled() {
+    let h = Harness::new(0);
+    for id in 1..=40 {
+        h.request(id, &[1]);
+    }
+    // Every call takes 8 ms: reconciling the 40 jobs at once (320 ms) overruns the 300 ms pass
+    // deadline (6 × the 50 ms timeout); a few per pass fit.
+    h.chain.with(|s| s.delay_ms = 8);
+    let node = h.node();
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(node.run(rx));
+    let started = Instant::now();
+    while (1..=40).any(|id| h.chain.status(id).0 != RequestStatus::Fulfilled) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the backlog never drained (livelock)");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send_replace(true);
+    running.await.unwrap().unwrap();
+}
+
+#[test]
+fn health_names_a_slow_endpoint_as_slow_not_unreachable() {
+    let m = Metrics::default();
+    m.started.store(true, Ordering::Relaxed);
+    m.stale_after_secs.store(1, Ordering::Relaxed);
+    m.rpc_up.store(false, Ordering::Relaxed);
+    m.pass_overran.store(true, Ordering::Relaxed);
+    let why = m.health().unwrap_err();
+    assert!(why.contains("too slowly") && !why.contains("unreachable"), "{why}");
+}
+
+/// A confirmed fulfilment (ours or another's) undone by a reorg deeper than `confirmations`.
+async fn deep_reorg_undoes_the_fulfilment(by_other: bool) {
+    let h = Harness::new(1);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    let fork_at = h.chain.head_number() + 1;
+    h.request(1, &[1, 2, 3]);
+    if by_other {
+        h.prover.pause(true);
+        node.pass().await.unwrap();
+        h.chain.fulfil_by(1, OTHER, &[1, 2, 3]);
+        h.prover.pause(false);
+        drive_with(&mut node, "dropped", state_is(1, "dropped"), Some(&h.chain)).await;
+    } else {
+        drive_with(&mut node, "fulfilled", state_is(1, "fulfilled"), Some(&h.chain)).await;
+    }
+    h.chain.mine(3);
+    node.pass().await.unwrap();
+    let depth = (h.chain.head_number() - fork_at) as usize;
+    h.chain.reorg(depth);
+    h.chain.mine(depth + 1);
+    assert_eq!(h.chain.status(1).0, RequestStatus::Pending, "the reorg undid the fulfilment");
+    let chain = h.chain.clone();
+    drive_with(
+        &mut node,
+        "fulfilled again",
+        move |_| chain.status(1) == (RequestStatus::Fulfilled, ME),
+        Some(&h.chain),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_deep_reorg_that_undoes_our_confirmed_fulfilment_reopens_the_request() {
+    deep_reorg_undoes_the_fulfilment(false).await;
+}
+
+#[tokio::test]
+async fn a_deep_reorg_that_undoes_another_fulfilment_reopens_the_request() {
+    deep_reorg_undoes_the_fulfilment(true).await;
+}
