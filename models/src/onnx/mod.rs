@@ -137,6 +137,14 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
         };
     }
 
+    // Each tensor name is produced once (a graph writing one name twice is not valid ONNX).
+    let mut produced = std::collections::HashSet::new();
+    for out in graph.node.iter().flat_map(|n| n.output.iter()).filter(|o| !o.is_empty()) {
+        if !produced.insert(out.as_str()) || initializers.contains(out.as_str()) {
+            return Err(Error::InvalidGraph { node: out.clone(), reason: "this tensor name is produced twice".into() });
+        }
+    }
+
     let mut refusals = Vec::new();
     for (index, proto_node) in graph.node.iter().enumerate() {
         let name = if proto_node.name.is_empty() {

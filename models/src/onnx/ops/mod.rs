@@ -122,6 +122,11 @@ impl WindowGeometry {
                 (p[..n].iter().map(|v| *v as usize).collect(), p[n..].iter().map(|v| *v as usize).collect())
             }
             "VALID" => (vec![0; n], vec![0; n]),
+            "SAME_UPPER" | "SAME_LOWER" if node.op_type().ends_with("Pool") && dilations.iter().any(|d| *d != 1) => {
+                // onnxruntime sizes SAME pooling windows without the dilation, Conv with it:
+                // refuse rather than pick one.
+                return Err(node.unsupported("auto_pad", format!("{auto_pad} with dilations {dilations:?}")));
+            }
             "SAME_UPPER" | "SAME_LOWER" => {
                 let (mut b, mut e) = (vec![0; n], vec![0; n]);
                 for a in 0..n {
