@@ -53,6 +53,8 @@ pub struct Metrics {
     pub pass_overran: std::sync::atomic::AtomicBool,
     /// Requests found missing from `eth_getLogs` answers (a lagging log index).
     pub log_gaps: AtomicU64,
+    /// Blocks the endpoint answered `null` for although they exist (a backend behind the head).
+    pub blocks_unavailable: AtomicU64,
     /// Proofs discarded because a reorg changed the request's input meanwhile.
     pub stale_proofs: AtomicU64,
     /// Signer balance in gwei.
@@ -190,6 +192,12 @@ impl Metrics {
                 "Requests missing from eth_getLogs answers (lagging log index); rescanned.",
                 "counter",
                 g(&self.log_gaps).to_string(),
+            ),
+            (
+                "zkinfer_blocks_unavailable_total",
+                "Blocks the endpoint answered null for although its head is past them (retried, not a reorg).",
+                "counter",
+                g(&self.blocks_unavailable).to_string(),
             ),
             (
                 "zkinfer_stale_proofs_total",

@@ -59,6 +59,8 @@ pub struct Ctx<C> {
     pub cfg: NodeConfig,
     /// Timestamp of the latest head block seen (0 before the first pass).
     pub chain_time: std::sync::atomic::AtomicU64,
+    /// The request id the watcher last warned about as missing from the logs (warned once).
+    pub gap_warned: std::sync::Mutex<Option<U256>>,
 }
 
 impl<C> Ctx<C> {
@@ -116,7 +118,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
         metrics.stale_after_secs.store(cfg.metrics.stale_after_secs, Ordering::Relaxed);
         let pool = ProverPool::new(backend, cfg.prover.concurrency);
         Ok(Self {
-            ctx: Ctx { client, store, metrics, cfg, chain_time: Default::default() },
+            ctx: Ctx { client, store, metrics, cfg, chain_time: Default::default(), gap_warned: Default::default() },
             pool,
             submitter: Submitter::default(),
             reconciled: false,
@@ -137,7 +139,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
         if let Some(expected) = self.ctx.cfg.rpc.chain_id.filter(|e| *e != chain_id) {
             return Err(Error::ChainIdMismatch { expected, got: chain_id });
         }
-        let genesis = client.block(0).await?.map(|b| b.hash).unwrap_or_default();
+        let genesis = client.known_block(0).await?.hash;
         let coordinator = client.coordinator();
         if client.code_size(coordinator).await? == 0 {
             return Err(Error::NoCode { address: coordinator });
@@ -339,7 +341,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
                 let price = match fee_per_gas {
                     Some(p) => p,
                     None => {
-                        let base = self.ctx.client.block(head).await?.map(|b| b.base_fee).unwrap_or(0);
+                        let base = self.ctx.client.known_block(head).await?.base_fee;
                         let tip = self.ctx.client.suggested_tip().await?;
                         let (_, tip) = crate::submitter::market_fees(base, tip, &self.ctx.cfg.fees);
                         *fee_per_gas.insert(base + tip)

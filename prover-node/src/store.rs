@@ -34,6 +34,7 @@ const IDENTITY_KEY: &str = "identity";
 const CURSOR_KEY: &str = "cursor";
 const SEEN_THROUGH_KEY: &str = "seen_through";
 const LAST_TX_KEY: &str = "last_tx";
+const BASELINE_RESCAN_KEY: &str = "baseline_rescan";
 
 /// redb's file signature: the first bytes of every redb database.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -109,6 +110,20 @@ impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "chain {} (genesis {}) coordinator {}", self.chain_id, self.genesis, self.coordinator)
     }
+}
+
+/// Establishing which request ids precede `contract.start_block` without the chain's old state:
+/// the first request event seen is at some block `B`; once the log index has served `B` it has
+/// served every block before it, so a rescan from `contract.start_block` through `B` finds every
+/// in-scope request below the first one seen (a lagging index may have left some out the first
+/// time), and the lowest id found then bounds the requests out of scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineRescan {
+    /// No request event seen yet.
+    Waiting,
+    /// Rescanning from `contract.start_block`; done once this block is scanned again.
+    Until(u64),
 }
 
 /// Why a request was dropped or skipped: a closed set, exported as a metric label.
@@ -532,10 +547,31 @@ impl Store {
         self.set_meta(CURSOR_KEY, &(block, hash))
     }
 
-    /// The request id up to which every id (from the first one the node saw) has a job: request
-    /// ids are sequential on-chain, so a missing id above it is a request whose log was missed.
+    /// The request id up to which every id has a job or was made before `contract.start_block`
+    /// (out of scope): request ids are sequential on-chain, so a missing id above it is a request
+    /// whose log was missed. `None` until the node established how many requests precede
+    /// `contract.start_block`.
     pub fn seen_through(&self) -> Result<Option<U256>> {
         self.meta(SEEN_THROUGH_KEY, "seen-through id")
+    }
+
+    /// Where establishing the number of requests before `contract.start_block` by a rescan
+    /// stands (used when the endpoint keeps no state as old as `contract.start_block`).
+    pub fn baseline_rescan(&self) -> Result<Option<BaselineRescan>> {
+        Ok(self.meta::<Option<BaselineRescan>>(BASELINE_RESCAN_KEY, "baseline rescan")?.flatten())
+    }
+
+    /// Records (or clears) [`Store::baseline_rescan`].
+    pub fn set_baseline_rescan(&self, rescan: Option<BaselineRescan>) -> Result<()> {
+        self.set_meta(BASELINE_RESCAN_KEY, &rescan)
+    }
+
+    /// The lowest request id with a job.
+    pub fn lowest_id(&self) -> Result<Option<U256>> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(JOBS).map_err(|e| self.err(e))?;
+        let first = t.first().map_err(|e| self.err(e))?;
+        Ok(first.map(|(k, _)| U256::from_be_slice(k.value())))
     }
 
     /// Records [`Store::seen_through`].

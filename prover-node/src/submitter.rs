@@ -103,7 +103,8 @@ impl Submitter {
     }
 
     async fn fees<C: ChainClient>(&self, ctx: &Ctx<C>, head: u64) -> Result<(u128, (u128, u128))> {
-        let base = ctx.client.block(head).await?.map(|b| b.base_fee).unwrap_or(0);
+        // A head the endpoint cannot show yet is retried, never priced at a base fee of 0.
+        let base = ctx.client.known_block(head).await?.base_fee;
         let tip = ctx.client.suggested_tip().await?;
         Ok((base, market_fees(base, tip, &ctx.cfg.fees)))
     }

@@ -91,6 +91,14 @@ pub struct State {
     pub delay_ms: u64,
     /// A lagging log index: `eth_getLogs` leaves out events of the last this many blocks.
     pub log_lag: u64,
+    /// The next this many `eth_getBlockByNumber` calls answer `null` (a load-balanced endpoint
+    /// whose backend does not have the block yet).
+    pub null_blocks: u32,
+    /// The coordinator's code exists from this block on (reads of its state before it fail to
+    /// decode, as an `eth_call` to an address without code does).
+    pub deployed_at: u64,
+    /// State older than this block is pruned: reading it fails (`missing trie node`).
+    pub history_from: u64,
     /// Broadcasts accepted (hashes, in order).
     pub broadcasts: Vec<B256>,
     /// Models registered.
@@ -137,6 +145,9 @@ impl FakeChain {
                 fail_next: 0,
                 hang: false,
                 log_lag: 0,
+                null_blocks: 0,
+                deployed_at: 0,
+                history_from: 0,
                 delay_ms: 0,
                 clock_skew: 0,
                 broadcasts: vec![],
@@ -247,6 +258,17 @@ impl FakeChain {
 }
 
 impl State {
+    /// Whether the state of `block` is still kept.
+    fn historic(&self, method: &'static str, block: u64) -> ChainResult<()> {
+        if block < self.history_from {
+            return Err(rejected(method, "missing trie node"));
+        }
+        if block as usize >= self.blocks.len() {
+            return Err(rejected(method, "header not found"));
+        }
+        Ok(())
+    }
+
     fn now(&self) -> u64 {
         crate::service::now().saturating_add_signed(self.clock_skew)
     }
@@ -369,6 +391,10 @@ impl ChainClient for FakeChain {
     async fn block(&self, number: u64) -> ChainResult<Option<BlockInfo>> {
         self.gate("eth_getBlockByNumber").await?;
         Ok(self.with(|s| {
+            if s.null_blocks > 0 {
+                s.null_blocks -= 1;
+                return None;
+            }
             s.blocks.get(number as usize).map(|b| BlockInfo {
                 hash: b.hash,
                 base_fee: b.base_fee,
@@ -431,8 +457,21 @@ impl ChainClient for FakeChain {
         }))
     }
 
+    async fn coordinator_deployed_at(&self, block: u64) -> ChainResult<bool> {
+        self.gate("eth_getCode").await?;
+        self.with(|s| s.historic("eth_getCode", block))?;
+        Ok(self.with(|s| block >= s.deployed_at))
+    }
+
     async fn request_exists_at(&self, id: U256, block: u64) -> ChainResult<bool> {
         self.gate("getRequest").await?;
+        self.with(|s| s.historic("getRequest", block))?;
+        if self.with(|s| block < s.deployed_at) {
+            return Err(ChainError::NotACoordinator {
+                address: self.coordinator,
+                reason: "getRequest: no code at this block".into(),
+            });
+        }
         Ok(self.with(|s| {
             s.blocks
                 .iter()

@@ -49,6 +49,10 @@ pub enum ChainError {
     /// The address does not answer like an `InferenceCoordinator` (no code, or another ABI).
     #[error("{address} does not answer like an InferenceCoordinator ({reason})")]
     NotACoordinator { address: Address, reason: String },
+    /// The endpoint does not have a block it should have (a load-balanced endpoint whose backend
+    /// is behind the head another backend reported): not a reorg, retry later.
+    #[error("{method}: block {number} is not available from the endpoint yet")]
+    BlockUnavailable { method: &'static str, number: u64 },
     /// Signing failed locally.
     #[error("signing: {0}")]
     Signing(String),
@@ -57,7 +61,7 @@ pub enum ChainError {
 impl ChainError {
     /// Whether the same call can succeed later without anything changing on our side.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::Unavailable { .. })
+        matches!(self, Self::Timeout { .. } | Self::Unavailable { .. } | Self::BlockUnavailable { .. })
     }
 }
 
@@ -185,17 +189,29 @@ pub trait ChainClient: Send + Sync + 'static {
     fn chain_id(&self) -> impl Future<Output = ChainResult<u64>> + Send;
     /// The head block number.
     fn head(&self) -> impl Future<Output = ChainResult<u64>> + Send;
-    /// A canonical block, `None` if it does not exist.
+    /// A canonical block, `None` if the endpoint answers `null` for it: beyond its head, or not yet
+    /// available from the backend that answered (never, by itself, a sign of a reorg).
     fn block(&self, number: u64) -> impl Future<Output = ChainResult<Option<BlockInfo>>> + Send;
+    /// A block the node knows exists (at or below a head it was told): `null` is
+    /// [`ChainError::BlockUnavailable`], a transient error.
+    fn known_block(&self, number: u64) -> impl Future<Output = ChainResult<BlockInfo>> + Send {
+        async move {
+            self.block(number).await?.ok_or(ChainError::BlockUnavailable { method: "eth_getBlockByNumber", number })
+        }
+    }
     /// Bytes of code at `address`.
     fn code_size(&self, address: Address) -> impl Future<Output = ChainResult<usize>> + Send;
+    /// Whether the coordinator had code at block `block` (`eth_getCode` at that block; needs the
+    /// state of that block, which a pruned endpoint may no longer have: then an error that is not
+    /// transient).
+    fn coordinator_deployed_at(&self, block: u64) -> impl Future<Output = ChainResult<bool>> + Send;
     /// `InferenceRequested` events in `from..=to`, in chain order.
     fn requested(&self, from: u64, to: u64) -> impl Future<Output = ChainResult<Vec<RequestEvent>>> + Send;
     /// A request's current state.
     fn request(&self, id: U256) -> impl Future<Output = ChainResult<OnChainRequest>> + Send;
     /// Whether request `id` exists in the coordinator's state as of block `block` (`getRequest`
     /// at that block: a status other than `None`). Used to catch requests whose log a lagging log
-    /// index left out.
+    /// index left out. Only called for blocks at which the coordinator has code.
     fn request_exists_at(&self, id: U256, block: u64) -> impl Future<Output = ChainResult<bool>> + Send;
     /// A registered model, `None` if the id is unknown.
     fn model(&self, id: B256) -> impl Future<Output = ChainResult<Option<OnChainModel>>> + Send;

@@ -172,6 +172,12 @@ impl ChainClient for RpcClient {
         Ok(self.timed("eth_getCode", self.provider.get_code_at(address).into_future()).await?.len())
     }
 
+    async fn coordinator_deployed_at(&self, block: u64) -> ChainResult<bool> {
+        let code =
+            self.timed("eth_getCode", self.provider.get_code_at(self.coordinator).number(block).into_future()).await?;
+        Ok(!code.is_empty())
+    }
+
     async fn requested(&self, from: u64, to: u64) -> ChainResult<Vec<RequestEvent>> {
         let filter = Filter::new()
             .address(self.coordinator)

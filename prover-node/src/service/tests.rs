@@ -93,8 +93,13 @@ impl Harness {
     }
 
     fn node(&self) -> Node<FakeChain, TestProver> {
-        Node::new(config(self.dir.path(), self.confirmations), self.chain.clone(), self.prover.clone(), Arc::default())
-            .unwrap()
+        self.node_with(|_| {})
+    }
+
+    fn node_with(&self, change: impl FnOnce(&mut NodeConfig)) -> Node<FakeChain, TestProver> {
+        let mut cfg = config(self.dir.path(), self.confirmations);
+        change(&mut cfg);
+        Node::new(cfg, self.chain.clone(), self.prover.clone(), Arc::default()).unwrap()
     }
 
     fn request(&self, id: u64, input: &[i64]) {
@@ -516,4 +521,122 @@ async fn a_deep_reorg_that_undoes_our_confirmed_fulfilment_reopens_the_request()
 #[tokio::test]
 async fn a_deep_reorg_that_undoes_another_fulfilment_reopens_the_request() {
     deep_reorg_undoes_the_fulfilment(true).await;
+}
+
+/// Passes while the log index lags by more than the chain grows: the scan covers `id`'s block
+/// without its event.
+async fn scan_past_unindexed(h: &Harness, node: &mut Node<FakeChain, TestProver>, id: u64) {
+    for _ in 0..5 {
+        h.chain.mine(1);
+        node.pass().await.unwrap();
+    }
+    assert!(node.ctx.store.get(U256::from(id)).unwrap().is_none(), "the lagging index hid request {id}");
+}
+
+#[tokio::test]
+async fn the_first_request_a_fresh_node_sees_survives_a_lagging_log_index() {
+    // The only request there is, hidden by the index while a fresh node scans past it.
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.chain.with(|s| s.log_lag = 100);
+    h.request(1, &[1, 2, 3]);
+    scan_past_unindexed(&h, &mut node, 1).await;
+    h.chain.with(|s| s.log_lag = 0);
+    drive(&mut node, "the hidden first request fulfilled", state_is(1, "fulfilled")).await;
+
+    // The first request hidden, the second one seen once the index caught up.
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.chain.with(|s| s.log_lag = 100);
+    h.request(1, &[1, 2, 3]);
+    scan_past_unindexed(&h, &mut node, 1).await;
+    h.chain.with(|s| s.log_lag = 0);
+    h.request(2, &[3, 2, 1]);
+    drive(&mut node, "both fulfilled", |n| state_is(1, "fulfilled")(n) && state_is(2, "fulfilled")(n)).await;
+    assert_eq!(h.chain.our_mined_txs(), 2);
+    assert!(node.ctx.metrics.log_gaps.load(Ordering::Relaxed) >= 1);
+}
+
+/// Requests 1 and 2 before `start_block`, the coordinator deployed at block `deployed_at`; the
+/// first in-scope request (3) hidden by the index from a fresh node, request 4 seen later.
+async fn first_in_scope_request_hidden(deployed_at: u64, history_from: Option<u64>) {
+    let h = Harness::new(0);
+    h.chain.mine(deployed_at as usize);
+    h.chain.with(|s| s.deployed_at = deployed_at);
+    h.request(1, &[1]);
+    h.request(2, &[2]);
+    let start_block = h.chain.head_number() + 1;
+    if let Some(from) = history_from {
+        // The endpoint keeps only recent state: not block `start_block - 1`.
+        h.chain.with(|s| s.history_from = from.max(start_block));
+    }
+    let mut node = h.node_with(|c| c.contract.start_block = start_block);
+    node.check_chain().await.unwrap();
+    h.chain.with(|s| s.log_lag = 100);
+    h.request(3, &[3]);
+    scan_past_unindexed(&h, &mut node, 3).await;
+    h.chain.with(|s| s.log_lag = 0);
+    h.request(4, &[4]);
+    drive(&mut node, "3 and 4 fulfilled", |n| state_is(3, "fulfilled")(n) && state_is(4, "fulfilled")(n)).await;
+    for _ in 0..5 {
+        h.chain.mine(1);
+        node.pass().await.unwrap();
+    }
+    // The requests before start_block are out of scope: not touched, not rescanned for ever.
+    for id in [1, 2] {
+        assert!(node.ctx.store.get(U256::from(id)).unwrap().is_none(), "request {id} is before start_block");
+        assert_eq!(h.chain.status(id).0, RequestStatus::Pending);
+    }
+    assert_eq!(h.chain.our_mined_txs(), 2);
+    assert_eq!(node.ctx.store.seen_through().unwrap(), Some(U256::from(4)));
+}
+
+#[tokio::test]
+async fn the_first_request_after_start_block_survives_a_lagging_log_index() {
+    first_in_scope_request_hidden(1, None).await;
+}
+
+#[tokio::test]
+async fn a_start_block_before_the_coordinator_existed_is_no_error() {
+    // start_block - 1 predates the coordinator: its state there is not read (it has no code).
+    let h = Harness::new(0);
+    h.chain.mine(5);
+    h.chain.with(|s| s.deployed_at = 5);
+    let mut node = h.node_with(|c| c.contract.start_block = 2);
+    node.check_chain().await.unwrap();
+    h.chain.with(|s| s.log_lag = 100);
+    h.request(1, &[1, 2, 3]);
+    scan_past_unindexed(&h, &mut node, 1).await;
+    h.chain.with(|s| s.log_lag = 0);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+}
+
+#[tokio::test]
+async fn without_old_state_the_first_request_after_start_block_is_found_by_one_rescan() {
+    first_in_scope_request_hidden(1, Some(0)).await;
+}
+
+#[tokio::test]
+async fn a_null_block_from_a_lagging_backend_is_retried_not_taken_for_a_reorg() {
+    let h = Harness::new(1);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.request(1, &[1, 2, 3]);
+    drive_with(&mut node, "fulfilled", state_is(1, "fulfilled"), Some(&h.chain)).await;
+    h.request(2, &[3, 2, 1]);
+    // The endpoint answers `null` for blocks at or below its head, at every point of a pass.
+    for nulls in 1..=6 {
+        h.chain.with(|s| s.null_blocks = nulls);
+        h.chain.mine(1);
+        if let Err(e) = node.pass().await {
+            assert!(e.is_retryable(), "{e}");
+        }
+    }
+    h.chain.with(|s| s.null_blocks = 0);
+    drive_with(&mut node, "fulfilled", state_is(2, "fulfilled"), Some(&h.chain)).await;
+    assert_eq!(node.ctx.metrics.reorgs.load(Ordering::Relaxed), 0, "a null block is not a reorg");
+    assert!(node.ctx.metrics.blocks_unavailable.load(Ordering::Relaxed) >= 1);
+    assert_eq!(h.chain.our_mined_txs(), 2);
 }
