@@ -61,6 +61,12 @@ pub struct Metrics {
     pub balance_gwei: AtomicU64,
     /// Whether the signer's balance is below `signer.min_balance`.
     pub low_balance: AtomicBool,
+    /// Whether the base fee is above `fees.max_fee_per_gas` (nothing can be sent).
+    pub fee_capped: AtomicBool,
+    /// Base fee of the head block at the last look (wei).
+    pub base_fee_wei: AtomicU64,
+    /// `fees.max_fee_per_gas` (wei).
+    pub fee_cap_wei: AtomicU64,
     /// Unix milliseconds of the last successful pass over the chain (0: none yet).
     pub last_pass_ms: AtomicU64,
     /// Whether the node finished starting (models loaded, chain checked).
@@ -125,6 +131,9 @@ impl Metrics {
                 "signer balance low ({} gwei): fulfilments cannot be paid for",
                 self.balance_gwei.load(Ordering::Relaxed)
             ));
+        }
+        if self.fee_capped.load(Ordering::Relaxed) {
+            return Ok("ok; fulfilments wait: the base fee is above fees.max_fee_per_gas (zkinfer_base_fee_wei)");
         }
         Ok("ok")
     }
@@ -212,6 +221,19 @@ impl Metrics {
                 "gauge",
                 u8::from(self.low_balance.load(Ordering::Relaxed)).to_string(),
             ),
+            (
+                "zkinfer_fee_capped",
+                "1 while the base fee is above fees.max_fee_per_gas: no fulfilment is sent.",
+                "gauge",
+                u8::from(self.fee_capped.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "zkinfer_base_fee_wei",
+                "Base fee of the head block at the last look.",
+                "gauge",
+                g(&self.base_fee_wei).to_string(),
+            ),
+            ("zkinfer_fee_cap_wei", "fees.max_fee_per_gas.", "gauge", g(&self.fee_cap_wei).to_string()),
             (
                 "zkinfer_ws_connected",
                 "1 while the newHeads WebSocket subscription is open.",

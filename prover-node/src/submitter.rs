@@ -13,6 +13,11 @@
 //! - **Evictions.** A transaction the endpoint no longer knows (evicted, or lost in a crash
 //!   before it was broadcast) is broadcast again while its request is pending; if the pool
 //!   refuses it, it is replaced with higher fees.
+//! - **Fee cap.** While the base fee is above `fees.max_fee_per_gas`, no transaction the node may
+//!   sign can be mined: nothing is signed, sent, re-sent or replaced (proofs are kept). The node
+//!   says so once, with the numbers and the setting to change, exports it (`zkinfer_fee_capped`,
+//!   `zkinfer_base_fee_wei`, `zkinfer_fee_cap_wei`, a note in `/health`), follows the transactions
+//!   already sent at most every [`FEE_CAP_RECHECK`], and resumes when the base fee falls.
 //! - Before sending and while waiting, the request is read on-chain and judged by the
 //!   [reconciler](crate::reconciler): a fulfilment by this node is recorded as fulfilled, a request
 //!   fulfilled by another, cancelled, expired or changed by a reorg is let go.
@@ -38,6 +43,8 @@ pub const MAX_ATTEMPTS: u32 = 5;
 const RECEIPT_GRACE_BLOCKS: u64 = 10;
 /// New transactions per pass at most (each one only after the previous one was mined).
 const MAX_SENDS_PER_PASS: usize = 16;
+/// While the base fee is above the cap, transactions in flight are looked at this often at most.
+pub const FEE_CAP_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `x` raised by 12.5%, rounded up: above the 10% replacement margin of geth-like pools.
 pub fn bump(x: u128) -> u128 {
@@ -73,11 +80,47 @@ enum Track {
 #[derive(Debug, Default)]
 pub struct Submitter {
     cap_warned: bool,
+    /// While the base fee is above the cap: when the transactions in flight were last looked at.
+    capped_checked: Option<std::time::Instant>,
 }
 
 impl Submitter {
+    /// Whether the base fee is above `fees.max_fee_per_gas` (said once per episode, exported).
+    fn fee_capped<C: ChainClient>(&mut self, ctx: &Ctx<C>, base: u128, tip: u128) -> bool {
+        let cap = u128::from(ctx.cfg.fees.max_fee_per_gas);
+        ctx.metrics.base_fee_wei.store(base.try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
+        ctx.metrics.fee_cap_wei.store(ctx.cfg.fees.max_fee_per_gas, Ordering::Relaxed);
+        let capped = base > cap;
+        let was = ctx.metrics.fee_capped.swap(capped, Ordering::Relaxed);
+        if capped && !was {
+            let needed = base.saturating_mul(2).saturating_add(tip);
+            warn!(
+                base_fee = base,
+                max_fee_per_gas = cap,
+                "the base fee ({base} wei) is above fees.max_fee_per_gas ({cap} wei): no fulfilment can be mined, \
+                 so none is sent (proofs are kept) until it falls; to send now, raise fees.max_fee_per_gas to at \
+                 least {needed} wei (2 x base fee + tip). Said once; see zkinfer_fee_capped"
+            );
+        } else if !capped && was {
+            info!(base_fee = base, max_fee_per_gas = cap, "the base fee is under fees.max_fee_per_gas again; sending");
+            self.capped_checked = None;
+        }
+        capped
+    }
+
     /// One pass: follow the submitted transactions, then send proven jobs.
     pub async fn pass<C: ChainClient>(&mut self, ctx: &Ctx<C>, jobs: &[Job], head: u64) -> Result<()> {
+        if !jobs.iter().any(|j| matches!(j.state, JobState::Submitted { .. } | JobState::Proven { .. })) {
+            return Ok(());
+        }
+        let (base, (_, tip)) = self.fees(ctx, head).await?;
+        let capped = self.fee_capped(ctx, base, tip);
+        if capped {
+            if self.capped_checked.is_some_and(|t| t.elapsed() < FEE_CAP_RECHECK) {
+                return Ok(());
+            }
+            self.capped_checked = Some(std::time::Instant::now());
+        }
         let mut submitted: Vec<&Job> = jobs.iter().filter(|j| matches!(j.state, JobState::Submitted { .. })).collect();
         submitted.sort_by_key(|j| match &j.state {
             JobState::Submitted { tx, .. } => tx.nonce,
@@ -86,11 +129,11 @@ impl Submitter {
         let mut in_flight = false;
         for job in submitted {
             let span = info_span!("submit", request_id = %job.request_id);
-            if self.track(ctx, job.clone(), head).instrument(span).await? == Track::Pending {
+            if self.track(ctx, job.clone(), head, capped).instrument(span).await? == Track::Pending {
                 in_flight = true;
             }
         }
-        if in_flight {
+        if in_flight || capped {
             return Ok(());
         }
         for job in jobs.iter().filter(|j| matches!(j.state, JobState::Proven { .. })).take(MAX_SENDS_PER_PASS) {
@@ -132,10 +175,8 @@ impl Submitter {
         }
         let (max_fee, tip) = fees;
         if max_fee < base {
-            warn!(
-                base_fee = base,
-                max_fee, "fees.max_fee_per_gas is below the base fee: the fulfilment waits until the base fee falls"
-            );
+            // The base fee rose above the cap since this pass began: wait for the next pass.
+            return Ok(Track::Pending);
         }
         let signed = ctx.client.sign_fulfil(&f, TxParams { nonce, gas_limit, max_fee, tip }).await?;
         let sent = SentTx { hash: signed.hash, raw: signed.raw, max_fee, tip };
@@ -193,8 +234,9 @@ impl Submitter {
         }
     }
 
-    /// Follows a submitted job's transaction.
-    async fn track<C: ChainClient>(&mut self, ctx: &Ctx<C>, mut job: Job, head: u64) -> Result<Track> {
+    /// Follows a submitted job's transaction; with `capped` (base fee above the cap) nothing is
+    /// re-sent or replaced.
+    async fn track<C: ChainClient>(&mut self, ctx: &Ctx<C>, mut job: Job, head: u64, capped: bool) -> Result<Track> {
         let JobState::Submitted { output, proof, mut tx } = job.state.clone() else { return Ok(Track::Mined) };
         for v in tx.versions.iter().rev() {
             if let Some(r) = ctx.client.receipt(v.hash).await? {
@@ -221,6 +263,9 @@ impl Submitter {
             job.state = JobState::Proven { output, proof, prove_seconds: 0.0 };
             ctx.store.put(&job)?;
             return Ok(Track::Mined);
+        }
+        if capped {
+            return Ok(Track::Pending);
         }
         let current = tx.current().clone();
         if !ctx.client.is_known(current.hash).await? {

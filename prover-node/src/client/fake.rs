@@ -101,6 +101,8 @@ pub struct State {
     pub history_from: u64,
     /// Broadcasts accepted (hashes, in order).
     pub broadcasts: Vec<B256>,
+    /// Broadcasts attempted, accepted or not.
+    pub broadcast_calls: usize,
     /// Models registered.
     pub models: Vec<B256>,
     /// Signer balance.
@@ -151,6 +153,7 @@ impl FakeChain {
                 delay_ms: 0,
                 clock_skew: 0,
                 broadcasts: vec![],
+                broadcast_calls: 0,
                 models: vec![model],
                 balance: U256::from(10u64).pow(U256::from(18)),
                 me: fulfiller,
@@ -534,9 +537,14 @@ impl ChainClient for FakeChain {
         self.gate("eth_sendRawTransaction").await?;
         let hash = B256::from_slice(raw);
         self.with(|s| {
+            s.broadcast_calls += 1;
             let t = s.signed.get(&hash).cloned().expect("only signed transactions are broadcast");
             if t.params.nonce < s.nonce(s.me) {
                 return Err(rejected("eth_sendRawTransaction", "nonce too low"));
+            }
+            // As anvil does: a transaction that cannot pay the next block's base fee is refused.
+            if t.params.max_fee < s.next_base_fee {
+                return Err(rejected("eth_sendRawTransaction", "max fee per gas less than block base fee"));
             }
             if s.pool.iter().any(|p| p.hash == hash) {
                 return Ok(());

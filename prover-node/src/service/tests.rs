@@ -640,3 +640,90 @@ async fn a_null_block_from_a_lagging_backend_is_retried_not_taken_for_a_reorg() 
     assert!(node.ctx.metrics.blocks_unavailable.load(Ordering::Relaxed) >= 1);
     assert_eq!(h.chain.our_mined_txs(), 2);
 }
+
+/// Captures what the node logs on this thread (tests run on a current-thread runtime).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).matches(needle).count()
+    }
+}
+
+const GWEI: u128 = 1_000_000_000;
+
+#[tokio::test]
+async fn a_base_fee_above_the_cap_is_said_once_exported_and_waited_out_without_sending() {
+    let (logs, _guard) = Logs::capture();
+    let h = Harness::new(0);
+    let mut node = h.node_with(|c| c.fees.max_fee_per_gas = 20 * GWEI as u64);
+    node.check_chain().await.unwrap();
+    // One fulfilment already in the pool when the base fee rises above the cap and the pool
+    // evicts it; a second request proved meanwhile.
+    h.chain.with(|s| s.automine = false);
+    h.request(1, &[1, 2, 3]);
+    drive(&mut node, "submitted", state_is(1, "submitted")).await;
+    h.chain.with(|s| s.next_base_fee = 50 * GWEI);
+    h.chain.mine(1);
+    h.chain.evict_all();
+    h.request(2, &[3, 2, 1]);
+    drive(&mut node, "proven", state_is(2, "proven")).await;
+    let calls = h.chain.with(|s| s.broadcast_calls);
+    for _ in 0..50 {
+        h.chain.mine(1);
+        node.pass().await.unwrap();
+    }
+    assert_eq!(h.chain.with(|s| s.broadcast_calls), calls, "nothing is sent that cannot be mined");
+    assert_eq!(node.ctx.metrics.tx_rebroadcast.load(Ordering::Relaxed), 0);
+    assert_eq!(logs.count("above fees.max_fee_per_gas"), 1, "said once");
+    assert_eq!(logs.count("WARN"), 1, "nothing else warned, pass after pass");
+    assert_eq!(logs.count("raise fees.max_fee_per_gas to at least 10"), 1, "names the setting and the value");
+    let metrics = &node.ctx.metrics;
+    metrics.started.store(true, Ordering::Relaxed); // as `run` does
+    metrics.pass_succeeded();
+    assert!(metrics.fee_capped.load(Ordering::Relaxed));
+    assert!(metrics.health().unwrap().contains("fees.max_fee_per_gas"), "{:?}", metrics.health());
+    let text = metrics.render();
+    assert!(text.contains("zkinfer_fee_capped 1") && text.contains("zkinfer_base_fee_wei 50000000000"), "{text}");
+    // The base fee falls: both are fulfilled, each once.
+    h.chain.with(|s| {
+        s.next_base_fee = GWEI;
+        s.automine = true;
+    });
+    drive_with(
+        &mut node,
+        "both fulfilled",
+        |n| state_is(1, "fulfilled")(n) && state_is(2, "fulfilled")(n),
+        Some(&h.chain),
+    )
+    .await;
+    assert!(!node.ctx.metrics.fee_capped.load(Ordering::Relaxed));
+    assert_eq!(h.chain.our_mined_txs(), 2);
+    assert_eq!(logs.count("under fees.max_fee_per_gas again"), 1);
+}
