@@ -19,7 +19,8 @@ use crate::{
     onnx,
     prover::{self, CircuitShape},
     quant::QuantParams,
-    srs::{Srs, SrsInfo},
+    srs::{dev::Progress, DevSrsCache, Srs, SrsInfo},
+    verify::VerifierSrs,
 };
 
 /// Artifact kind tag of proving key files.
@@ -183,39 +184,85 @@ impl ModelCard {
     }
 
     /// The SRS the card's keys were made with: the given ceremony file, or (with `None`) the
-    /// card's insecure dev SRS regenerated from its public seed.
+    /// card's insecure dev SRS from the on-disk cache or regenerated from its public seed.
     ///
     /// # Errors
-    /// [`Error::InvalidParams`] when the file is not the SRS the card's keys were made with: a
-    /// verifier or a verification with another SRS (another τ, or no dev-chain guard) would be
-    /// meaningless.
+    /// [`Error::WrongSrs`] when the file is not the SRS the card's keys were made with: a verifier
+    /// or a verification with another SRS (another τ, or no dev-chain guard) would be
+    /// meaningless; [`Error::InvalidParams`] for `None` when the card has no dev seed.
     pub fn srs(&self, file: Option<&Path>) -> Result<Srs> {
+        self.srs_with(file, None)
+    }
+
+    /// [`ModelCard::srs`] reporting the progress of dev SRS generation (`(done, total)` points;
+    /// not called on a cache hit or for a file).
+    pub fn srs_with(&self, file: Option<&Path>, progress: Option<Progress<'_>>) -> Result<Srs> {
         match file {
             Some(path) => {
                 let srs = Srs::load(path)?;
-                if srs.info.sha256 != self.srs.sha256 {
+                self.check_srs_file(path, &srs.info.sha256)?;
+                Ok(srs)
+            }
+            None => {
+                let seed = self.dev_seed()?;
+                tracing::warn!(model = %self.name, seed, "using the INSECURE dev SRS: proofs prove nothing to anyone who knows the seed");
+                Srs::insecure_dev_with(&DevSrsCache::from_env(), self.circuit.k, seed, progress)
+            }
+        }
+    }
+
+    /// What a verifier needs of the card's SRS (`[1]G1`, `G2`, `[τ]G2`): read from the given
+    /// SRS file without loading its powers ([`Srs::load_verifier_points`]), or derived from the
+    /// card's dev seed. Milliseconds at any `k` for a dev SRS or a known ceremony.
+    ///
+    /// # Errors
+    /// As [`ModelCard::srs`]: [`Error::WrongSrs`] when the file is not the card's SRS (another
+    /// params hash, or another ceremony than the card records).
+    pub fn verifier_srs(&self, file: Option<&Path>) -> Result<VerifierSrs> {
+        match file {
+            Some(path) => {
+                let (srs, sha256) = Srs::load_verifier_points(path)?;
+                self.check_srs_file(path, &sha256)?;
+                if !self.srs.ceremony.is_empty() && srs.ceremony != self.srs.ceremony {
                     return Err(Error::WrongSrs(format!(
-                        "the SRS {} (sha256 {}) is not the one the keys of `{}` were made with ({}, sha256 {})",
+                        "the SRS {} is of ceremony `{}`, but the keys of `{}` were made with ceremony `{}` ({})",
                         path.display(),
-                        srs.info.sha256,
+                        srs.ceremony,
                         self.name,
-                        self.srs.source,
-                        self.srs.sha256
+                        self.srs.ceremony,
+                        self.srs.source
                     )));
                 }
                 Ok(srs)
             }
             None => {
-                let seed = self.srs.dev_seed.ok_or_else(|| {
-                    Error::InvalidParams(format!(
-                        "the keys of `{}` were not made with an insecure dev SRS: give the SRS file ({})",
-                        self.name, self.srs.source
-                    ))
-                })?;
-                tracing::warn!(model = %self.name, seed, "using the INSECURE dev SRS: proofs prove nothing to anyone who knows the seed");
-                Ok(Srs::insecure_dev(self.circuit.k, seed))
+                let seed = self.dev_seed()?;
+                tracing::warn!(model = %self.name, seed, "verifying against the INSECURE dev SRS: anyone who knows the seed can forge proofs");
+                Ok(VerifierSrs::insecure_dev(seed))
             }
         }
+    }
+
+    fn check_srs_file(&self, path: &Path, sha256: &str) -> Result<()> {
+        if sha256 != self.srs.sha256 {
+            return Err(Error::WrongSrs(format!(
+                "the SRS {} (sha256 {sha256}) is not the one the keys of `{}` were made with ({}, sha256 {})",
+                path.display(),
+                self.name,
+                self.srs.source,
+                self.srs.sha256
+            )));
+        }
+        Ok(())
+    }
+
+    fn dev_seed(&self) -> Result<u64> {
+        self.srs.dev_seed.ok_or_else(|| {
+            Error::InvalidParams(format!(
+                "the keys of `{}` were not made with an insecure dev SRS: give the SRS file ({})",
+                self.name, self.srs.source
+            ))
+        })
     }
 
     /// Re-imports and quantizes the model, checking the ONNX file is the one the card describes.

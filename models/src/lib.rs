@@ -5,7 +5,8 @@
 //! * [`graph`] quantizes it to integers and defines the semantics with a plain-integer
 //!   reference forward pass.
 //! * [`circuit`] lays the same computation out as a halo2 circuit (weights in fixed columns).
-//! * [`prover`] runs key generation, proving and native verification; [`srs`] loads the KZG SRS;
+//! * [`prover`] runs key generation, proving and native verification; [`verify`] verifies with
+//!   only `[1]G1`, `G2`, `[τ]G2` of the SRS; [`srs`] loads the KZG SRS (and caches the dev one);
 //!   [`artifact`] frames key files with checksums; [`card`] is the published model card.
 
 pub mod artifact;
@@ -20,6 +21,7 @@ pub mod onnx;
 pub mod prover;
 pub mod quant;
 pub mod srs;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};

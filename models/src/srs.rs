@@ -24,9 +24,14 @@
 //!
 //! [`Srs::insecure_dev`] derives an SRS from a public seed: whoever knows the seed knows τ and can
 //! forge proofs, so it is for tests and demos only, says so, and verifier-gen guards every verifier
-//! made from it to the dev chain id.
+//! made from it to the dev chain id. It is generated once per `(seed, k)` and cached on disk
+//! ([`dev`]).
+//!
+//! A verifier needs only `[1]G1`, `G2` and `[τ]G2` of all this: [`Srs::load_verifier_points`]
+//! reads just those from a saved SRS (see [`crate::verify`]).
 
 pub mod ceremony;
+pub mod dev;
 mod points;
 mod ptau;
 mod raw;
@@ -51,11 +56,13 @@ use halo2_base::halo2_proofs::{
     SerdeCurveAffine, SerdeFormat,
 };
 use rand::rngs::OsRng;
-use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use self::ceremony::{Ceremony, PinnedFile};
+pub use self::{
+    ceremony::{Ceremony, PinnedFile},
+    dev::DevSrsCache,
+};
 use crate::{
     artifact::{self, sha256_hex},
     error::{Error, Result},
@@ -208,14 +215,14 @@ impl std::fmt::Debug for Srs {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SavedHeader {
-    k: u32,
-    insecure: bool,
-    ceremony: String,
+pub(crate) struct SavedHeader {
+    pub(crate) k: u32,
+    pub(crate) insecure: bool,
+    pub(crate) ceremony: String,
     #[serde(default)]
-    ceremony_file: Option<CeremonyFile>,
+    pub(crate) ceremony_file: Option<CeremonyFile>,
     #[serde(default)]
-    dev_seed: Option<u64>,
+    pub(crate) dev_seed: Option<u64>,
 }
 
 fn srs_error(path: &Path, e: SrsError) -> Error {
@@ -289,6 +296,25 @@ fn params_from_parts(
     let params = ParamsKZG::<Bn256>::read_custom(&mut bytes.as_slice(), SerdeFormat::RawBytes)
         .expect("points checked on the curve serialize and parse back");
     (params, bytes)
+}
+
+/// Reads a file written by [`Srs::save`], checking its SHA-256 framing.
+pub(crate) fn read_saved(path: &Path) -> Result<(SavedHeader, Vec<u8>)> {
+    artifact::read(path, SRS_KIND)
+}
+
+/// Parses the `ParamsKZG` bytes of a saved SRS of size `2^k` (every point checked on the curve).
+pub(crate) fn parse_params(payload: &[u8], k: u32) -> std::result::Result<ParamsKZG<Bn256>, String> {
+    if payload.len() as u64 != raw::raw_len(k) || payload[..4] != k.to_le_bytes() {
+        return Err(format!("{} bytes of parameters do not hold an SRS with k = {k}", payload.len()));
+    }
+    ParamsKZG::<Bn256>::read_custom(&mut &payload[..], SerdeFormat::RawBytes).map_err(|e| format!("invalid point: {e}"))
+}
+
+/// The `i`-th Lagrange point of `ParamsKZG` bytes already parsed by [`parse_params`].
+pub(crate) fn lagrange_point(payload: &[u8], k: u32, i: u64) -> G1Affine {
+    let at = 4 + ((1u64 << k) + i) as usize * 64;
+    G1Affine::read(&mut &payload[at..at + 64], SerdeFormat::RawBytesUnchecked).expect("length checked")
 }
 
 fn file_sha256(path: &Path) -> Result<(String, u64)> {
@@ -368,17 +394,12 @@ impl Srs {
             }
             return Self::import(path, &ImportOptions::default());
         }
-        let (header, payload): (SavedHeader, Vec<u8>) = artifact::read(path, SRS_KIND)?;
-        let corrupt = |reason: String| Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason };
-        if payload.len() as u64 != raw::raw_len(header.k) || payload[..4] != header.k.to_le_bytes() {
-            return Err(corrupt(format!(
-                "{} bytes of parameters do not hold an SRS with k = {}",
-                payload.len(),
-                header.k
-            )));
-        }
-        let params = ParamsKZG::<Bn256>::read_custom(&mut payload.as_slice(), SerdeFormat::RawBytes)
-            .map_err(|e| corrupt(format!("invalid point: {e}")))?;
+        let (header, payload) = read_saved(path)?;
+        let params = parse_params(&payload, header.k).map_err(|reason| Error::CorruptArtifact {
+            path: path.into(),
+            what: "KZG SRS",
+            reason,
+        })?;
         let check = || -> Result<(), SrsError> {
             check_powers(params.get_g(), &params.g2(), &params.s_g2())?;
             let mut lagrange = Vec::with_capacity(params.n() as usize);
@@ -412,21 +433,134 @@ impl Srs {
         })
     }
 
-    /// Derives an SRS from a public seed. INSECURE: τ is known to anyone who knows the seed.
+    /// Reads only `[1]G1`, `G2` and `[τ]G2` of a saved SRS (what a verifier uses, see
+    /// [`crate::verify`]), with the params SHA-256 its header records. A ceremony file (`.ptau`,
+    /// raw `ParamsKZG`) is imported in full instead.
+    ///
+    /// The points are checked (canonical, on the curve, `g[0]` and the G2 point the generators) and
+    /// `[τ]G2` identifies the SRS: a known ceremony's `[τ]G2` must be the one the header names; a
+    /// dev SRS's must be the one its seed derives. Only for an unknown ceremony, where nothing but
+    /// the file's hash ties the points to a card, is the whole file hashed and compared with the
+    /// header (a few hundred milliseconds at k = 20).
+    ///
+    /// # Errors
+    /// [`Error::CorruptArtifact`] for a damaged or foreign file; [`Error::Srs`] with
+    /// [`SrsError::CeremonyMismatch`] when the points are not the SRS the header names.
+    pub fn load_verifier_points(path: &Path) -> Result<(crate::verify::VerifierSrs, String)> {
+        use std::io::SeekFrom;
+
+        #[derive(Deserialize)]
+        struct Envelope {
+            kind: String,
+            payload_sha256: String,
+            header: SavedHeader,
+        }
+        let corrupt = |reason: String| Error::CorruptArtifact { path: path.into(), what: "KZG SRS", reason };
+        let io = |e: std::io::Error| Error::io("reading SRS", path, e);
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut prefix = [0u8; 12];
+        if file.read_exact(&mut prefix).is_err() || &prefix[..8] != artifact::MAGIC {
+            let srs = Self::load(path)?;
+            return Ok((crate::verify::VerifierSrs::of(&srs), srs.info.sha256));
+        }
+        let header_len = u32::from_le_bytes(prefix[8..].try_into().expect("4 bytes")) as u64;
+        if header_len > 1 << 20 || 12 + header_len > file_len {
+            return Err(corrupt("truncated or implausible header".into()));
+        }
+        let mut json = vec![0u8; header_len as usize];
+        file.read_exact(&mut json).map_err(io)?;
+        let envelope: Envelope = serde_json::from_slice(&json).map_err(|e| corrupt(format!("bad header: {e}")))?;
+        if envelope.kind != SRS_KIND {
+            return Err(corrupt(format!("this file holds a {}", envelope.kind)));
+        }
+        let header = envelope.header;
+        let payload_at = 12 + header_len;
+        if file_len - payload_at != raw::raw_len(header.k) {
+            return Err(corrupt(format!(
+                "{} bytes of parameters do not hold an SRS with k = {} (truncated?)",
+                file_len - payload_at,
+                header.k
+            )));
+        }
+        let mut head = [0u8; 4 + 64];
+        file.read_exact(&mut head).map_err(io)?;
+        let n = 1u64 << header.k;
+        file.seek(SeekFrom::Start(payload_at + 4 + 2 * n * 64)).map_err(io)?;
+        let mut tail = [0u8; 2 * 128];
+        file.read_exact(&mut tail).map_err(io)?;
+        if head[..4] != header.k.to_le_bytes() {
+            return Err(corrupt(format!("the parameters do not start with k = {}", header.k)));
+        }
+        let g1 = G1Affine::read(&mut &head[4..], SerdeFormat::RawBytes).map_err(|e| corrupt(format!("g[0]: {e}")))?;
+        let g2 = G2Affine::read(&mut &tail[..128], SerdeFormat::RawBytes).map_err(|e| corrupt(format!("G2: {e}")))?;
+        let tau_g2 =
+            G2Affine::read(&mut &tail[128..], SerdeFormat::RawBytes).map_err(|e| corrupt(format!("[τ]G2: {e}")))?;
+        let fail = |e: SrsError| srs_error(path, e);
+        if g1 != G1Affine::generator() {
+            return Err(fail(SrsError::WrongGenerator { what: "τ^0·G1 (g[0])" }));
+        }
+        if g2 != G2Affine::generator() {
+            return Err(fail(SrsError::WrongGenerator { what: "the G2 point" }));
+        }
+        if bool::from(tau_g2.is_identity()) || tau_g2 == G2Affine::generator() {
+            return Err(fail(SrsError::DegenerateTau));
+        }
+        let mismatch =
+            |actual: &str| SrsError::CeremonyMismatch { claimed: header.ceremony.clone(), actual: actual.into() };
+        match Ceremony::of_tau_g2(&tau_g2) {
+            Some(c) if c.id == header.ceremony => {}
+            Some(c) => return Err(fail(mismatch(c.id))),
+            None if header.ceremony == INSECURE_DEV => {
+                let seed = header.dev_seed.ok_or_else(|| fail(mismatch("a dev SRS without its seed")))?;
+                if dev::dev_tau_g2(seed) != tau_g2 {
+                    return Err(fail(mismatch(&format!("not the dev SRS of seed {seed}"))));
+                }
+            }
+            None if header.ceremony == UNKNOWN_CEREMONY => {
+                // Nothing but the hash ties these points to a card: check the whole payload.
+                file.seek(SeekFrom::Start(payload_at)).map_err(io)?;
+                let mut hasher = Sha256::new();
+                std::io::copy(&mut file, &mut hasher).map_err(io)?;
+                let digest = hex::encode(hasher.finalize());
+                if digest != envelope.payload_sha256 {
+                    return Err(corrupt(format!(
+                        "checksum mismatch (expected {}, got {digest}): the file is corrupted or truncated",
+                        envelope.payload_sha256
+                    )));
+                }
+            }
+            None => return Err(fail(mismatch("no known ceremony"))),
+        }
+        let verifier =
+            crate::verify::VerifierSrs { tau_g2, ceremony: header.ceremony, source: path.display().to_string() };
+        Ok((verifier, envelope.payload_sha256))
+    }
+
+    /// The SRS derived from a public seed, from the on-disk cache ([`DevSrsCache::from_env`]) or
+    /// generated and cached. INSECURE: τ is known to anyone who knows the seed. The same points as
+    /// `ParamsKZG::setup(k, ChaCha20Rng::seed_from_u64(seed))`.
+    ///
+    /// # Panics
+    /// If `k` is 0 or above [`dev::MAX_DEV_K`] (as halo2's `setup` does); see
+    /// [`Srs::insecure_dev_with`] for an error instead.
     pub fn insecure_dev(k: u32, seed: u64) -> Self {
-        let params = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::seed_from_u64(seed));
-        let mut bytes = Vec::new();
-        params.write(&mut bytes).expect("writing to a Vec cannot fail");
-        let info = SrsInfo {
-            sha256: sha256_hex(&bytes),
-            k,
-            insecure: true,
-            source: format!("insecure dev SRS, seed {seed}"),
-            ceremony: INSECURE_DEV.into(),
-            ceremony_file: None,
-            dev_seed: Some(seed),
-        };
-        Self { params, info }
+        Self::insecure_dev_with(&DevSrsCache::from_env(), k, seed, None).expect("a dev SRS needs 1 <= k <= 28")
+    }
+
+    /// [`Srs::insecure_dev`] with an explicit cache and a progress callback (`(done, total)`
+    /// points, called only while generating).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParams`] if `k` is 0 or above [`dev::MAX_DEV_K`]. Cache failures are
+    /// logged, never returned.
+    pub fn insecure_dev_with(
+        cache: &DevSrsCache,
+        k: u32,
+        seed: u64,
+        progress: Option<dev::Progress<'_>>,
+    ) -> Result<Self> {
+        cache.get(k, seed, progress)
     }
 
     /// Writes the SRS as the node loads it: halo2 `ParamsKZG` bytes (raw encoding) framed with
