@@ -15,6 +15,39 @@ use tokio::{
     sync::watch,
 };
 
+/// The WebSocket block subscription, as it really is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WsState {
+    /// No `rpc.ws_url` configured: polling only.
+    Disabled = 0,
+    /// Connecting, or waiting for the answer to `eth_subscribe`.
+    Connecting = 1,
+    /// The endpoint answered with a subscription id.
+    Subscribed = 2,
+    /// The endpoint refused `eth_subscribe`: polling.
+    Rejected = 3,
+    /// Unreachable, closed or unanswered: polling until it reconnects.
+    Disconnected = 4,
+}
+
+impl WsState {
+    /// All states, in the order of their values.
+    pub const ALL: [WsState; 5] =
+        [Self::Disabled, Self::Connecting, Self::Subscribed, Self::Rejected, Self::Disconnected];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Connecting => "connecting",
+            Self::Subscribed => "subscribed",
+            Self::Rejected => "rejected",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// Counters and gauges of the node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -38,8 +71,11 @@ pub struct Metrics {
     pub last_block: AtomicU64,
     /// Whether the last chain access succeeded.
     pub rpc_up: AtomicBool,
-    /// Whether the WebSocket block subscription is open.
+    /// Whether the WebSocket block subscription is confirmed (the endpoint answered
+    /// `eth_subscribe` with a subscription id).
     pub ws_connected: AtomicBool,
+    /// [`WsState`] as its value.
+    ws_state: std::sync::atomic::AtomicU8,
     /// Dropped or skipped requests by reason, in the order of [`DropReason::LABELS`].
     pub dropped_by: [AtomicU64; DropReason::LABELS.len()],
     /// Fulfilment transactions replaced with higher fees.
@@ -81,6 +117,18 @@ pub fn now_ms() -> u64 {
 }
 
 impl Metrics {
+    /// Records the subscription's state.
+    pub fn set_ws_state(&self, state: WsState) {
+        self.ws_state.store(state as u8, Ordering::Relaxed);
+        self.ws_connected.store(state == WsState::Subscribed, Ordering::Relaxed);
+    }
+
+    /// The subscription's state.
+    pub fn ws_state(&self) -> WsState {
+        let v = self.ws_state.load(Ordering::Relaxed);
+        WsState::ALL.into_iter().find(|s| *s as u8 == v).unwrap_or(WsState::Disabled)
+    }
+
     /// Counts a dropped or skipped request.
     pub fn count_drop(&self, reason: &DropReason) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -236,7 +284,7 @@ impl Metrics {
             ("zkinfer_fee_cap_wei", "fees.max_fee_per_gas.", "gauge", g(&self.fee_cap_wei).to_string()),
             (
                 "zkinfer_ws_connected",
-                "1 while the newHeads WebSocket subscription is open.",
+                "1 while the newHeads WebSocket subscription is confirmed by the endpoint.",
                 "gauge",
                 u8::from(self.ws_connected.load(Ordering::Relaxed)).to_string(),
             ),
@@ -258,6 +306,15 @@ impl Metrics {
             ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        let name = "zkinfer_ws_state";
+        out.push_str(&format!(
+            "# HELP {name} The newHeads WebSocket subscription: 1 for its current state (disabled: polling only; \
+             rejected: the endpoint refused eth_subscribe, polling).\n# TYPE {name} gauge\n"
+        ));
+        let now = self.ws_state();
+        for state in WsState::ALL {
+            out.push_str(&format!("{name}{{state=\"{}\"}} {}\n", state.label(), u8::from(state == now)));
         }
         let name = "zkinfer_requests_dropped_by_reason_total";
         out.push_str(&format!("# HELP {name} Requests dropped or skipped, by reason.\n# TYPE {name} counter\n"));

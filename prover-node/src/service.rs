@@ -201,7 +201,13 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
 
         let wake = Arc::new(Notify::new());
         if let Some(url) = self.ctx.cfg.rpc.ws_url.clone().filter(|u| !u.is_empty()) {
-            tokio::spawn(crate::subscriber::new_heads(url, wake.clone(), self.ctx.metrics.clone(), shutdown.clone()));
+            tokio::spawn(crate::subscriber::new_heads(
+                url,
+                wake.clone(),
+                self.ctx.metrics.clone(),
+                timeout,
+                shutdown.clone(),
+            ));
         }
         // A pass makes a bounded number of calls, each bounded by the timeout; this deadline also
         // covers a client without timeouts of its own.
