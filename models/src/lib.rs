@@ -5,6 +5,7 @@
 //! * [`graph`] quantizes it to integers and defines the semantics with a plain-integer
 //!   reference forward pass.
 //! * [`circuit`] lays the same computation out as a halo2 circuit (weights in fixed columns).
+//! * [`sizing`] chooses the circuit's layout by a cost model (prove work, verifier gas and bytes).
 //! * [`prover`] runs key generation, proving and native verification; [`verify`] verifies with
 //!   only `[1]G1`, `G2`, `[τ]G2` of the SRS; [`srs`] loads the KZG SRS (and caches the dev one);
 //!   [`artifact`] frames key files with checksums; [`card`] is the published model card.
@@ -20,6 +21,7 @@ pub mod ir;
 pub mod onnx;
 pub mod prover;
 pub mod quant;
+pub mod sizing;
 pub mod srs;
 pub mod verify;
 

@@ -3,7 +3,7 @@
 
 use halo2_base::{
     gates::{
-        circuit::{builder::BaseCircuitBuilder, BaseCircuitParams, CircuitBuilderStage},
+        circuit::{BaseCircuitParams, CircuitBuilderStage},
         flex_gate::MultiPhaseThreadBreakPoints,
     },
     halo2_proofs::{
@@ -31,16 +31,15 @@ use crate::{
     graph::QuantModel,
 };
 
-/// Rows reserved at the bottom of the circuit for blinding factors.
-pub const MINIMUM_ROWS: usize = 20;
+pub use crate::circuit::MINIMUM_ROWS;
+use crate::circuit::{CircuitParams, ModelCircuit};
+
 /// Smallest circuit size we use.
 pub const MIN_K: u32 = 8;
 /// Largest circuit size we try.
 pub const MAX_K: u32 = 22;
-/// Default largest `k` when sizing automatically. Within it, the fewest advice columns win: every
-/// advice column adds a commitment, evaluations and MSM terms to the on-chain verifier (about
-/// 45k gas each measured on the digits MLP), while proving time grows with `columns · 2^k`.
-pub const DEFAULT_MAX_K: u32 = 14;
+/// Default largest `k` when sizing automatically (see [`crate::sizing`]).
+pub const DEFAULT_MAX_K: u32 = 20;
 
 /// Everything needed to rebuild the circuit's constraint system exactly.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -51,6 +50,10 @@ pub struct CircuitShape {
     pub break_points: MultiPhaseThreadBreakPoints,
     /// Number of public instances: 1 binding + packed inputs + packed outputs.
     pub num_instances: usize,
+    /// Lanes of the dot-product region (0: dot products in the flex gate; keys made before the
+    /// region existed have none).
+    #[serde(default)]
+    pub lanes: usize,
 }
 
 impl CircuitShape {
@@ -58,65 +61,48 @@ impl CircuitShape {
     pub fn k(&self) -> u32 {
         self.params.k as u32
     }
+
+    /// The circuit's configuration.
+    pub fn circuit_params(&self) -> CircuitParams {
+        CircuitParams { base: self.params.clone(), lanes: self.lanes }
+    }
 }
 
-fn shape_builder(model: &QuantModel, k: u32) -> Result<(BaseCircuitBuilder<Fr>, BaseCircuitParams)> {
-    let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Keygen)
-        .use_k(k as usize)
-        .use_lookup_bits(k as usize - 1)
-        .use_instance_columns(1);
+/// Synthesizes `model` shape-only (zero input) at `2^k` rows with `lanes` dot-product lanes and
+/// sizes it.
+pub(crate) fn shape_circuit(model: &QuantModel, k: u32, lanes: usize) -> Result<(ModelCircuit, CircuitParams)> {
+    let mut circuit = ModelCircuit::new(CircuitBuilderStage::Keygen, k, lanes);
     let input = vec![0i64; model.input_len()];
-    synthesize(&mut builder, model, &input, Fr::from(0u64), Witnessing::ShapeOnly)?;
-    let params = builder.calculate_params(Some(MINIMUM_ROWS));
-    Ok((builder, params))
+    synthesize(&mut circuit, model, &input, Fr::from(0u64), Witnessing::ShapeOnly)?;
+    let params = circuit.calculate_params()?;
+    Ok((circuit, params))
 }
 
-/// Picks the circuit size: the given `k`, or the `k ≤ max_k` that needs the fewest advice columns
-/// (the smallest such `k` on ties).
-pub fn choose_k(model: &QuantModel, k: Option<u32>, max_k: u32) -> Result<BaseCircuitParams> {
-    let probe = |k: u32| -> Result<BaseCircuitParams> {
-        let (mut builder, params) = shape_builder(model, k)?;
-        // Dropping a builder that was never synthesized makes halo2-base warn; it was only a probe.
-        builder.clear();
-        Ok(params)
-    };
-    if let Some(k) = k {
-        if !(MIN_K..=MAX_K).contains(&k) {
-            return Err(Error::InvalidParams(format!("k = {k} must be in {MIN_K}..={MAX_K}")));
-        }
-        return probe(k);
-    }
-    if !(MIN_K..=MAX_K).contains(&max_k) {
-        return Err(Error::InvalidParams(format!("max k = {max_k} must be in {MIN_K}..={MAX_K}")));
-    }
-    let mut best: Option<BaseCircuitParams> = None;
-    for k in MIN_K..=max_k {
-        let params = probe(k)?;
-        if best.as_ref().is_none_or(|b| params.num_advice_per_phase[0] < b.num_advice_per_phase[0]) {
-            best = Some(params);
-        }
-    }
-    Ok(best.expect("the range of k is not empty"))
+/// Picks the circuit's configuration by the cost model of [`crate::sizing`]: `k` (given or up to
+/// `max_k`) and the dot-product lanes (given or chosen).
+pub fn choose_k(model: &QuantModel, k: Option<u32>, max_k: u32) -> Result<CircuitParams> {
+    Ok(crate::sizing::plan(model, &crate::sizing::PlanOptions { k, max_k, lanes: None })?.params)
 }
 
-/// Generates the proving key (which contains the verifying key) for `model` at `params.k`.
+/// Generates the proving key (which contains the verifying key) for `model` with `params`.
 pub fn keygen(
     srs: &ParamsKZG<Bn256>,
     model: &QuantModel,
-    params: &BaseCircuitParams,
+    params: &CircuitParams,
 ) -> Result<(ProvingKey<G1Affine>, CircuitShape)> {
-    let k = params.k as u32;
+    let k = params.k();
     if srs.k() != k {
         return Err(Error::InvalidParams(format!("SRS has k = {}, circuit needs k = {k}", srs.k())));
     }
-    let (mut builder, calculated) = shape_builder(model, k)?;
-    builder.set_params(calculated.clone());
-    let vk = keygen_vk(srs, &builder).map_err(|e| Error::Prove(format!("verifying key generation: {e:?}")))?;
-    let pk = keygen_pk(srs, vk, &builder).map_err(|e| Error::Prove(format!("proving key generation: {e:?}")))?;
+    let (mut circuit, calculated) = shape_circuit(model, k, params.lanes)?;
+    circuit.set_params(&calculated);
+    let vk = keygen_vk(srs, &circuit).map_err(|e| Error::Prove(format!("verifying key generation: {e:?}")))?;
+    let pk = keygen_pk(srs, vk, &circuit).map_err(|e| Error::Prove(format!("proving key generation: {e:?}")))?;
     let shape = CircuitShape {
-        params: calculated,
-        break_points: builder.break_points(),
+        params: calculated.base,
+        break_points: circuit.base.break_points(),
         num_instances: crate::circuit::num_instances(model.input_len(), model.output_len(), model.params.value_bits),
+        lanes: calculated.lanes,
     };
     Ok((pk, shape))
 }
@@ -146,8 +132,8 @@ pub fn prove(
     }
     // The reference pass validates the input and names any overflow before synthesis.
     let expected = model.forward(input)?;
-    let mut builder = BaseCircuitBuilder::prover(shape.params.clone(), shape.break_points.clone());
-    let synthesized = synthesize(&mut builder, model, input, binding, Witnessing::Exact)?;
+    let mut circuit = ModelCircuit::prover(&shape.circuit_params(), shape.break_points.clone());
+    let synthesized = synthesize(&mut circuit, model, input, binding, Witnessing::Exact)?;
     if synthesized.output != expected {
         return Err(Error::Prove(format!(
             "circuit output {:?} differs from the reference {expected:?}",
@@ -163,7 +149,7 @@ pub fn prove(
         _,
         EvmTranscript<G1Affine, NativeLoader, _, _>,
         _,
-    >(srs, pk, &[builder], &[&[&instances]], OsRng, &mut transcript)
+    >(srs, pk, &[circuit], &[&[&instances]], OsRng, &mut transcript)
     .map_err(|e| Error::Prove(format!("{e:?}")))?;
     let proof = transcript.finalize();
     Ok(Proof { proof, instances, output: synthesized.output })
@@ -199,9 +185,9 @@ pub fn vk_to_bytes(vk: &VerifyingKey<G1Affine>) -> Vec<u8> {
 
 /// Parses a proving key (integrity is checked by the artifact framing first).
 pub fn pk_from_bytes(bytes: &[u8], shape: &CircuitShape) -> std::result::Result<ProvingKey<G1Affine>, String> {
-    let params = shape.params.clone();
+    let params = shape.circuit_params();
     std::panic::catch_unwind(|| {
-        ProvingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut &bytes[..], SerdeFormat::RawBytesUnchecked, params)
+        ProvingKey::read::<_, ModelCircuit>(&mut &bytes[..], SerdeFormat::RawBytesUnchecked, params)
     })
     .map_err(|_| "unparseable proving key".to_string())?
     .map_err(|e| e.to_string())
@@ -209,10 +195,8 @@ pub fn pk_from_bytes(bytes: &[u8], shape: &CircuitShape) -> std::result::Result<
 
 /// Parses a verifying key.
 pub fn vk_from_bytes(bytes: &[u8], shape: &CircuitShape) -> std::result::Result<VerifyingKey<G1Affine>, String> {
-    let params = shape.params.clone();
-    std::panic::catch_unwind(|| {
-        VerifyingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut &bytes[..], SerdeFormat::RawBytes, params)
-    })
-    .map_err(|_| "unparseable verifying key".to_string())?
-    .map_err(|e| e.to_string())
+    let params = shape.circuit_params();
+    std::panic::catch_unwind(|| VerifyingKey::read::<_, ModelCircuit>(&mut &bytes[..], SerdeFormat::RawBytes, params))
+        .map_err(|_| "unparseable verifying key".to_string())?
+        .map_err(|e| e.to_string())
 }

@@ -7,13 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use halo2_base::{
-    gates::circuit::{builder::BaseCircuitBuilder, CircuitBuilderStage},
-    halo2_proofs::dev::MockProver,
-};
+use halo2_base::{gates::circuit::CircuitBuilderStage, halo2_proofs::dev::MockProver};
 use models::{
     calibrate::{calibrate, CalibrationOptions},
-    circuit::{synthesize, Witnessing},
+    circuit::{synthesize, ModelCircuit, Witnessing},
     eval::FloatRunner,
     graph::QuantModel,
     onnx,
@@ -46,13 +43,11 @@ fn setup(path: &Path) -> QuantModel {
 
 fn mock(model: &QuantModel, input: &[i64]) -> Vec<i64> {
     let k = 14;
-    let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
-        .use_k(k)
-        .use_lookup_bits(k - 1)
-        .use_instance_columns(1);
-    let s = synthesize(&mut builder, model, input, Fr::from(3u64), Witnessing::Exact).unwrap();
-    builder.calculate_params(Some(20));
-    MockProver::run(k as u32, &builder, vec![s.instances]).unwrap().assert_satisfied();
+    // Dot products in the dot-product region, 2 lanes (multi-row sums end in partial rows).
+    let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, k as u32, 2);
+    let s = synthesize(&mut circuit, model, input, Fr::from(3u64), Witnessing::Exact).unwrap();
+    circuit.calculate_params().unwrap();
+    MockProver::run(k as u32, &circuit, vec![s.instances]).unwrap().assert_satisfied();
     s.output
 }
 

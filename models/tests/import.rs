@@ -3,13 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use halo2_base::{
-    gates::circuit::{builder::BaseCircuitBuilder, CircuitBuilderStage},
-    halo2_proofs::dev::MockProver,
-};
+use halo2_base::{gates::circuit::CircuitBuilderStage, halo2_proofs::dev::MockProver};
 use models::{
     calibrate::{calibrate, CalibrationOptions},
-    circuit::{synthesize, Witnessing},
+    circuit::{synthesize, ModelCircuit, Witnessing},
     eval::{accuracy, Dataset, FloatRunner},
     graph::QuantModel,
     onnx,
@@ -33,13 +30,11 @@ struct Expected {
 }
 
 fn mock_prove(model: &QuantModel, input: &[i64], k: u32) -> (Vec<i64>, bool) {
-    let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
-        .use_k(k as usize)
-        .use_lookup_bits(k as usize - 1)
-        .use_instance_columns(1);
-    let s = synthesize(&mut builder, model, input, Fr::from(9u64), Witnessing::Exact).unwrap();
-    builder.calculate_params(Some(20));
-    let ok = MockProver::run(k, &builder, vec![s.instances]).unwrap().verify().is_ok();
+    // Dot products in the dot-product region, 4 lanes (multi-row sums end in partial rows).
+    let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, k, 4);
+    let s = synthesize(&mut circuit, model, input, Fr::from(9u64), Witnessing::Exact).unwrap();
+    circuit.calculate_params().unwrap();
+    let ok = MockProver::run(k, &circuit, vec![s.instances]).unwrap().verify().is_ok();
     (s.output, ok)
 }
 

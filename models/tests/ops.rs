@@ -5,12 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use halo2_base::{
-    gates::circuit::{builder::BaseCircuitBuilder, CircuitBuilderStage},
-    halo2_proofs::dev::MockProver,
-};
+use halo2_base::{gates::circuit::CircuitBuilderStage, halo2_proofs::dev::MockProver};
 use models::{
-    circuit::{synthesize, Witnessing},
+    circuit::{synthesize, ModelCircuit, Witnessing},
     graph::QuantModel,
     onnx,
     quant::{dequantize, QuantParams},
@@ -65,13 +62,11 @@ fn quantize(name: &str, path: &Path, range: (f64, f64)) -> QuantModel {
 
 fn mock(model: &QuantModel, input: &[i64]) -> (Vec<i64>, bool) {
     let k = 15;
-    let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
-        .use_k(k)
-        .use_lookup_bits(k - 1)
-        .use_instance_columns(1);
-    let s = synthesize(&mut builder, model, input, Fr::from(7u64), Witnessing::Exact).unwrap();
-    builder.calculate_params(Some(20));
-    let ok = MockProver::run(k as u32, &builder, vec![s.instances]).unwrap().verify().is_ok();
+    // Dot products in the dot-product region, 2 lanes (multi-row sums end in partial rows).
+    let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, k as u32, 2);
+    let s = synthesize(&mut circuit, model, input, Fr::from(7u64), Witnessing::Exact).unwrap();
+    circuit.calculate_params().unwrap();
+    let ok = MockProver::run(k as u32, &circuit, vec![s.instances]).unwrap().verify().is_ok();
     (s.output, ok)
 }
 

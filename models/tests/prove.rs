@@ -22,7 +22,7 @@ fn mlp() -> QuantModel {
 fn proofs_verify_and_tampering_is_rejected() {
     let model = mlp();
     let circuit = prover::choose_k(&model, None, prover::DEFAULT_MAX_K).unwrap();
-    let k = circuit.k as u32;
+    let k = circuit.k();
     let srs = Srs::insecure_dev(k, 7);
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).unwrap();
     let input: Vec<i64> = (0..64).map(|i| (i * 7 % 17) as i64).collect();
@@ -91,19 +91,16 @@ fn proofs_verify_and_tampering_is_rejected() {
 fn an_srs_too_small_for_the_circuit_is_an_error() {
     let model = mlp();
     let circuit = prover::choose_k(&model, None, prover::DEFAULT_MAX_K).unwrap();
-    let small = Srs::insecure_dev(circuit.k as u32 - 1, 1);
-    match small.for_k(circuit.k as u32) {
+    let small = Srs::insecure_dev(circuit.k() - 1, 1);
+    match small.for_k(circuit.k()) {
         Err(Error::SrsTooSmall { srs_k, circuit_k }) => {
-            assert_eq!((srs_k, circuit_k), (circuit.k as u32 - 1, circuit.k as u32))
+            assert_eq!((srs_k, circuit_k), (circuit.k() - 1, circuit.k()))
         }
         other => panic!("expected SrsTooSmall, got {other:?}"),
     }
     // A larger SRS is downsized.
-    let big = Srs::insecure_dev(circuit.k as u32 + 1, 1);
-    assert_eq!(
-        halo2_base::halo2_proofs::poly::commitment::Params::k(&big.for_k(circuit.k as u32).unwrap()),
-        circuit.k as u32
-    );
+    let big = Srs::insecure_dev(circuit.k() + 1, 1);
+    assert_eq!(halo2_base::halo2_proofs::poly::commitment::Params::k(&big.for_k(circuit.k()).unwrap()), circuit.k());
     // A saved SRS loads back with its digest; a corrupted one is reported.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("srs.bin");

@@ -9,13 +9,16 @@ use models::{
     eval::{accuracy, Dataset, FloatRunner},
     graph::QuantModel,
     onnx, prover,
-    srs::Srs,
+    srs::{DevSrsCache, Srs},
 };
 use serde::Deserialize;
 use sha3::{Digest, Keccak256};
 use tracing::{info, warn};
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    progress::Step,
+};
 
 /// Where the SRS comes from.
 #[derive(Clone, Debug)]
@@ -200,18 +203,30 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     };
 
     let circuit_params = prover::choose_k(&model, opts.k, opts.max_k)?;
-    let k = circuit_params.k as u32;
-    info!(target: "prover_node::setup", k, advice = circuit_params.num_advice_per_phase[0], "circuit sized");
+    let k = circuit_params.k();
+    info!(
+        target: "prover_node::setup",
+        k,
+        advice = circuit_params.base.num_advice_per_phase[0],
+        lanes = circuit_params.lanes,
+        "circuit sized"
+    );
     let srs = match &opts.srs {
-        SrsSource::File(path) => Srs::load(path)?,
+        SrsSource::File(path) => {
+            let step = Step::start(format!("loading and checking the SRS {}", path.display()));
+            let srs = Srs::load(path)?;
+            step.finish();
+            srs
+        }
         SrsSource::InsecureDev { seed } => {
             warn!(target: "prover_node::setup", seed, "INSECURE dev SRS derived from a public seed: anyone can forge proofs for these keys; never use it for anything of value");
-            Srs::insecure_dev(k, *seed)
+            dev_srs(k, *seed)?
         }
     };
     let srs_params = srs.for_k(k)?;
-    info!(target: "prover_node::setup", "generating proving and verifying keys");
+    let step = Step::start(format!("generating proving and verifying keys (k = {k})"));
     let (pk, shape) = prover::keygen(&srs_params, &model, &circuit_params)?;
+    step.finish();
 
     std::fs::create_dir_all(&opts.out_dir).map_err(|source| Error::Io {
         action: "creating",
@@ -225,7 +240,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     artifact::write(&opts.out_dir.join(&vk_file), VK_KIND, &shape, &vk_bytes)?;
     let vk_keccak = format!("0x{}", hex::encode(Keccak256::digest(&vk_bytes)));
 
-    info!(target: "prover_node::setup", "generating and compiling the Solidity verifier");
+    let step = Step::start("generating the Solidity verifier and compiling it (solc-js)");
     let contract = contract_name(&name);
     let header = format!(
         "Verifier of zkinfer model `{name}` (vk keccak256 {vk_keccak}).\nPublic instances: [binding, input[{}], output[{}]].\nSRS: {}.",
@@ -244,6 +259,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         &opts.solc,
         &opts.out_dir,
     )?;
+    step.finish();
     let compiled = verifier.compiled;
     let model_id = compiled.model_id(&encoding);
 
@@ -302,6 +318,41 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let card_path = opts.out_dir.join(format!("{name}.card.json"));
     card.save(&card_path)?;
     Ok((card, card_path))
+}
+
+/// The INSECURE dev SRS of `(seed, k)`, from the on-disk cache or generated (with a progress bar
+/// on a terminal).
+pub fn dev_srs(k: u32, seed: u64) -> Result<Srs> {
+    let cache = DevSrsCache::from_env();
+    if cache.contains(k, seed) {
+        let step = Step::start(format!("loading the cached INSECURE dev SRS (seed {seed}, k = {k})"));
+        let srs = Srs::insecure_dev_with(&cache, k, seed, None)?;
+        step.finish();
+        return Ok(srs);
+    }
+    let step =
+        Step::bar(format!("generating the INSECURE dev SRS (seed {seed}, k = {k}; cached for next time)"), 2 << k);
+    let srs = Srs::insecure_dev_with(&cache, k, seed, Some(&|done, total| step.set(done, total)))?;
+    step.finish();
+    Ok(srs)
+}
+
+/// The SRS of a card (see [`ModelCard::srs`]: the given file, or the card's dev SRS), showing
+/// progress while it is loaded or generated.
+pub fn card_srs(card: &ModelCard, file: Option<&Path>) -> Result<Srs> {
+    match (file, card.srs.dev_seed) {
+        (None, Some(seed)) => {
+            warn!(model = %card.name, seed, "using the INSECURE dev SRS: proofs prove nothing to anyone who knows the seed");
+            dev_srs(card.circuit.k, seed)
+        }
+        (Some(path), _) => {
+            let step = Step::start(format!("loading and checking the SRS {}", path.display()));
+            let srs = card.srs(Some(path))?;
+            step.finish();
+            Ok(srs)
+        }
+        (None, None) => Ok(card.srs(None)?),
+    }
 }
 
 fn file_name(path: &Path) -> String {

@@ -24,13 +24,25 @@
 //! * **ReLU** of a range-checked `x`: the same sign decomposition of `x + H`.
 //! * **max** of two range-checked values: `is_less_than` on the shifted values, then `select`.
 
+pub mod dense;
+
 use halo2_base::{
-    gates::{circuit::builder::BaseCircuitBuilder, GateChip, GateInstructions, RangeChip, RangeInstructions},
-    halo2_proofs::halo2curves::bn256::Fr,
-    halo2_proofs::halo2curves::ff::Field,
+    gates::{
+        circuit::{builder::BaseCircuitBuilder, BaseCircuitParams, BaseConfig, CircuitBuilderStage},
+        GateChip, GateInstructions, RangeChip, RangeInstructions,
+    },
+    halo2_proofs::{
+        circuit::{Layouter, SimpleFloorPlanner},
+        halo2curves::bn256::Fr,
+        halo2curves::ff::Field,
+        plonk::{Circuit, ConstraintSystem, Error as PlonkError},
+    },
     AssignedValue, Context,
     QuantumCell::{Constant, Existing},
 };
+use serde::{Deserialize, Serialize};
+
+pub use dense::{DenseConfig, DenseRegion};
 
 use crate::{
     error::{Error, Result},
@@ -62,6 +74,8 @@ pub enum Tamper {
     Remainder,
     /// ReLU: sign bit flipped, low part adjusted so the recomposition still holds.
     Sign,
+    /// Dot-product gate: the running sum of the region's second row is one too large.
+    Dot,
 }
 
 /// What synthesis produced.
@@ -71,6 +85,139 @@ pub struct Synthesized {
     pub output: Vec<i64>,
     /// The public instances, in circuit order.
     pub instances: Vec<Fr>,
+}
+
+/// Rows reserved at the bottom of the circuit for blinding factors.
+pub const MINIMUM_ROWS: usize = 20;
+
+/// The configuration of a model's circuit: halo2-base's flex gate and range chip, and the
+/// dot-product region's lane count (0: no region, dot products use the flex gate).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CircuitParams {
+    /// halo2-base configuration (k, columns, lookup bits).
+    pub base: BaseCircuitParams,
+    /// Lanes of the dot-product region ([`dense`]).
+    pub lanes: usize,
+}
+
+impl CircuitParams {
+    /// Circuit size: 2^k rows.
+    pub fn k(&self) -> u32 {
+        self.base.k as u32
+    }
+
+    /// Rows usable by the regions (2^k minus the rows reserved for blinding).
+    pub fn usable_rows(&self) -> usize {
+        (1usize << self.base.k) - MINIMUM_ROWS
+    }
+}
+
+/// Column handles of a model's circuit.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    base: BaseConfig<Fr>,
+    dense: Option<DenseConfig>,
+}
+
+/// A model's circuit: a halo2-base region (flex gate, range lookups, constants, instances) and the
+/// dot-product region, linked by copy constraints.
+#[derive(Clone, Debug)]
+pub struct ModelCircuit {
+    /// The flex-gate region.
+    pub base: BaseCircuitBuilder<Fr>,
+    /// The dot-product region.
+    pub dense: DenseRegion,
+}
+
+impl ModelCircuit {
+    /// An empty circuit for `stage` with `2^k` rows and `lanes` dot-product lanes (range lookups of
+    /// `k − 1` bits, one instance column).
+    pub fn new(stage: CircuitBuilderStage, k: u32, lanes: usize) -> Self {
+        let base = BaseCircuitBuilder::from_stage(stage)
+            .use_k(k as usize)
+            .use_lookup_bits(k as usize - 1)
+            .use_instance_columns(1);
+        Self { base, dense: DenseRegion::new(lanes) }
+    }
+
+    /// A circuit for proving with a configuration fixed by key generation.
+    pub fn prover(
+        params: &CircuitParams,
+        break_points: halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints,
+    ) -> Self {
+        Self {
+            base: BaseCircuitBuilder::prover(params.base.clone(), break_points),
+            dense: DenseRegion::new(params.lanes),
+        }
+    }
+
+    /// Sizes the flex-gate region after synthesis (columns for `2^k` rows) and returns the
+    /// configuration; fails if the dot-product region does not fit in the usable rows.
+    pub fn calculate_params(&mut self) -> Result<CircuitParams> {
+        let base = self.base.calculate_params(Some(MINIMUM_ROWS));
+        let params = CircuitParams { base, lanes: self.dense.lanes() };
+        if self.dense.rows() > params.usable_rows() {
+            return Err(Error::InvalidParams(format!(
+                "the dot-product region needs {} rows with {} lanes; 2^{} rows leave {} usable",
+                self.dense.rows(),
+                params.lanes,
+                params.k(),
+                params.usable_rows()
+            )));
+        }
+        Ok(params)
+    }
+
+    /// Sets the configuration (after [`ModelCircuit::calculate_params`] or from a key's shape).
+    pub fn set_params(&mut self, params: &CircuitParams) {
+        self.base.set_params(params.base.clone());
+    }
+
+    /// Drops the witness (a probe that is never synthesized).
+    pub fn clear(&mut self) {
+        self.base.clear();
+    }
+}
+
+impl Circuit<Fr> for ModelCircuit {
+    type Config = ModelConfig;
+    type FloorPlanner = SimpleFloorPlanner;
+    type Params = CircuitParams;
+
+    fn params(&self) -> Self::Params {
+        CircuitParams { base: self.base.config_params.clone(), lanes: self.dense.lanes() }
+    }
+
+    fn without_witnesses(&self) -> Self {
+        unimplemented!("keys are generated from a shape-only synthesis")
+    }
+
+    fn configure_with_params(meta: &mut ConstraintSystem<Fr>, params: Self::Params) -> Self::Config {
+        let base = BaseConfig::configure(meta, params.base);
+        let dense = (params.lanes > 0).then(|| DenseConfig::configure(meta, params.lanes));
+        ModelConfig { base, dense }
+    }
+
+    fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
+        unreachable!("configured with parameters")
+    }
+
+    fn synthesize(&self, config: Self::Config, mut layouter: impl Layouter<Fr>) -> std::result::Result<(), PlonkError> {
+        if let Some(dense) = &config.dense {
+            if self.dense.rows() > config.base.gate().max_rows {
+                return Err(PlonkError::NotEnoughRowsAvailable { current_k: self.base.config_params.k as u32 });
+            }
+            let links =
+                layouter.assign_region(|| "dot products", |mut region| Ok(self.dense.assign(dense, &mut region)))?;
+            if !self.base.witness_gen_only() {
+                let mut copies = self.base.core().copy_manager.lock().expect("copy manager poisoned");
+                for (tag, cell) in links {
+                    copies.assigned_advices.insert(tag, cell);
+                }
+            }
+        }
+        self.base.synthesize(config.base, layouter)
+    }
 }
 
 struct Chips<'a> {
@@ -312,7 +459,7 @@ impl Chips<'_> {
 /// The builder must have `k` and `lookup_bits` set. The reference pass is the specification;
 /// this function recomputes every value from the assigned cells.
 pub fn synthesize(
-    builder: &mut BaseCircuitBuilder<Fr>,
+    circuit: &mut ModelCircuit,
     model: &QuantModel,
     input: &[i64],
     binding: Fr,
@@ -324,9 +471,14 @@ pub fn synthesize(
         return Err(Error::InputLength { expected: model.input_len(), got: input.len(), shape: model.input_shape() });
     }
     let bits = model.params.value_bits as usize;
-    let range = builder.range_chip();
+    let range = circuit.base.range_chip();
     let chips = Chips { range: &range, bits, half: Fr::from(1u64 << (bits - 1)), mode };
-    let ctx = builder.main(0);
+    #[cfg(test)]
+    {
+        circuit.dense.tamper = mode == Witnessing::Tampered(Tamper::Dot);
+    }
+    let dense = &mut circuit.dense;
+    let ctx = circuit.base.main(0);
 
     let binding_cell = ctx.load_witness(binding);
     chips.gate().mul(ctx, binding_cell, binding_cell);
@@ -365,11 +517,19 @@ pub fn synthesize(
                     .iter()
                     .zip(bias)
                     .map(|(t, b)| {
-                        let a = std::iter::once(Constant(to_field(*b as i128)))
-                            .chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
-                        let w = std::iter::once(Constant(Fr::from(1u64)))
-                            .chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
-                        let acc = chips.gate().inner_product(ctx, a, w);
+                        let acc = if dense.lanes() > 0 && !t.is_empty() {
+                            // Weights in the dot-product region's fixed columns; the bias here.
+                            let xs: Vec<_> = t.iter().map(|(i, _)| x[*i as usize]).collect();
+                            let ws: Vec<_> = t.iter().map(|(_, w)| to_field(*w as i128)).collect();
+                            let dot = dense.dot(ctx, &xs, &ws);
+                            chips.gate().add(ctx, dot, Constant(to_field(*b as i128)))
+                        } else {
+                            let a = std::iter::once(Constant(to_field(*b as i128)))
+                                .chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
+                            let w = std::iter::once(Constant(Fr::from(1u64)))
+                                .chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
+                            chips.gate().inner_product(ctx, a, w)
+                        };
                         chips.div_round(ctx, acc, 1u64 << shift, *relu, node)
                     })
                     .collect::<Result<_>>()?
@@ -572,7 +732,7 @@ pub fn synthesize(
         }
     }
     let instances = public.iter().map(|c| *c.value()).collect();
-    builder.assigned_instances = vec![public];
+    circuit.base.assigned_instances = vec![public];
     Ok(Synthesized { output, instances })
 }
 
@@ -741,28 +901,33 @@ mod tests {
         QuantModel::quantize(&float, QuantParams { value_bits: 24, ..QuantParams::default() }, None).unwrap()
     }
 
+    /// Lane counts every test runs with: dot products in the flex gate, and in the dot-product
+    /// region with rows of 3 (so that dot products span several rows and end in a partial one).
+    const LANES: [usize; 2] = [0, 3];
+
     /// Runs MockProver; `claimed` replaces the honest output in the public instances.
-    fn mock(model: &QuantModel, input: &[i64], mode: Witnessing, claimed: Option<&[i64]>) -> bool {
-        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
-            .use_k(K as usize)
-            .use_lookup_bits(K as usize - 1)
-            .use_instance_columns(1);
-        let synthesized = synthesize(&mut builder, model, input, Fr::from(BINDING), mode).unwrap();
-        builder.calculate_params(Some(20));
+    fn mock_lanes(model: &QuantModel, input: &[i64], mode: Witnessing, claimed: Option<&[i64]>, lanes: usize) -> bool {
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, lanes);
+        let synthesized = synthesize(&mut circuit, model, input, Fr::from(BINDING), mode).unwrap();
+        circuit.calculate_params().unwrap();
         let instances = match claimed {
             Some(out) => public_instances(Fr::from(BINDING), input, out, model.params.value_bits),
             None => synthesized.instances,
         };
-        MockProver::run(K, &builder, vec![instances]).unwrap().verify().is_ok()
+        MockProver::run(K, &circuit, vec![instances]).unwrap().verify().is_ok()
+    }
+
+    /// [`mock_lanes`] with every lane count: `true` only if all accept, `false` only if all reject.
+    fn mock(model: &QuantModel, input: &[i64], mode: Witnessing, claimed: Option<&[i64]>) -> bool {
+        let results: Vec<bool> = LANES.iter().map(|l| mock_lanes(model, input, mode, claimed, *l)).collect();
+        assert!(results.iter().all(|r| *r == results[0]), "lane counts disagree: {results:?}");
+        results[0]
     }
 
     fn honest_output(model: &QuantModel, input: &[i64]) -> Vec<i64> {
-        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
-            .use_k(K as usize)
-            .use_lookup_bits(K as usize - 1)
-            .use_instance_columns(1);
-        let out = synthesize(&mut builder, model, input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
-        builder.clear();
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 3);
+        let out = synthesize(&mut circuit, model, input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
+        circuit.clear();
         out
     }
 
@@ -796,14 +961,13 @@ mod tests {
         let model = dense(false);
         let input = [1, 2, 3, 4];
         let out = honest_output(&model, &input);
-        let mut builder = BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
-            .use_k(K as usize)
-            .use_lookup_bits(K as usize - 1)
-            .use_instance_columns(1);
-        synthesize(&mut builder, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap();
-        builder.calculate_params(Some(20));
-        let other = public_instances(Fr::from(BINDING + 1), &input, &out, model.params.value_bits);
-        assert!(MockProver::run(K, &builder, vec![other]).unwrap().verify().is_err());
+        for lanes in LANES {
+            let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, lanes);
+            synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap();
+            circuit.calculate_params().unwrap();
+            let other = public_instances(Fr::from(BINDING + 1), &input, &out, model.params.value_bits);
+            assert!(MockProver::run(K, &circuit, vec![other]).unwrap().verify().is_err());
+        }
     }
 
     #[test]
@@ -819,6 +983,28 @@ mod tests {
                 "{tamper:?} accepted (chain)"
             );
         }
+    }
+
+    #[test]
+    fn a_wrong_running_sum_in_the_dot_product_region_is_rejected() {
+        for (model, input) in [(dense(false), vec![10, -20, 30, 127]), (chain(), vec![10, -20, 30, -127, 64, 5])] {
+            assert!(mock_lanes(&model, &input, Witnessing::Exact, None, 3));
+            assert!(!mock_lanes(&model, &input, Witnessing::Tampered(Tamper::Dot), None, 3), "tampered sum accepted");
+        }
+    }
+
+    #[test]
+    fn a_wrong_activation_copy_in_the_dot_product_region_is_rejected() {
+        // The region's activation cells must be copies: assign one lane a different value than the
+        // cell it is copy-constrained to, keeping the gate satisfied (acc recomputed).
+        let model = dense(false);
+        let input = [10, -20, 30, 127];
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 3);
+        let synthesized = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap();
+        circuit.calculate_params().unwrap();
+        assert!(MockProver::run(K, &circuit, vec![synthesized.instances.clone()]).unwrap().verify().is_ok());
+        circuit.dense.forge_first_activation(Fr::from(5u64));
+        assert!(MockProver::run(K, &circuit, vec![synthesized.instances]).unwrap().verify().is_err());
     }
 
     #[test]
