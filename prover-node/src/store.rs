@@ -323,15 +323,45 @@ impl std::fmt::Debug for Store {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Runs a redb operation that may panic on a damaged file, turning the panic into an error.
+thread_local! {
+    /// Set while this thread runs a [`guarded`] redb operation: its panics are expected and reported
+    /// as [`StoreError::Damaged`], so the panic hook stays silent.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that is silent on a thread inside [`guarded`] and otherwise does
+/// what the previous hook did.
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(|g| g.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs a redb operation that may panic on a damaged file (redb asserts on a file shorter than
+/// its header says, for one), turning the panic into [`StoreError::Damaged`] without printing
+/// the panic's text: the operator sees one error naming the file and what to do.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let reason = panic
+    install_quiet_hook();
+    let was = GUARDED.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    result.unwrap_or_else(|panic| {
+        let detail = panic
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the database engine failed reading it".into());
-        Err(StoreError::Damaged { path: path.into(), reason })
+            .unwrap_or_default();
+        tracing::debug!(path = %path.display(), %detail, "redb failed an internal check reading the store");
+        Err(StoreError::Damaged {
+            path: path.into(),
+            reason: "its pages are inconsistent: truncated or partly overwritten".into(),
+        })
     })
 }
 
@@ -417,8 +447,10 @@ impl Store {
             w.commit().map_err(|e| store.err(e))
         })?;
         // Every value must decode: a damaged value found now is an error at start, not mid-run.
-        store.active()?;
-        store.cursor()?;
+        guarded(path, || {
+            store.active()?;
+            store.cursor()
+        })?;
         Ok(store)
     }
 
@@ -720,5 +752,42 @@ mod tests {
         // A healthy store is not touched by --reinit-store.
         Store::open(&path, false).unwrap().put(&job(1)).unwrap();
         assert_eq!(Store::open(&path, true).unwrap().active().unwrap().len(), 1);
+    }
+
+    /// Run in a child process by the test below: opens the store named by the environment.
+    #[test]
+    fn child_opens_the_store_named_by_the_environment() {
+        let Some(path) = std::env::var_os("ZKINFER_STORE_CHILD") else { return };
+        match Store::open(Path::new(&path), false) {
+            Err(e) => eprintln!("ERROR: {e}"),
+            Ok(_) => eprintln!("OPENED"),
+        }
+    }
+
+    #[test]
+    fn a_truncated_store_is_one_clear_error_without_panic_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = Store::open(&path, false).unwrap();
+            for i in 0..50 {
+                store.put(&job(i)).unwrap();
+            }
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        // Cut past the header: redb's own check of the file length asserts (a panic) here.
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "store::tests::child_opens_the_store_named_by_the_environment", "--nocapture"])
+            .env("ZKINFER_STORE_CHILD", &path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let expected = format!("ERROR: the store {} is damaged", path.display());
+        assert!(stderr.contains(&expected) && stderr.contains("--reinit-store"), "{stderr}");
+        for panic_text in ["panicked", "assertion", "page_manager", "RUST_BACKTRACE"] {
+            assert!(!stderr.contains(panic_text), "{panic_text:?} in:\n{stderr}");
+        }
     }
 }
