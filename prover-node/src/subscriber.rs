@@ -12,10 +12,7 @@
 //! Plain `ws://` only (no TLS stack is linked); put a TLS-terminating proxy in front of remote
 //! `wss://` endpoints, or rely on polling.
 
-use std::{
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{watch, Notify};
@@ -171,6 +168,8 @@ async fn subscribe(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     /// A WebSocket endpoint answering `eth_subscribe` with `answer` (then one block notification

@@ -136,3 +136,182 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// What the [`HttpFaultProxy`] does with a JSON-RPC request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpFault {
+    /// Forward it and relay the answer.
+    Pass,
+    /// Answer with this HTTP status (500, 429, …) without forwarding: the request never arrives.
+    Status(u16),
+    /// Forward it, then answer with this HTTP status instead of the real answer: the request took
+    /// effect, its answer is lost.
+    StatusAfterForward(u16),
+}
+
+/// An HTTP proxy in front of a JSON-RPC endpoint that injects HTTP errors: every request (or only
+/// those of one method) gets the current [`HttpFault`]. Keep-alive connections are served one
+/// request at a time; each request is forwarded on a fresh connection.
+#[derive(Debug)]
+pub struct HttpFaultProxy {
+    /// The proxy's URL (`http://127.0.0.1:port`).
+    pub url: String,
+    mode: tokio::sync::watch::Sender<(HttpFault, Option<&'static str>)>,
+    log: std::sync::Arc<Mutex<Vec<(String, HttpFault)>>>,
+}
+
+impl HttpFaultProxy {
+    /// A proxy to `target` (`http://host:port`), passing everything until told otherwise.
+    pub async fn start(target: &str) -> Self {
+        let target = target.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        let (mode, rx) = tokio::sync::watch::channel((HttpFault::Pass, None));
+        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let requests = log.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (target, rx, requests) = (target.clone(), rx.clone(), requests.clone());
+                tokio::spawn(async move {
+                    let _ = serve_connection(socket, &target, &rx, &requests).await;
+                });
+            }
+        });
+        Self { url, mode, log }
+    }
+
+    /// Applies `fault` to every request from now on.
+    pub fn set(&self, fault: HttpFault) {
+        self.mode.send_replace((fault, None));
+    }
+
+    /// Applies `fault` to the requests of `method` only (the others pass).
+    pub fn set_for(&self, method: &'static str, fault: HttpFault) {
+        self.mode.send_replace((fault, Some(method)));
+    }
+
+    /// How many requests of `method` got `fault` so far.
+    pub fn count(&self, method: &str, fault: HttpFault) -> usize {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(m, f)| m == method && *f == fault).count()
+    }
+}
+
+/// One HTTP request: its body (the JSON-RPC request).
+async fn read_request(
+    reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut length = 0usize;
+    let mut first = true;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        if first && line.trim().is_empty() {
+            continue;
+        }
+        first = false;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+/// Sends `body` to `target` (HTTP/1.1, `Connection: close`) and returns the answer's body.
+async fn forward(target: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut upstream = tokio::net::TcpStream::connect(target).await?;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {target}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    upstream.write_all(head.as_bytes()).await?;
+    upstream.write_all(body).await?;
+    let mut answer = Vec::new();
+    upstream.read_to_end(&mut answer).await?;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or(std::io::ErrorKind::InvalidData)?;
+    let headers = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    let rest = &answer[split + 4..];
+    if !headers.contains("transfer-encoding: chunked") {
+        return Ok(rest.to_vec());
+    }
+    // De-chunk: `<hex size>\r\n<data>\r\n` … `0\r\n\r\n`.
+    let (mut out, mut at) = (Vec::new(), 0);
+    while let Some(end) = rest[at..].windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&rest[at..at + end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .map_err(|_| std::io::ErrorKind::InvalidData)?;
+        at += end + 2;
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(rest.get(at..at + size).ok_or(std::io::ErrorKind::InvalidData)?);
+        at += size + 2;
+    }
+    Ok(out)
+}
+
+async fn serve_connection(
+    socket: tokio::net::TcpStream,
+    target: &str,
+    mode: &tokio::sync::watch::Receiver<(HttpFault, Option<&'static str>)>,
+    log: &Mutex<Vec<(String, HttpFault)>>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let (read, mut write) = socket.into_split();
+    let mut reader = tokio::io::BufReader::new(read);
+    while let Some(body) = read_request(&mut reader).await? {
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let method = match &request {
+            serde_json::Value::Array(batch) => batch.first().and_then(|r| r["method"].as_str()),
+            single => single["method"].as_str(),
+        }
+        .unwrap_or("?")
+        .to_string();
+        let (fault, only) = *mode.borrow();
+        let fault = if only.is_none_or(|m| m == method) { fault } else { HttpFault::Pass };
+        log.lock().unwrap_or_else(|e| e.into_inner()).push((method, fault));
+        let (status, answer) = match fault {
+            HttpFault::Pass => ("200 OK".to_string(), forward(target, &body).await?),
+            HttpFault::Status(code) => (status_line(code), br#"{"error":"injected by the test proxy"}"#.to_vec()),
+            HttpFault::StatusAfterForward(code) => {
+                forward(target, &body).await?;
+                (status_line(code), br#"{"error":"injected by the test proxy"}"#.to_vec())
+            }
+        };
+        let head =
+            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", answer.len());
+        write.write_all(head.as_bytes()).await?;
+        write.write_all(&answer).await?;
+    }
+    Ok(())
+}
+
+fn status_line(code: u16) -> String {
+    let reason = match code {
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    format!("{code} {reason}")
+}
+
+/// The release `prover-node` binary the end-to-end tests run: `$CARGO_TARGET_DIR/release` when
+/// that is set (as cargo sees it), else `target/release`.
+pub fn node_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+    let target = if target.is_relative() { root().join(target) } else { target };
+    target.join("release/prover-node")
+}

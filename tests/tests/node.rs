@@ -28,7 +28,7 @@ use tokio::{
     net::TcpListener,
     sync::watch,
 };
-use zkinfer_tests::{anvil, eventually, example_input, forge_out, root, zoo};
+use zkinfer_tests::{anvil, eventually, example_input, forge_out, node_bin, zoo, HttpFault, HttpFaultProxy};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -337,7 +337,7 @@ async fn a_node_killed_mid_proof_resumes_and_fulfils_exactly_once() {
         ),
     )
     .unwrap();
-    let bin = root().join("target/release/prover-node");
+    let bin = node_bin();
     assert!(bin.exists(), "build the node first: cargo build --release -p prover-node");
     let spawn = || {
         tokio::process::Command::new(&bin)
@@ -678,7 +678,7 @@ async fn a_fee_spike_replaces_the_stuck_fulfilment_on_the_same_nonce_with_higher
 }
 
 fn node_command(sys: &System, cfg_path: &std::path::Path, extra: &[&str]) -> tokio::process::Command {
-    let bin = root().join("target/release/prover-node");
+    let bin = node_bin();
     assert!(bin.exists(), "build the node first: cargo build --release -p prover-node");
     let mut cmd = tokio::process::Command::new(&bin);
     cmd.args(["run", "--config"])
@@ -752,6 +752,11 @@ async fn bad_stores_and_wrong_chains_are_refused_with_a_named_error() {
     let (code, err) = run_to_exit(node_command(&sys, &cfg, &[])).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("damaged") && err.contains("--reinit-store"), "{err}");
+    // One error naming the file, no redb panic text before it.
+    assert!(err.contains(&format!("the store {} is damaged", store.display())), "{err}");
+    for panic_text in ["panicked", "assertion", "page_manager"] {
+        assert!(!err.contains(panic_text), "{panic_text:?} in:\n{err}");
+    }
     // Recovery: moved aside, rescanned; the request fulfilled meanwhile is recognised, not sent again.
     let mut child = node_command(&sys, &cfg, &["--reinit-store"]).spawn().unwrap();
     let id2 = sys.request(&input).await;
@@ -787,4 +792,64 @@ async fn bad_stores_and_wrong_chains_are_refused_with_a_named_error() {
     let (code, err) = run_to_exit(node_command(&sys, &not_coordinator, &[])).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("InferenceCoordinator") || err.contains("is not registered"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_500_and_429_from_the_rpc_are_retried_and_nothing_is_sent_twice() {
+    let sys = System::new().await;
+    let proxy = HttpFaultProxy::start(&sys.anvil.endpoint()).await;
+    let node_key = key(&sys.anvil, 1);
+    let node_addr = node_key.address();
+    let mut cfg = sys.config(&proxy.url, "http-faults.redb", 0);
+    cfg.rpc.timeout_ms = 2_000;
+    let node = start(cfg, node_key);
+    let input = example_input(zoo("digits_mlp"));
+    eventually("node up", MINUTE, || async { node.metrics.rpc_up.load(Ordering::Relaxed).then_some(()) }).await;
+
+    let mut ids = vec![];
+    for status in [500, 429] {
+        // Every call answered with `status` for a window; a request made meanwhile (straight to
+        // anvil) is fulfilled once the endpoint recovers.
+        let errors = node.metrics.rpc_errors.load(Ordering::Relaxed);
+        proxy.set(HttpFault::Status(status));
+        let id = sys.request(&input).await;
+        eventually("the node to meet the errors", MINUTE, || async {
+            (node.metrics.rpc_errors.load(Ordering::Relaxed) > errors && !node.metrics.rpc_up.load(Ordering::Relaxed))
+                .then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(sys.coordinator().getRequest(id).call().await.unwrap().status as u8, 1, "pending during the window");
+        assert!(proxy.count("eth_blockNumber", HttpFault::Status(status)) > 0);
+        proxy.set(HttpFault::Pass);
+        let recovering = std::time::Instant::now();
+        let (fulfiller, output) = sys.fulfilled(id, MINUTE).await;
+        assert_eq!((fulfiller, output), (node_addr, expected_output(&input)));
+        let took = recovering.elapsed();
+        eprintln!("HTTP {status}: fulfilled {:.1} s after the endpoint recovered", took.as_secs_f64());
+        assert!(took < Duration::from_secs(15), "recovery from HTTP {status} took {took:?}");
+        ids.push(id);
+    }
+
+    // The fulfilment reaches the chain but its answer is a 500 (and every re-send's too): the
+    // node must recognise its own transaction, not send another.
+    proxy.set_for("eth_sendRawTransaction", HttpFault::StatusAfterForward(500));
+    let id = sys.request(&input).await;
+    let (fulfiller, _) = sys.fulfilled(id, MINUTE).await;
+    assert_eq!(fulfiller, node_addr);
+    assert!(proxy.count("eth_sendRawTransaction", HttpFault::StatusAfterForward(500)) >= 1);
+    eventually("recorded as fulfilled", MINUTE, || async {
+        (node.metrics.fulfilled.load(Ordering::Relaxed) == 3).then_some(())
+    })
+    .await;
+    proxy.set(HttpFault::Pass);
+    ids.push(id);
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for id in &ids {
+        sys.assert_fulfilled_once(*id).await;
+    }
+    assert_eq!(sys.user.get_transaction_count(node_addr).await.unwrap(), 3, "one transaction per request");
+    assert_eq!(node.metrics.dropped.load(Ordering::Relaxed), 0);
+    node.stop().await;
 }
