@@ -115,8 +115,13 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
         let card_path = opts.card.clone();
         let srs_file = opts.srs.clone();
         tokio::task::spawn_blocking(move || {
-            let srs = ModelCard::load(&card_path)?.srs(srs_file.as_deref())?;
-            contracts::sample_calldata(&crate::prove::load(&card_path, &srs)?)
+            let card = ModelCard::load(&card_path)?;
+            let srs = crate::setup::card_srs(&card, srs_file.as_deref())?;
+            let step =
+                crate::progress::Step::start(format!("proving a sample for registerModel (k = {})", card.circuit.k));
+            let sample = contracts::sample_calldata(&crate::prove::load(&card_path, &srs)?)?;
+            step.finish();
+            Ok::<_, Error>(sample)
         })
         .await
         .map_err(|e| Error::Invalid(e.to_string()))??

@@ -10,6 +10,7 @@ pub mod contracts;
 pub mod demo;
 pub mod error;
 pub mod metrics;
+pub mod progress;
 pub mod proof;
 pub mod prove;
 pub mod prover;

@@ -162,13 +162,17 @@ impl SrsArgs {
         }
     }
 
-    /// The SRS for an existing card.
-    fn load_for(&self, card: &ModelCard) -> anyhow::Result<Srs> {
-        let file = match self.source()? {
+    /// The SRS file for an existing card (`None`: the card's dev SRS).
+    fn file(&self) -> anyhow::Result<Option<PathBuf>> {
+        Ok(match self.source()? {
             SrsSource::File(path) => Some(path),
             SrsSource::InsecureDev { .. } => None,
-        };
-        Ok(card.srs(file.as_deref())?)
+        })
+    }
+
+    /// The SRS for an existing card.
+    fn load_for(&self, card: &ModelCard) -> anyhow::Result<Srs> {
+        Ok(setup::card_srs(card, self.file()?.as_deref())?)
     }
 }
 
@@ -279,7 +283,7 @@ struct VerifyArgs {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
+        .with_writer(prover_node::progress::log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(err) = run(Cli::parse()) {
@@ -298,6 +302,9 @@ fn parse_dim(s: &str) -> Result<(String, usize), String> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if !matches!(cli.command, Command::Run(_)) {
+        prover_node::progress::enable_terminal();
+    }
     match cli.command {
         Command::Bench(a) => bench(a)?,
         Command::Run(a) => run_node(a)?,
@@ -385,7 +392,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let input = InputFile::load(&a.input)?.quantized(&loaded.model)?;
             tracing::info!(model = %card.name, "proving");
             let fulfiller = Fulfiller { chain_id: a.chain_id, coordinator: a.coordinator, address: a.fulfiller };
+            let step = prover_node::progress::Step::start_if(
+                card.circuit.k >= 16,
+                format!("proving (k = {})", card.circuit.k),
+            );
             let proof = prove::prove(&loaded, &input, a.request_id, &fulfiller)?;
+            step.map(|s| s.finish());
             proof.save(&a.out)?;
             println!("output          {:?} (quantized, scale 2^{})", proof.output, card.output_scale_bits);
             println!(
@@ -407,11 +419,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let claims =
                 prover_node::verify::check_claims(&card.model_id, &verifier_gen::Encoding::of_card(&card), &proof)
                     .with_context(|| format!("{} makes a claim its proof does not back", a.proof.display()))?;
-            let srs = a.srs.load_for(&card)?;
-            let (vk, shape) = card.load_verifying_key(&a.card)?;
-            let params = srs.for_k(shape.k())?;
-            models::prover::verify(&params, &vk, &claims.instances, &proof.proof)?;
-            println!("native          proof verifies (output {:?}, prediction {})", claims.output, claims.prediction);
+            let took = prover_node::verify::verify_native(
+                &card,
+                &a.card,
+                a.srs.file()?.as_deref(),
+                &claims.instances,
+                &proof.proof,
+            )?;
+            println!(
+                "native          proof verifies in {:.1} ms (output {:?}, prediction {})",
+                took.as_secs_f64() * 1e3,
+                claims.output,
+                claims.prediction
+            );
             println!("dequantized     {:?}", claims.dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>());
             println!("srs             {}", card.srs.describe());
             if let Some(rpc) = a.rpc_url {

@@ -13,11 +13,37 @@
 //! * requires the verifier calldata to be exactly those instances followed by the proof;
 //! * recomputes the dequantized output and the prediction from the checked output and refuses a
 //!   file that claims anything else.
+//!
+//! [`verify_native`] then verifies the proof with only `[1]G1`, `G2` and `[τ]G2` of the card's SRS
+//! (`models::verify`): milliseconds at any `k`, with no SRS to load or generate.
 
-use models::{eval::argmax, Fr};
+use std::{path::Path, time::Duration};
+
+use models::{card::ModelCard, eval::argmax, Fr};
 use verifier_gen::Encoding;
 
-use crate::proof::ProofFile;
+use crate::{error::Result, proof::ProofFile};
+
+/// Verifies `proof` for `instances` natively against the card's verifying key and SRS: the given
+/// SRS file (only its `[1]G1`, `G2`, `[τ]G2` are read) or, with `None`, the card's INSECURE dev
+/// SRS (`[τ]G2` derived from its seed). Returns the time the verification itself took.
+///
+/// # Errors
+/// `WrongSrs` when the file is not the card's SRS, a corrupt verifying key or SRS file, and
+/// `InvalidProof` when the proof does not verify.
+pub fn verify_native(
+    card: &ModelCard,
+    card_path: &Path,
+    srs_file: Option<&Path>,
+    instances: &[Fr],
+    proof: &[u8],
+) -> Result<Duration> {
+    let srs = card.verifier_srs(srs_file)?;
+    let (vk, _) = card.load_verifying_key(card_path)?;
+    let started = std::time::Instant::now();
+    srs.verify(&vk, instances, proof)?;
+    Ok(started.elapsed())
+}
 
 /// A claim of a proof file that the proof does not back.
 #[derive(Debug, thiserror::Error)]
