@@ -104,3 +104,23 @@ fn concurrent_misses_all_get_the_srs_and_leave_one_valid_file() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     assert_eq!(Srs::load(&cache.path(9, 2).unwrap()).unwrap().info.sha256, infos[0].sha256);
 }
+
+/// Timings at k = 20 (run with `--ignored --nocapture`; ~1 GiB of memory): generation, a cache
+/// hit, and the fully checking `Srs::load` of the same file for comparison.
+#[test]
+#[ignore]
+fn k20_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = DevSrsCache::at(dir.path());
+    let t = std::time::Instant::now();
+    let generated = get(&cache, 20, 42);
+    let generate_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let hit = get(&cache, 20, 42);
+    let hit_s = t.elapsed().as_secs_f64();
+    assert_eq!(hit.info, generated.info);
+    let t = std::time::Instant::now();
+    Srs::load(&cache.path(20, 42).unwrap()).unwrap();
+    let full_s = t.elapsed().as_secs_f64();
+    println!("dev SRS k = 20: generated and cached in {generate_s:.1} s; cache hit {hit_s:.2} s; full Srs::load check {full_s:.1} s");
+}
