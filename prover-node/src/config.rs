@@ -263,7 +263,7 @@ fn default_metrics() -> SocketAddr {
 impl NodeConfig {
     /// Parses a TOML document.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| Error::Invalid(format!("config: {e}")))?;
+        let cfg: Self = toml::from_str(text).map_err(|e| Error::ConfigSyntax(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -298,28 +298,36 @@ impl NodeConfig {
     /// Checks values a user could get wrong.
     pub fn validate(&self) -> Result<()> {
         if self.models.is_empty() {
-            return Err(Error::Invalid("config: [[models]] is empty: the node must serve at least one model".into()));
+            return Err(Error::Config {
+                key: "[[models]]",
+                reason: "empty: the node must serve at least one model".into(),
+            });
         }
         for m in &self.models {
             if m.srs.is_some() == m.insecure_dev_srs {
-                return Err(Error::Invalid(format!(
-                    "config: model {}: set exactly one of `srs = <file>` or `insecure_dev_srs = true`",
-                    m.card.display()
-                )));
+                return Err(Error::Config {
+                    key: "[[models]]",
+                    reason: format!(
+                        "model {}: set exactly one of `srs = <file>` or `insecure_dev_srs = true`",
+                        m.card.display()
+                    ),
+                });
             }
         }
         if self.prover.concurrency == 0 {
-            return Err(Error::Invalid("config: prover.concurrency must be at least 1".into()));
+            return Err(Error::Config { key: "prover.concurrency", reason: "must be at least 1".into() });
         }
         if self.rpc.poll_interval_ms == 0 || self.rpc.max_log_range == 0 || self.rpc.timeout_ms == 0 {
-            return Err(Error::Invalid(
-                "config: rpc.poll_interval_ms, rpc.max_log_range and rpc.timeout_ms must be positive".into(),
-            ));
+            return Err(Error::Config {
+                key: "rpc",
+                reason: "poll_interval_ms, max_log_range and timeout_ms must be positive".into(),
+            });
         }
         if self.fees.replace_after_blocks == 0 || self.fees.max_fee_per_gas == 0 {
-            return Err(Error::Invalid(
-                "config: fees.replace_after_blocks and fees.max_fee_per_gas must be positive".into(),
-            ));
+            return Err(Error::Config {
+                key: "fees",
+                reason: "replace_after_blocks and max_fee_per_gas must be positive".into(),
+            });
         }
         Ok(())
     }
@@ -327,20 +335,23 @@ impl NodeConfig {
     /// Loads the signing key from the environment or the keystore.
     pub fn signer(&self) -> Result<alloy::signers::local::PrivateKeySigner> {
         if let Some(path) = &self.signer.keystore {
-            let password = std::env::var(&self.signer.keystore_password_env).map_err(|_| {
-                Error::Invalid(format!(
-                    "the keystore password variable {} is not set",
-                    self.signer.keystore_password_env
-                ))
+            let password = std::env::var(&self.signer.keystore_password_env).map_err(|_| Error::Config {
+                key: "signer.keystore_password_env",
+                reason: format!("the variable {} is not set", self.signer.keystore_password_env),
             })?;
-            return alloy::signers::local::PrivateKeySigner::decrypt_keystore(path, password)
-                .map_err(|e| Error::Invalid(format!("cannot decrypt keystore {}: {e}", path.display())));
+            return alloy::signers::local::PrivateKeySigner::decrypt_keystore(path, password).map_err(|e| {
+                Error::Config {
+                    key: "signer.keystore",
+                    reason: format!("cannot decrypt {}: {e} (check the password)", path.display()),
+                }
+            });
         }
-        let key = std::env::var(&self.signer.private_key_env).map_err(|_| {
-            Error::Invalid(format!(
-                "the private key variable {} is not set (or configure signer.keystore)",
+        let key = std::env::var(&self.signer.private_key_env).map_err(|_| Error::Config {
+            key: "signer.private_key_env",
+            reason: format!(
+                "the variable {} is not set (set it to the hex private key, or configure signer.keystore)",
                 self.signer.private_key_env
-            ))
+            ),
         })?;
         crate::chain::signer(&key)
     }

@@ -30,6 +30,9 @@ pub enum Error {
     /// Invalid user input.
     #[error("{0}")]
     Invalid(String),
+    /// The configuration file is not valid TOML for the node (unknown key, wrong type, …).
+    #[error("config: {0}")]
+    ConfigSyntax(String),
     /// A configuration value is unusable.
     #[error("config: {key}: {reason}")]
     Config { key: &'static str, reason: String },
@@ -58,6 +61,9 @@ pub enum Error {
          check that contract.coordinator is the coordinator it was registered on"
     )]
     ModelNotRegistered { model: String, model_id: B256, coordinator: Address },
+    /// A task of the node panicked (a bug): the node stops rather than run without it.
+    #[error("{what} failed unexpectedly: {reason}")]
+    Panicked { what: &'static str, reason: String },
     /// A transaction was mined but reverted.
     #[error("transaction reverted: {0}")]
     Reverted(String),

@@ -48,6 +48,44 @@ impl WsState {
     }
 }
 
+/// Why a request cannot be fulfilled by this node (recorded as failed): a closed set, exported as
+/// a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// An input value does not fit 64 bits.
+    InputTooLarge,
+    /// The input is outside the model's range.
+    InputOutOfRange,
+    /// The prover failed.
+    ProvingFailed,
+    /// The coordinator rejects the fulfilment (e.g. an invalid proof).
+    RejectedByCoordinator,
+    /// The fulfilment kept reverting.
+    KeptReverting,
+}
+
+impl Failure {
+    /// All, in a fixed order.
+    pub const ALL: [Failure; 5] = [
+        Self::InputTooLarge,
+        Self::InputOutOfRange,
+        Self::ProvingFailed,
+        Self::RejectedByCoordinator,
+        Self::KeptReverting,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::InputTooLarge => "input_too_large",
+            Self::InputOutOfRange => "input_out_of_range",
+            Self::ProvingFailed => "proving_failed",
+            Self::RejectedByCoordinator => "rejected_by_coordinator",
+            Self::KeptReverting => "kept_reverting",
+        }
+    }
+}
+
 /// Counters and gauges of the node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -78,6 +116,8 @@ pub struct Metrics {
     ws_state: std::sync::atomic::AtomicU8,
     /// Dropped or skipped requests by reason, in the order of [`DropReason::LABELS`].
     pub dropped_by: [AtomicU64; DropReason::LABELS.len()],
+    /// Failed requests by reason, in the order of [`Failure::ALL`].
+    failed_by: [AtomicU64; Failure::ALL.len()],
     /// Fulfilment transactions replaced with higher fees.
     pub tx_replaced: AtomicU64,
     /// Fulfilment transactions sent again after the pool evicted them.
@@ -134,6 +174,18 @@ impl Metrics {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         let i = DropReason::LABELS.iter().position(|l| *l == reason.label()).expect("every reason has a label");
         self.dropped_by[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request that cannot be fulfilled.
+    pub fn count_failure(&self, why: Failure) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let i = Failure::ALL.iter().position(|f| *f == why).expect("listed");
+        self.failed_by[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failed requests for this reason so far.
+    pub fn failed_with(&self, why: Failure) -> u64 {
+        Failure::ALL.iter().position(|f| *f == why).map(|i| self.failed_by[i].load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Dropped requests with this label so far.
@@ -306,6 +358,11 @@ impl Metrics {
             ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        let name = "zkinfer_requests_failed_by_reason_total";
+        out.push_str(&format!("# HELP {name} Requests that cannot be fulfilled, by reason.\n# TYPE {name} counter\n"));
+        for (why, count) in Failure::ALL.iter().zip(&self.failed_by) {
+            out.push_str(&format!("{name}{{reason=\"{}\"}} {}\n", why.label(), g(count)));
         }
         let name = "zkinfer_ws_state";
         out.push_str(&format!(

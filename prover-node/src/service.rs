@@ -392,7 +392,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
                 job.state = JobState::Proven { output: p.output, proof: p.proof, prove_seconds: p.seconds };
             }
             Err(e) => {
-                self.ctx.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                self.ctx.metrics.count_failure(crate::metrics::Failure::ProvingFailed);
                 warn!(request_id = %job.request_id, error = %e, "proving failed");
                 job.state = JobState::Failed { reason: e.to_string() };
             }
@@ -432,7 +432,7 @@ pub async fn serve(
         r = tokio::task::spawn_blocking(move || load_models(&cfg_clone)) => r,
         _ = stop.wait_for(|s| *s) => return Ok(()),
     };
-    let backend = loaded.map_err(|e| Error::Invalid(format!("loading models: {e}")))??;
+    let backend = loaded.map_err(|e| Error::Panicked { what: "loading models", reason: e.to_string() })??;
     let mut cfg = cfg;
     cfg.store.reinit = false; // already applied above
     Node::new(cfg, client, Arc::new(backend), metrics)?.run(shutdown).await

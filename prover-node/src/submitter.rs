@@ -32,6 +32,7 @@ use crate::{
     client::{ChainClient, ChainError, Fulfilment, Receipt, TxParams},
     config::FeeConfig,
     error::Result,
+    metrics::Failure,
     reconciler::{judge, settle, Verdict},
     service::{now, Ctx},
     store::{Job, JobState, LastTx, SentTx, TxRecord},
@@ -213,7 +214,7 @@ impl Submitter {
                     // The request changed between the two reads: look again next pass.
                     Some(E::RequestNotPending(_) | E::RequestExpired(_) | E::InputMismatch(_)) => Ok(()),
                     Some(other) if job.attempts + 1 >= MAX_ATTEMPTS || matches!(other, E::InvalidProof(_)) => {
-                        ctx.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                        ctx.metrics.count_failure(Failure::RejectedByCoordinator);
                         warn!(error = ?other, "the coordinator rejects this fulfilment");
                         job.state =
                             JobState::Failed { reason: format!("coordinator rejects the fulfilment: {other:?}") };
@@ -223,7 +224,7 @@ impl Submitter {
                         job.attempts += 1;
                         warn!(error = ?other, attempt = job.attempts, "fulfilment would revert; retrying");
                         if job.attempts >= MAX_ATTEMPTS {
-                            ctx.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                            ctx.metrics.count_failure(Failure::KeptReverting);
                             job.state = JobState::Failed { reason: "fulfilment kept reverting".into() };
                         }
                         ctx.store.put(&job).map_err(Into::into)
@@ -358,7 +359,7 @@ impl Submitter {
                 job.attempts += 1;
                 let JobState::Submitted { output, proof, .. } = job.state.clone() else { unreachable!() };
                 if job.attempts >= MAX_ATTEMPTS {
-                    ctx.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                    ctx.metrics.count_failure(Failure::KeptReverting);
                     warn!(tx = %hash, attempts = job.attempts, "fulfilment reverted; giving up");
                     job.state = JobState::Failed { reason: format!("fulfilment reverted {} times", job.attempts) };
                 } else {

@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::{
     client::{ChainClient, ChainError, ChainResult, RequestEvent},
     error::Result,
+    metrics::Failure,
     prover::ProofBackend,
     service::{now, Ctx},
     store::{BaselineRescan, DropReason, Job, JobState},
@@ -279,7 +280,7 @@ pub fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, e: R
             JobState::Dropped { reason }
         }
         None => {
-            ctx.metrics.failed.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.count_failure(Failure::InputTooLarge);
             JobState::Failed { reason: "input value outside the 64-bit range".into() }
         }
         Some(input) => match backend.check_input(&e.model_id, input) {
@@ -290,7 +291,7 @@ pub fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, e: R
             }
             Err(reason) => {
                 warn!(request_id = %e.request_id, error = %reason, "request cannot be proved");
-                ctx.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.count_failure(Failure::InputOutOfRange);
                 JobState::Failed { reason }
             }
         },

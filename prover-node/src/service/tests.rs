@@ -727,3 +727,19 @@ async fn a_base_fee_above_the_cap_is_said_once_exported_and_waited_out_without_s
     assert_eq!(h.chain.our_mined_txs(), 2);
     assert_eq!(logs.count("under fees.max_fee_per_gas again"), 1);
 }
+
+#[tokio::test]
+async fn requests_that_cannot_be_fulfilled_are_counted_by_reason() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.request(1, &[1, 99]); // outside the test model's range 0..=16
+    h.request(2, &[1, 2]);
+    drive(&mut node, "fulfilled", state_is(2, "fulfilled")).await;
+    assert_eq!(job(&node, 1).state.name(), "failed");
+    let m = &node.ctx.metrics;
+    assert_eq!(m.failed_with(crate::metrics::Failure::InputOutOfRange), 1);
+    let text = m.render();
+    assert!(text.contains("zkinfer_requests_failed_by_reason_total{reason=\"input_out_of_range\"} 1"), "{text}");
+    assert!(text.contains("zkinfer_requests_failed_by_reason_total{reason=\"proving_failed\"} 0"), "{text}");
+}
