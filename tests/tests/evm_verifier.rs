@@ -30,6 +30,11 @@ async fn generated_verifiers_accept_valid_proofs_and_reject_tampered_ones() {
         let ok = chain::verify_on_chain(&provider, address, proof.verifier_calldata.to_vec()).await.unwrap();
         assert!(ok.accepted, "{name}: valid proof rejected on-chain");
         let gas = ok.tx_gas.unwrap();
+        let size = m.compiled.deployed_bytecode.len();
+        eprintln!(
+            "{name}: verifier {size} bytes, {} instances, verifying transaction {gas} gas (prague)",
+            proof.instances.len()
+        );
         assert!(gas < budget, "{name}: verifying costs {gas} gas, budget {budget}");
 
         let mut flipped = proof.verifier_calldata.to_vec();

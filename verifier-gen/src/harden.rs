@@ -21,8 +21,10 @@
 //!   precompile call, instead of accumulating a flag.
 //!
 //! The rewrite checks its own premises: every 32-byte word of the calldata must be read exactly once,
-//! as a scalar or a point coordinate, instances first. A generator change that breaks this fails
-//! generation instead of emitting a verifier with an unaccounted-for byte.
+//! as a scalar or a point coordinate, instances first. The instance words may instead be read by the
+//! loop of [`crate::instances`] (recognised by its exact header, bound to `32·instances`), which
+//! reads them raw: they are scalars for the `< r` check like any other. A generator change that
+//! breaks this fails generation instead of emitting a verifier with an unaccounted-for byte.
 
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +125,12 @@ pub fn harden(source: &str, num_instances: usize, c: &Commitments) -> Result<(St
         "if iszero(validate_ec_point(x, y)) { revert(0, 0) }",
     );
     let (src, calls) = rewrite_calls(&src);
+    // Instance words read by the loop of [`crate::instances`] count as scalar reads.
+    match src.matches(&crate::instances::loop_header(num_instances)).count() {
+        0 => {}
+        1 => scalars.extend((0..num_instances).map(|i| 32 * i)),
+        more => return Err(layout_error(format!("{more} instance loops"))),
+    }
 
     // Every word read exactly once: scalars and point coordinates tile [0, len), instances first.
     if xs.len() != ys.len() || xs.iter().zip(&ys).any(|(x, y)| y != &(x + 32)) || validations != xs.len() {

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod harden;
+pub mod instances;
 
 use std::{
     io::Write,
@@ -39,7 +40,10 @@ use snark_verifier::{
     loader::evm::EvmLoader,
     pcs::kzg::{Bdfg21, KzgAs},
     system::halo2::{compile, transcript::evm::EvmTranscript, Config},
-    verifier::{plonk::PlonkVerifier, SnarkVerifier},
+    verifier::{
+        plonk::{PlonkProtocol, PlonkVerifier},
+        SnarkVerifier,
+    },
 };
 
 /// EIP-170 runtime code size limit.
@@ -71,8 +75,62 @@ pub struct Source {
     pub dev_chain_id: Option<u64>,
 }
 
+/// snark-verifier's verifier code for `vk` with `num_instances` instances, its compiled protocol,
+/// and the first memory byte the code never uses.
+fn snark_verifier_code(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    num_instances: usize,
+) -> (String, PlonkProtocol<G1Affine>, usize) {
+    let protocol = compile(params, vk, Config::kzg().with_num_instance(vec![num_instances]));
+    let deciding_key = (params.get_g()[0], params.g2(), params.s_g2()).into();
+    let loader = EvmLoader::new::<Fq, Fr>();
+    let loaded = protocol.loaded(&loader);
+    let mut transcript = EvmTranscript::<_, Rc<EvmLoader>, _, _>::new(&loader);
+    let instances = transcript.load_instances(vec![num_instances]);
+    let proof = PlonkVerifier::<Shplonk>::read_proof(&deciding_key, &loaded, &instances, &mut transcript)
+        .expect("reading a proof symbolically cannot fail");
+    PlonkVerifier::<Shplonk>::verify(&deciding_key, &loaded, &instances, &proof)
+        .expect("symbolic verification cannot fail");
+    let code = loader.solidity_code();
+    let memory_end = loader.allocate(0);
+    (code, protocol, memory_end)
+}
+
+/// The premises of [`instances::rewrite`] that come from the protocol rather than the code: the
+/// instances are one column of `num_instances` rows, not committed, evaluated by the verifier and
+/// queried only at rotation 0 (so instance `i` is weighted by `l_i(z)`), hashed after a vk digest,
+/// with no accumulator among them and a constant domain.
+fn check_protocol(protocol: &PlonkProtocol<G1Affine>, num_instances: usize) -> Result<()> {
+    let offset = protocol.preprocessed.len();
+    let columns = offset..offset + protocol.num_instance.len();
+    let queries: Vec<(usize, i32)> = protocol
+        .quotient
+        .numerator
+        .used_query()
+        .into_iter()
+        .filter(|q| columns.contains(&q.poly))
+        .map(|q| (q.poly, q.rotation.0))
+        .collect();
+    let ok = protocol.num_instance == [num_instances]
+        && protocol.instance_committing_key.is_none()
+        && protocol.accumulator_indices.iter().all(Vec::is_empty)
+        && protocol.transcript_initial_state.is_some()
+        && protocol.domain_as_witness.is_none()
+        && queries == [(offset, 0)];
+    if !ok {
+        return Err(Error::UnexpectedVerifier(format!(
+            "instance loop: the protocol's instances are not one column of {num_instances} rows queried at rotation 0 \
+             (columns {:?}, queries {queries:?})",
+            protocol.num_instance
+        )));
+    }
+    Ok(())
+}
+
 /// Generates the hardened Solidity source of a verifier for `vk` with `num_instances` public
-/// instances and the on-chain `encoding`.
+/// instances and the on-chain `encoding`: snark-verifier's code for one instance, rewritten so the
+/// instances are evaluated in a loop ([`instances`]), then hardened ([`harden`]).
 pub fn solidity_source(
     params: &ParamsKZG<Bn256>,
     vk: &VerifyingKey<G1Affine>,
@@ -81,20 +139,22 @@ pub fn solidity_source(
     header: &str,
     encoding: &Encoding,
 ) -> Result<Source> {
-    let protocol = compile(params, vk, Config::kzg().with_num_instance(vec![num_instances]));
-    let deciding_key = (params.get_g()[0], params.g2(), params.s_g2()).into();
-    let loader = EvmLoader::new::<Fq, Fr>();
-    let protocol = protocol.loaded(&loader);
-    let mut transcript = EvmTranscript::<_, Rc<EvmLoader>, _, _>::new(&loader);
-    let instances = transcript.load_instances(vec![num_instances]);
-    let proof = PlonkVerifier::<Shplonk>::read_proof(&deciding_key, &protocol, &instances, &mut transcript)
-        .expect("reading a proof symbolically cannot fail");
-    PlonkVerifier::<Shplonk>::verify(&deciding_key, &protocol, &instances, &proof)
-        .expect("symbolic verification cannot fail");
+    let (single, single_protocol, memory_end) = snark_verifier_code(params, vk, 1);
+    let (reference, protocol, _) = snark_verifier_code(params, vk, num_instances);
+    check_protocol(&single_protocol, 1)?;
+    check_protocol(&protocol, num_instances)?;
+    let premises = instances::Premises {
+        num_instances,
+        k: protocol.domain.k as u32,
+        n_inv: protocol.domain.n_inv,
+        omega: protocol.domain.gen,
+        memory_end,
+    };
+    let looped = instances::rewrite(&single, &reference, &premises)?;
     let dev_chain_guard = needs_dev_chain_guard(params);
     let encoding_hash = encoding_hash(encoding);
     let commitments = harden::Commitments { encoding_hash, dev_chain_guard };
-    let (body, layout) = harden::harden(&loader.solidity_code(), num_instances, &commitments)?;
+    let (body, layout) = harden::harden(&looped, num_instances, &commitments)?;
     let comment: String = header.lines().map(|l| format!("// {l}\n")).collect();
     let solidity = body
         .trim_start()
@@ -413,6 +473,63 @@ pub fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key of a tiny model (4 inputs, 3 outputs) at `k = 10` on a dev SRS.
+    pub(crate) fn tiny_key() -> (ParamsKZG<Bn256>, VerifyingKey<G1Affine>) {
+        use models::{
+            ir::{FloatModel, InputKind, Layer, LayerKind, ModelInput},
+            prover,
+            quant::QuantParams,
+            srs::Srs,
+        };
+        let w = [0.5f32, -0.25, 0.75, 1.0, -1.0, 0.125, 0.3, -0.6, 0.9, 0.2, -0.4, 0.05];
+        let terms = (0..3).map(|o| (0..4).map(|i| (i as u32, w[o * 4 + i])).collect()).collect();
+        let kind = LayerKind::Linear { terms, bias: vec![0.1, -0.2, 0.05] };
+        let float = FloatModel {
+            shapes: vec![vec![1, 4], vec![1, 3]],
+            inputs: vec![ModelInput { name: "x".into(), tensor: 0, kind: InputKind::Real }],
+            layers: vec![Layer { node: "fc".into(), op: "Gemm".into(), inputs: vec![0], output: 1, kind }],
+            outputs: vec![1],
+            output_names: vec!["y".into()],
+        };
+        let model = QuantModel::quantize(&float, QuantParams::default(), None).unwrap();
+        let circuit = prover::choose_k(&model, Some(10), 10).unwrap();
+        let srs = Srs::insecure_dev(10, 1);
+        let (pk, _) = prover::keygen(&srs.params, &model, &circuit).unwrap();
+        (srs.params, pk.get_vk().clone())
+    }
+
+    pub(crate) const TEST_ENCODING: Encoding = Encoding {
+        input_len: 4,
+        output_len: 3,
+        input_scale_bits: 7,
+        output_scale_bits: 7,
+        value_bits: 16,
+        input_min: -128,
+        input_max: 128,
+        output_min: -1000,
+        output_max: 1000,
+    };
+
+    #[test]
+    fn bytecode_does_not_grow_with_the_instances() {
+        let (params, vk) = tiny_key();
+        // Up to most of the 1024 rows of k = 10 (the straight-line code grew ~170 bytes per instance).
+        let sizes: Vec<(usize, usize)> = [1, 2, 40, 900]
+            .into_iter()
+            .map(|n| {
+                let source = solidity_source(&params, &vk, n, "V", "test", &TEST_ENCODING).unwrap();
+                assert_eq!(source.layout.num_instances, n);
+                assert_eq!(source.layout.scalar_ranges[0], (0, 32 * n));
+                let compiled = compile_solidity(&default_solc(), &source.solidity, "V").unwrap();
+                (n, compiled.deployed_bytecode.len())
+            })
+            .collect();
+        let min = sizes.iter().map(|s| s.1).min().unwrap();
+        let max = sizes.iter().map(|s| s.1).max().unwrap();
+        // What varies is the width of the PUSHes of calldata offsets and bounds (1 to 3 bytes).
+        assert!(max - min <= 32, "runtime bytecode sizes by instance count: {sizes:?}");
+    }
 
     #[test]
     fn abi_words_sign_extend() {
