@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bindings;
 pub mod chain;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod contracts;

@@ -1,0 +1,615 @@
+//! The command line of `prover-node`: its arguments (clap) and one function per command, which
+//! the binary (`main.rs`) only dispatches to. Each command prints its results on stdout and
+//! returns errors that name what to do.
+
+use std::path::PathBuf;
+
+use crate::{
+    chain,
+    proof::{Fulfiller, InputFile, ProofFile},
+    prove,
+    setup::{self, SetupOptions, SrsSource},
+};
+use alloy::primitives::{Address, U256};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use models::{card::ModelCard, srs::Srs};
+
+#[derive(Parser)]
+#[command(name = "prover-node", version, about = "zkinfer prover node: verifiable ML inference for smart contracts")]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Model owner: ONNX → quantized circuit → proving/verifying keys → Solidity verifier → model card.
+    Setup(SetupArgs),
+    /// Prove one inference: writes output, proof, public instances and ready-to-send calldata.
+    Prove(ProveArgs),
+    /// Verify a proof natively, and optionally on-chain through the generated verifier.
+    Verify(VerifyArgs),
+    /// Measure setup, proving, memory, proof size, verifier size and verify gas per model.
+    Bench(BenchArgs),
+    /// Run the node: watch the coordinator, prove requests for served models, fulfil them.
+    Run(RunArgs),
+    /// The whole system on an embedded anvil: deploy, register, run a node, classify a real digit.
+    Demo(DemoArgs),
+    /// Ceremony SRS files: import (with every check) what setup, prove and the node load.
+    #[command(subcommand)]
+    Srs(SrsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SrsCommand {
+    /// Check a snarkjs .ptau or halo2 raw ParamsKZG ceremony file (curve points, generators, a batched
+    /// pairing check of the powers against [τ]G2, pinned hashes of known ceremony files), recompute
+    /// the Lagrange points, downsize, and write the SRS the node loads (ParamsKZG with a checksum).
+    Import(SrsImportArgs),
+    /// Re-check an SRS file (imported or a ceremony file) and print where it comes from.
+    Show {
+        /// The SRS file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct SrsImportArgs {
+    /// The ceremony file: `.ptau` (snarkjs) or a raw halo2 `ParamsKZG` file.
+    file: PathBuf,
+    /// Where to write the imported SRS.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Downsize to 2^k points (default: everything the file holds).
+    #[arg(long)]
+    k: Option<u32>,
+    /// Accept a file of no known ceremony; its verifiers then only run on the dev chain (31337).
+    #[arg(long)]
+    allow_unknown_ceremony: bool,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// The zoo model to serve (set up on first use with the ceremony SRS, k ≤ 11).
+    #[arg(long, default_value = "models/zoo/digits_mlp.onnx")]
+    onnx: PathBuf,
+    /// The ceremony file the demo's keys are made with (imported and checked on first use).
+    #[arg(long, default_value = "srs/hermez-raw-11")]
+    ceremony_srs: PathBuf,
+    /// The digit image to classify.
+    #[arg(long, default_value = "models/zoo/digits_mlp.input.json")]
+    input: PathBuf,
+    /// Working directory (keys, node store).
+    #[arg(long, default_value = "build/demo")]
+    work_dir: PathBuf,
+    /// forge's build output.
+    #[arg(long, default_value = "out")]
+    forge_out: PathBuf,
+    /// The anvil binary.
+    #[arg(long, env = "ZKINFER_ANVIL", default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")]
+    anvil: PathBuf,
+    /// After the demo, send this many more requests and report throughput and p50/p95 latency.
+    #[arg(long, default_value_t = 0)]
+    load_requests: usize,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Node configuration (TOML; see prover-node/node.example.toml).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Override rpc.http_url.
+    #[arg(long, env = "ZKINFER_RPC_URL", help_heading = "Overrides")]
+    rpc_url: Option<String>,
+    /// Override contract.coordinator.
+    #[arg(long, env = "ZKINFER_COORDINATOR", help_heading = "Overrides")]
+    coordinator: Option<Address>,
+    /// Override store.path.
+    #[arg(long, env = "ZKINFER_STORE", help_heading = "Overrides")]
+    store: Option<PathBuf>,
+    /// Override metrics.listen.
+    #[arg(long, env = "ZKINFER_METRICS_LISTEN", help_heading = "Overrides")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Override prover.confirmations.
+    #[arg(long, help_heading = "Overrides")]
+    confirmations: Option<u64>,
+    /// Override contract.start_block (where a fresh store starts scanning).
+    #[arg(long, help_heading = "Overrides")]
+    start_block: Option<u64>,
+    /// Recovery: move an empty or damaged store aside and start a fresh one, rescanning from
+    /// contract.start_block (requests fulfilled meanwhile are recognised on-chain).
+    #[arg(long, help_heading = "Recovery")]
+    reinit_store: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// ONNX models to measure (each in its own process).
+    #[arg(required = true, value_name = "ONNX")]
+    models: Vec<PathBuf>,
+    /// Proving runs per model (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// The anvil binary used to measure gas.
+    #[arg(long, env = "ZKINFER_ANVIL", default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")]
+    anvil: PathBuf,
+    /// Solidity compiler (standard-JSON interface).
+    #[arg(long, env = "ZKINFER_SOLC", value_name = "PATH")]
+    solc: Option<PathBuf>,
+    /// Measure a single model in this process and print its row as JSON (used internally).
+    #[arg(long, hide = true)]
+    child: bool,
+}
+
+#[derive(Args)]
+pub struct SrsArgs {
+    /// KZG SRS file (halo2 ParamsKZG format, e.g. from a powers-of-tau ceremony).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure_dev_srs", help_heading = "SRS")]
+    srs: Option<PathBuf>,
+    /// Use an SRS derived from a public seed. INSECURE: anyone can forge proofs. Tests and demos only.
+    #[arg(long, help_heading = "SRS")]
+    insecure_dev_srs: bool,
+    /// Seed of the insecure dev SRS (setup only; prove/verify take it from the card).
+    #[arg(long, default_value_t = 42, help_heading = "SRS")]
+    dev_srs_seed: u64,
+}
+
+impl SrsArgs {
+    fn source(&self) -> anyhow::Result<SrsSource> {
+        match (&self.srs, self.insecure_dev_srs) {
+            (Some(path), false) => Ok(SrsSource::File(path.clone())),
+            (None, true) => Ok(SrsSource::InsecureDev { seed: self.dev_srs_seed }),
+            _ => bail!("choose an SRS: --srs <FILE> (ceremony) or --insecure-dev-srs (tests and demos only)"),
+        }
+    }
+
+    /// The SRS file for an existing card (`None`: the card's dev SRS).
+    fn file(&self) -> anyhow::Result<Option<PathBuf>> {
+        Ok(match self.source()? {
+            SrsSource::File(path) => Some(path),
+            SrsSource::InsecureDev { .. } => None,
+        })
+    }
+
+    /// The SRS for an existing card.
+    fn load_for(&self, card: &ModelCard) -> anyhow::Result<Srs> {
+        Ok(setup::card_srs(card, self.file()?.as_deref())?)
+    }
+}
+
+#[derive(Args)]
+pub struct SetupArgs {
+    /// The ONNX model. Optional metadata is read from `<stem>.meta.json` beside it.
+    #[arg(long, value_name = "FILE")]
+    onnx: PathBuf,
+    /// Directory for keys, verifier and model card.
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Model name (default: from metadata, else the file stem).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    srs: SrsArgs,
+    /// Input fixed-point scale: inputs are round(x · 2^bits) (default: metadata, else calibrated).
+    #[arg(long, help_heading = "Quantization")]
+    input_scale_bits: Option<u32>,
+    /// Weight fixed-point scale (default: metadata, else calibrated).
+    #[arg(long, help_heading = "Quantization")]
+    weight_scale_bits: Option<u32>,
+    /// Activation fixed-point scale (default: metadata, else calibrated).
+    #[arg(long, help_heading = "Quantization")]
+    activation_scale_bits: Option<u32>,
+    /// Every activation must fit in this many signed bits (default: sized from a sound bound over
+    /// the whole input range).
+    #[arg(long, help_heading = "Quantization")]
+    value_bits: Option<u32>,
+    /// Largest acceptable output error of calibration, relative to the largest float output.
+    #[arg(long, default_value_t = 0.005, help_heading = "Quantization")]
+    tolerance: f64,
+    /// Value of a symbolic input dimension, `NAME=SIZE` (repeatable; others are fixed to 1).
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim, help_heading = "Quantization")]
+    dims: Vec<(String, usize)>,
+    /// Calibration inputs `{"inputs": [[..]]}` (default: metadata's eval set, else samples of the range).
+    #[arg(long, value_name = "FILE", help_heading = "Quantization")]
+    calibration_set: Option<PathBuf>,
+    /// Smallest real input value accepted (with --input-max; default: metadata, else [-256, 255]
+    /// narrowed if needed to fit the value bits).
+    #[arg(long, requires = "input_max", allow_hyphen_values = true, help_heading = "Quantization")]
+    input_min: Option<f64>,
+    /// Largest real input value accepted.
+    #[arg(long, requires = "input_min", allow_hyphen_values = true, help_heading = "Quantization")]
+    input_max: Option<f64>,
+    /// Circuit size 2^k rows (default: automatic, see --max-k).
+    #[arg(long, help_heading = "Circuit")]
+    k: Option<u32>,
+    /// Largest k when choosing automatically (the layout of least predicted prove work whose
+    /// verifier fits wins).
+    #[arg(long, default_value_t = models::prover::DEFAULT_MAX_K, help_heading = "Circuit")]
+    max_k: u32,
+    /// Labelled set `{"inputs": [[..]], "labels": [..]}` for float/quantized accuracy (default: metadata's).
+    #[arg(long, value_name = "FILE")]
+    eval_set: Option<PathBuf>,
+    /// Solidity compiler (standard-JSON interface).
+    #[arg(long, env = "ZKINFER_SOLC", value_name = "PATH")]
+    solc: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ProveArgs {
+    /// Model card written by `setup`.
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+    /// Input JSON: {"input": [floats]} or {"input_quantized": [integers]}.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Where to write the proof JSON.
+    #[arg(long, value_name = "FILE", default_value = "proof.json")]
+    out: PathBuf,
+    /// The coordinator request this proof fulfils (bound into the proof).
+    #[arg(long, default_value = "0", help_heading = "Request")]
+    request_id: U256,
+    /// The chain id of the coordinator's chain (bound into the proof).
+    #[arg(long, default_value_t = 31337, help_heading = "Request")]
+    chain_id: u64,
+    /// The coordinator the proof will be submitted to (bound into the proof).
+    #[arg(long, default_value_t = Address::ZERO, help_heading = "Request")]
+    coordinator: Address,
+    /// The account that will submit the proof (bound into the proof).
+    #[arg(long, default_value_t = Address::ZERO, help_heading = "Request")]
+    fulfiller: Address,
+    #[command(flatten)]
+    srs: SrsArgs,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Model card written by `setup`.
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+    /// Proof JSON written by `prove`.
+    #[arg(long, value_name = "FILE")]
+    proof: PathBuf,
+    #[command(flatten)]
+    srs: SrsArgs,
+    /// Also verify on-chain through the generated verifier at this RPC endpoint.
+    #[arg(long, env = "ZKINFER_RPC_URL", help_heading = "On-chain")]
+    rpc_url: Option<String>,
+    /// An already deployed verifier (default: deploy the card's verifier).
+    #[arg(long, help_heading = "On-chain")]
+    verifier: Option<Address>,
+    /// Key that pays for deploying the verifier.
+    #[arg(long, env = "ZKINFER_PRIVATE_KEY", hide_env_values = true, help_heading = "On-chain")]
+    private_key: Option<String>,
+}
+
+/// Logs to stderr (through the progress display on a terminal), `RUST_LOG` or `info`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(crate::progress::log_writer)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn parse_dim(s: &str) -> Result<(String, usize), String> {
+    let (name, size) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected NAME=SIZE"))?;
+    let size: usize = size.parse().map_err(|e| format!("`{s}`: {e}"))?;
+    if size == 0 {
+        return Err(format!("`{s}`: a dimension must be at least 1"));
+    }
+    Ok((name.to_string(), size))
+}
+
+/// `srs import`.
+pub fn srs_import(a: SrsImportArgs) -> anyhow::Result<()> {
+    crate::progress::enable_terminal();
+    let opts = models::srs::ImportOptions { k: a.k, allow_unknown_ceremony: a.allow_unknown_ceremony };
+    let srs = Srs::import(&a.file, &opts)?;
+    srs.save(&a.out)?;
+    println!("checked         points on the curve, g[0] = G1, G2 generator, powers consistent with [τ]G2");
+    println!("srs             {}", srs.info.describe());
+    println!("written         {} (Lagrange points recomputed)", a.out.display());
+    Ok(())
+}
+
+/// `srs show`.
+pub fn srs_show(file: PathBuf) -> anyhow::Result<()> {
+    crate::progress::enable_terminal();
+    let srs = Srs::load(&file)?;
+    println!("srs             {}", srs.info.describe());
+    Ok(())
+}
+
+/// `setup`.
+pub fn setup(a: SetupArgs) -> anyhow::Result<()> {
+    crate::progress::enable_terminal();
+    let opts = SetupOptions {
+        onnx: a.onnx,
+        out_dir: a.out_dir,
+        name: a.name,
+        srs: a.srs.source()?,
+        input_scale_bits: a.input_scale_bits,
+        weight_scale_bits: a.weight_scale_bits,
+        activation_scale_bits: a.activation_scale_bits,
+        value_bits: a.value_bits,
+        tolerance: a.tolerance,
+        dims: a.dims.into_iter().collect(),
+        calibration_set: a.calibration_set,
+        input_range: a.input_min.zip(a.input_max),
+        k: a.k,
+        max_k: a.max_k,
+        eval_set: a.eval_set,
+        solc: a.solc.unwrap_or_else(verifier_gen::default_solc),
+    };
+    let (card, path) = setup::run(&opts)?;
+    println!("model card      {}", path.display());
+    println!("model id        {}", card.model_id);
+    println!(
+        "circuit         k = {}, {} advice + {} lookup columns, {} public instances",
+        card.circuit.k, card.circuit.advice_columns, card.circuit.lookup_advice_columns, card.circuit.num_instances
+    );
+    println!(
+        "verifier        {} ({} bytes runtime, codehash {})",
+        card.verifier.contract, card.verifier.runtime_bytes, card.verifier.codehash
+    );
+    let q = &card.quantization;
+    println!(
+        "quantization    scales 2^{} in / 2^{} weights / 2^{} activations, {} value bits, input range {:?}",
+        q.input_scale_bits, q.weight_scale_bits, q.activation_scale_bits, q.value_bits, card.input_range
+    );
+    if let Some(b) = &card.bound {
+        println!("bound           |value| <= {} over the whole input range (at `{}`)", b.max_abs, b.node);
+    }
+    if let Some(c) = &card.calibration {
+        println!(
+            "output error    max {:.5}, mean {:.5} vs the float model ({}; worst error / allowance {:.2})",
+            c.error.max_abs, c.error.mean_abs, c.error.source, c.error.worst_ratio
+        );
+    }
+    if let Some(acc) = &card.accuracy {
+        println!(
+            "accuracy        float {:.2}%, quantized {:.2}% on {} held-out samples",
+            acc.float * 100.0,
+            acc.quantized * 100.0,
+            acc.samples
+        );
+    }
+    println!("srs             {}", card.srs.describe());
+    if card.srs.insecure {
+        println!("WARNING         keys made with an INSECURE dev SRS (public seed): for tests and demos only");
+        println!("                its verifier reverts on every chain but chain id {}", verifier_gen::DEV_CHAIN_ID);
+    }
+    Ok(())
+}
+
+/// `prove`.
+pub fn prove(a: ProveArgs) -> anyhow::Result<()> {
+    crate::progress::enable_terminal();
+    let card = ModelCard::load(&a.card)?;
+    let srs = a.srs.load_for(&card)?;
+    let loaded = prove::load(&a.card, &srs)?;
+    let input = InputFile::load(&a.input)?.quantized(&loaded.model)?;
+    tracing::info!(model = %card.name, "proving");
+    let fulfiller = Fulfiller { chain_id: a.chain_id, coordinator: a.coordinator, address: a.fulfiller };
+    let step = crate::progress::Step::start_if(card.circuit.k >= 16, format!("proving (k = {})", card.circuit.k));
+    let proof = prove::prove(&loaded, &input, a.request_id, &fulfiller)?;
+    step.map(|s| s.finish());
+    proof.save(&a.out)?;
+    println!("output          {:?} (quantized, scale 2^{})", proof.output, card.output_scale_bits);
+    println!("dequantized     {:?}", proof.output_dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>());
+    println!("prediction      {}", proof.prediction);
+    println!("srs             {}", card.srs.describe());
+    println!("proof           {} bytes in {:.2} s -> {}", proof.proof.len(), proof.prove_seconds, a.out.display());
+    Ok(())
+}
+
+/// `verify`.
+pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    crate::progress::enable_terminal();
+    let card = ModelCard::load(&a.card)?;
+    let proof = ProofFile::load(&a.proof)?;
+    let claims = crate::verify::check_claims(&card.model_id, &verifier_gen::Encoding::of_card(&card), &proof)
+        .with_context(|| format!("{} makes a claim its proof does not back", a.proof.display()))?;
+    let took = crate::verify::verify_native(&card, &a.card, a.srs.file()?.as_deref(), &claims.instances, &proof.proof)?;
+    println!(
+        "native          proof verifies in {:.1} ms (output {:?}, prediction {})",
+        took.as_secs_f64() * 1e3,
+        claims.output,
+        claims.prediction
+    );
+    println!("dequantized     {:?}", claims.dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>());
+    println!("srs             {}", card.srs.describe());
+    if let Some(rpc) = a.rpc_url {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let key = a
+                .private_key
+                .context("--private-key (or ZKINFER_PRIVATE_KEY) is needed to deploy the verifier")?;
+            let provider = chain::provider(&rpc, chain::signer(&key)?)?;
+            let address = match a.verifier {
+                Some(addr) => {
+                    // Only the card's verifier proves anything: compare the deployed code.
+                    let code = alloy::providers::Provider::get_code_at(&provider, addr).await?;
+                    let hash = format!("0x{}", hex::encode(alloy::primitives::keccak256(&code)));
+                    if !hash.eq_ignore_ascii_case(&card.verifier.codehash) {
+                        bail!(
+                            "the contract at {addr} is not this model's verifier: its code hash {hash} differs from the card's {}",
+                            card.verifier.codehash
+                        );
+                    }
+                    addr
+                }
+                None => {
+                    let compiled = verifier_gen::Compiled::for_card(&a.card, &card)?;
+                    let addr = chain::deploy(&provider, compiled.bytecode).await?;
+                    println!("deployed        {} at {addr}", card.verifier.contract);
+                    addr
+                }
+            };
+            let result = chain::verify_on_chain(&provider, address, claims.verifier_calldata.clone()).await?;
+            if !result.accepted {
+                bail!("the on-chain verifier at {address} rejected the proof");
+            }
+            println!(
+                "on-chain        proof verifies at {address} ({} gas per verifying transaction)",
+                result.tx_gas.unwrap_or_default()
+            );
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// `demo`.
+pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
+    crate::progress::enable_terminal();
+    let stem = a.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).context("--onnx has no file name")?;
+    let model_dir = a.work_dir.join(&stem);
+    let card_path = model_dir.join(format!("{stem}.card.json"));
+    // The ceremony file, imported once (every check, Lagrange points recomputed) into what setup,
+    // prove and the node load; `Srs::load` re-checks it on every load.
+    let srs_path = a.work_dir.join("srs").join("hermez-11.srs");
+    let srs = match Srs::load(&srs_path) {
+        Ok(srs) => srs,
+        Err(_) => {
+            println!("[demo] importing the ceremony SRS {} (checks, Lagrange points)...", a.ceremony_srs.display());
+            let srs = Srs::import(&a.ceremony_srs, &models::srs::ImportOptions::default())?;
+            std::fs::create_dir_all(srs_path.parent().expect("has a parent"))?;
+            srs.save(&srs_path)?;
+            srs
+        }
+    };
+    println!("[demo] SRS: {}", srs.info.describe());
+    let fresh = ModelCard::load(&card_path).ok().filter(|c| {
+        c.srs.sha256 == srs.info.sha256
+            && std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b) == c.onnx_sha256).unwrap_or(false)
+    });
+    if fresh.is_none() {
+        println!("[demo] setting up {} (quantize, keygen, generate and compile the verifier)...", a.onnx.display());
+        let mut opts = SetupOptions::new(a.onnx.clone(), model_dir.clone(), SrsSource::File(srs_path.clone()));
+        opts.max_k = srs.info.k;
+        setup::run(&opts)?;
+    } else {
+        println!("[demo] reusing the keys in {}", model_dir.display());
+    }
+    let opts = crate::demo::DemoOptions {
+        anvil: a.anvil,
+        card: card_path,
+        forge_out: a.forge_out,
+        input: a.input,
+        work_dir: a.work_dir.join("node"),
+        load_requests: a.load_requests,
+        srs: Some(srs_path),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = rt.block_on(crate::demo::run(&opts, |line| println!("[demo] {line}")))?;
+    let logits: Vec<String> =
+        report.output.iter().map(|v| format!("{:.2}", *v as f64 / (1u64 << report.output_scale_bits) as f64)).collect();
+    println!();
+    println!(
+        "verified prediction   {} (image label {})",
+        report.predicted,
+        report.label.map(|l| l.to_string()).unwrap_or("?".into())
+    );
+    println!("verified logits       [{}]", logits.join(", "));
+    println!("callback              {}", if report.callback_succeeded { "succeeded" } else { "FAILED" });
+    println!("keys and verifier     {}", srs.info.describe());
+    println!(
+        "bounty                {}",
+        if report.bounty_paid { "paid to the submitter" } else { "not paid (wrong digit)" }
+    );
+    println!("gas                   request {} · fulfil (verify + callback) {}", report.request_gas, report.fulfil_gas);
+    println!("latency               {:.2} s from requestInference to the callback", report.latency.as_secs_f64());
+    if let Some(load) = report.load {
+        println!(
+            "load                  {} requests: {:.1} requests/minute, latency p50 {:.2} s, p95 {:.2} s (request mined → fulfilment mined)",
+            load.requests,
+            load.per_minute,
+            load.p50.as_secs_f64(),
+            load.p95.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `run`: the node, until SIGTERM or Ctrl-C.
+pub fn run_node(a: RunArgs) -> anyhow::Result<()> {
+    let mut cfg =
+        crate::config::NodeConfig::load(&a.config).with_context(|| format!("loading {}", a.config.display()))?;
+    if let Some(url) = a.rpc_url {
+        cfg.rpc.http_url = url;
+    }
+    if let Some(c) = a.coordinator {
+        cfg.contract.coordinator = c;
+    }
+    if let Some(s) = a.store {
+        cfg.store.path = s;
+    }
+    if let Some(m) = a.metrics_listen {
+        cfg.metrics.listen = m;
+    }
+    if let Some(c) = a.confirmations {
+        cfg.prover.confirmations = c;
+    }
+    if let Some(b) = a.start_block {
+        cfg.contract.start_block = b;
+    }
+    cfg.store.reinit = a.reinit_store;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+        crate::service::serve(cfg, None, std::sync::Arc::default(), rx).await
+    });
+    // A proof still running on a blocking thread must not hold the process past its grace period.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
+    Ok(())
+}
+
+/// `bench`.
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    crate::progress::enable_terminal();
+    let solc = a.solc.clone().unwrap_or_else(verifier_gen::default_solc);
+    if a.child {
+        let row = crate::bench::measure(&a.models[0], a.runs, solc, &a.anvil)?;
+        println!("{}", serde_json::to_string(&row)?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for model in &a.models {
+        eprintln!("measuring {} ({} proving runs)...", model.display(), a.runs);
+        let out = std::process::Command::new(&exe)
+            .arg("bench")
+            .arg("--child")
+            .arg("--runs")
+            .arg(a.runs.to_string())
+            .arg("--anvil")
+            .arg(&a.anvil)
+            .arg("--solc")
+            .arg(&solc)
+            .arg(model)
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            bail!("measuring {} failed", model.display());
+        }
+        rows.push(serde_json::from_slice::<crate::bench::BenchRow>(&out.stdout)?);
+    }
+    println!("{}", crate::bench::table(&rows));
+    println!("2 cores, insecure dev SRS, anvil --hardfork prague, solc 0.8.30 (optimizer 200 runs, Yul optimizer off)");
+    Ok(())
+}
