@@ -61,6 +61,8 @@ pub struct Ctx<C> {
     pub chain_time: std::sync::atomic::AtomicU64,
     /// The request id the watcher last warned about as missing from the logs (warned once).
     pub gap_warned: std::sync::Mutex<Option<U256>>,
+    /// Passes in a row that found the head below the scan cursor.
+    pub short_head: std::sync::atomic::AtomicU32,
 }
 
 impl<C> Ctx<C> {
@@ -118,7 +120,15 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
         metrics.stale_after_secs.store(cfg.metrics.stale_after_secs, Ordering::Relaxed);
         let pool = ProverPool::new(backend, cfg.prover.concurrency);
         Ok(Self {
-            ctx: Ctx { client, store, metrics, cfg, chain_time: Default::default(), gap_warned: Default::default() },
+            ctx: Ctx {
+                client,
+                store,
+                metrics,
+                cfg,
+                chain_time: Default::default(),
+                gap_warned: Default::default(),
+                short_head: Default::default(),
+            },
             pool,
             submitter: Submitter::default(),
             reconciled: false,

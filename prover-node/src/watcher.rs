@@ -6,7 +6,8 @@
 //! only if the hash of its last block is the same before and after `eth_getLogs`, so a reorg
 //! landing during the scan cannot skip events. A block the endpoint answers `null` for (a
 //! load-balanced endpoint whose backend is behind) is "not yet available": the scan waits for the
-//! next pass, it is not a reorg. An event seen again in another block with the *same* input only
+//! next pass, it is not a reorg. A head below the cursor is the same while it passes, and a reorg
+//! that shortened the chain once it lasts [`SHORT_HEAD_PASSES`] passes. An event seen again in another block with the *same* input only
 //! updates the job's block; with *another* input, the job starts over from `Queued` with the new
 //! input at any stage (a proof in progress is discarded when it finishes, a pending transaction is
 //! outbid by the next one on its nonce).
@@ -37,6 +38,9 @@ use crate::{
 
 /// How far the cursor rewinds when a reorg is detected.
 pub const REORG_REWIND: u64 = 64;
+/// Passes in a row with the head below the scan cursor before that is taken for a reorg that
+/// shortened the chain (fewer: a backend of a load-balanced endpoint that is behind).
+pub const SHORT_HEAD_PASSES: u32 = 3;
 
 /// What a scan found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,28 +62,41 @@ pub async fn scan<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, he
     let safe = head.saturating_sub(ctx.cfg.prover.confirmations);
     let start = ctx.cfg.contract.start_block;
     let mut reorged = false;
+    let below_cursor = ctx.short_head.load(Ordering::Relaxed);
     let mut from = match ctx.store.cursor()? {
-        Some((block, _)) if block > head => {
+        Some((block, _)) if block > head && below_cursor + 1 < SHORT_HEAD_PASSES => {
             // The endpoint reports a head below the cursor: a backend behind the one that served
-            // the cursor, or a chain a reorg shortened. Nothing new to scan either way; a reorg
-            // shows as another hash at the cursor once the chain is that high again.
-            debug!(cursor = block, head, "head below the scan cursor; waiting for the chain to reach it");
+            // the cursor (it passes), or a chain a reorg shortened (it lasts).
+            debug!(cursor = block, head, "head below the scan cursor; looking again next pass");
+            ctx.short_head.store(below_cursor + 1, Ordering::Relaxed);
+            ctx.metrics.blocks_unavailable.fetch_add(1, Ordering::Relaxed);
             return Ok(Scan { reorged: false, safe: block });
         }
-        Some((block, hash)) => match ctx.client.block(block).await? {
-            None => {
-                unavailable(ctx, block);
-                return Ok(Scan { reorged: false, safe: block });
+        Some((block, _)) if block > head => {
+            let rewound = block.saturating_sub(REORG_REWIND).max(start).min(safe);
+            warn!(cursor = block, head, rewound, "the chain stays shorter than the scan cursor (a reorg); rescanning");
+            ctx.short_head.store(0, Ordering::Relaxed);
+            ctx.metrics.reorgs.fetch_add(1, Ordering::Relaxed);
+            reorged = true;
+            rewound
+        }
+        Some((block, hash)) => {
+            ctx.short_head.store(0, Ordering::Relaxed);
+            match ctx.client.block(block).await? {
+                None => {
+                    unavailable(ctx, block);
+                    return Ok(Scan { reorged: false, safe: block });
+                }
+                Some(b) if b.hash == hash => block + 1,
+                Some(_) => {
+                    let rewound = block.saturating_sub(REORG_REWIND).max(start).min(safe);
+                    warn!(cursor = block, rewound, "chain reorganised under the cursor; rescanning");
+                    ctx.metrics.reorgs.fetch_add(1, Ordering::Relaxed);
+                    reorged = true;
+                    rewound
+                }
             }
-            Some(b) if b.hash == hash => block + 1,
-            Some(_) => {
-                let rewound = block.saturating_sub(REORG_REWIND).max(start).min(safe);
-                warn!(cursor = block, rewound, "chain reorganised under the cursor; rescanning");
-                ctx.metrics.reorgs.fetch_add(1, Ordering::Relaxed);
-                reorged = true;
-                rewound
-            }
-        },
+        }
         None => start,
     };
     if from <= safe && ctx.store.seen_through()?.is_none() && ctx.store.baseline_rescan()?.is_none() {

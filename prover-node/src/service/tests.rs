@@ -743,3 +743,23 @@ async fn requests_that_cannot_be_fulfilled_are_counted_by_reason() {
     assert!(text.contains("zkinfer_requests_failed_by_reason_total{reason=\"input_out_of_range\"} 1"), "{text}");
     assert!(text.contains("zkinfer_requests_failed_by_reason_total{reason=\"proving_failed\"} 0"), "{text}");
 }
+
+#[tokio::test]
+async fn a_reorg_that_leaves_the_chain_shorter_than_the_cursor_is_noticed_without_new_blocks() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.prover.pause(true);
+    h.chain.mine(3);
+    h.request(1, &[1, 2, 3]);
+    node.pass().await.unwrap();
+    assert_eq!(job(&node, 1).state, JobState::Proving);
+    // Three blocks go, one comes back with another input for id 1: the chain stays shorter than
+    // the cursor (nothing else is mined).
+    h.chain.reorg(3);
+    h.chain.request(1, MODEL, vec![4, 5, 6], now() + 3600);
+    h.prover.pause(false);
+    drive(&mut node, "fulfilled with the new input", state_is(1, "fulfilled")).await;
+    assert_eq!(h.prover.proofs_of(1, &[4, 5, 6]), 1);
+    assert_eq!(h.chain.our_mined_txs(), 1);
+}
