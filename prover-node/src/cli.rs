@@ -228,6 +228,10 @@ pub struct SetupArgs {
     /// verifier fits wins).
     #[arg(long, default_value_t = models::prover::DEFAULT_MAX_K, help_heading = "Circuit")]
     max_k: u32,
+    /// Lanes of the dot-product gate (weights per row; 0: dot products in the flex gate).
+    /// Default: chosen by the cost model.
+    #[arg(long, help_heading = "Circuit")]
+    lanes: Option<usize>,
     /// Labelled set `{"inputs": [[..]], "labels": [..]}` for float/quantized accuracy (default: metadata's).
     #[arg(long, value_name = "FILE")]
     eval_set: Option<PathBuf>,
@@ -340,6 +344,7 @@ pub fn setup(a: SetupArgs) -> anyhow::Result<()> {
         input_range: a.input_min.zip(a.input_max),
         k: a.k,
         max_k: a.max_k,
+        lanes: a.lanes,
         eval_set: a.eval_set,
         solc: a.solc.unwrap_or_else(verifier_gen::default_solc),
     };

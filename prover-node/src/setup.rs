@@ -99,6 +99,8 @@ pub struct SetupOptions {
     pub k: Option<u32>,
     /// Largest `k` for automatic sizing.
     pub max_k: u32,
+    /// Dot-product lanes (default: chosen by the cost model; 0: dot products in the flex gate).
+    pub lanes: Option<usize>,
     /// Labelled evaluation set (default: metadata's).
     pub eval_set: Option<PathBuf>,
     /// The solc wrapper.
@@ -124,6 +126,7 @@ impl SetupOptions {
             input_range: None,
             k: None,
             max_k: prover::DEFAULT_MAX_K,
+            lanes: None,
             eval_set: None,
             solc: verifier_gen::default_solc(),
         }
@@ -202,13 +205,17 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         None => None,
     };
 
-    let circuit_params = prover::choose_k(&model, opts.k, opts.max_k)?;
+    let plan =
+        models::sizing::plan(&model, &models::sizing::PlanOptions { k: opts.k, max_k: opts.max_k, lanes: opts.lanes })?;
+    let circuit_params = plan.params;
     let k = circuit_params.k();
     info!(
         target: "prover_node::setup",
         k,
         advice = circuit_params.base.num_advice_per_phase[0],
         lanes = circuit_params.lanes,
+        predicted_verifier_bytes = plan.cost.verifier_bytes,
+        predicted_verify_gas = plan.cost.verify_gas,
         "circuit sized"
     );
     let srs = match &opts.srs {
