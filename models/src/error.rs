@@ -59,6 +59,9 @@ pub enum Error {
     /// The SRS given is not the one a card's keys were made with.
     #[error("{0}")]
     WrongSrs(String),
+    /// No circuit layout within the requested size has a deployable verifier (or fits at all).
+    #[error("no circuit layout fits: {0}")]
+    NoLayout(String),
     /// Quantization parameters that cannot work.
     #[error("invalid quantization parameters: {0}")]
     InvalidParams(String),

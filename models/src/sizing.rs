@@ -169,8 +169,8 @@ fn dot_products(model: &QuantModel) -> Vec<usize> {
 
 /// Chooses the layout of `model`'s circuit (see the module docs).
 ///
-/// Errors: [`Error::InvalidParams`] for a `k` outside `MIN_K..=MAX_K`, and when no layout within
-/// `max_k` fits (the message says what would: a larger `max_k`, or a smaller model).
+/// Errors: [`Error::InvalidParams`] for a `k` outside `MIN_K..=MAX_K`; [`Error::NoLayout`] when no
+/// layout within `max_k` fits, saying the smallest `k` that would (or that none up to `MAX_K` does).
 pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
     let ks: Vec<u32> = match opts.k {
         Some(k) if !(MIN_K..=MAX_K).contains(&k) => {
@@ -188,10 +188,50 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         None if dots.is_empty() => vec![0],
         None => std::iter::once(0).chain(LANE_CHOICES).collect(),
     };
+    let found = search(model, &ks, &lane_choices, &dots)?;
+    if let Some(best) = choose(found.candidates) {
+        return Ok(best);
+    }
+    let range = match opts.k {
+        Some(k) => format!("k = {k}"),
+        None => format!("k ≤ {}", opts.max_k),
+    };
+    let problem = match &found.smallest_verifier {
+        None => format!("the model does not fit a circuit of {range}"),
+        Some(c) => format!(
+            "every layout with {range} has a verifier above the deployable size (smallest predicted: {} bytes with {} \
+             advice and {} fixed columns; EIP-170 limit {VERIFIER_BYTES_LIMIT})",
+            c.verifier_bytes, c.counts.advice, c.counts.fixed
+        ),
+    };
+    // Say what would work: the smallest larger k with a deployable layout.
+    let start = ks.last().copied().unwrap_or(MIN_K) + 1;
+    for k in start..=MAX_K {
+        let larger = search(model, &[k], &lane_choices, &dots)?;
+        if let Some(p) = choose(larger.candidates) {
+            return Err(Error::NoLayout(format!(
+                "{problem}; at k = {k} it fits ({} advice columns, {} lanes, predicted verifier {} bytes and {} gas): \
+                 pass --max-k {k} (and an SRS of at least 2^{k} points)",
+                p.cost.counts.advice, p.params.lanes, p.cost.verifier_bytes, p.cost.verify_gas
+            )));
+        }
+    }
+    Err(Error::NoLayout(format!("{problem}, and no k up to {MAX_K} fits: the model is too large for one circuit")))
+}
+
+/// What a search over sizes found.
+struct Found {
+    /// Layouts whose verifier fits.
+    candidates: Vec<Plan>,
+    /// The layout with the smallest predicted verifier, fitting or not.
+    smallest_verifier: Option<Cost>,
+}
+
+/// Evaluates every layout with `k ∈ ks` and a lane count in `lane_choices`.
+fn search(model: &QuantModel, ks: &[u32], lane_choices: &[usize], dots: &[usize]) -> Result<Found> {
     let mut candidates: Vec<Plan> = Vec::new();
     let mut smallest_verifier: Option<Cost> = None;
-    let mut fitted_rows = false;
-    for &k in &ks {
+    for &k in ks {
         // Lower bound of any layout's work at this k (one advice column, degree 3): stop when a
         // layout found so far is already cheaper.
         let least = candidates.iter().map(|c| c.cost.prove_work).fold(f64::INFINITY, f64::min);
@@ -213,7 +253,6 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
                 Err(Error::InvalidParams(_)) => continue,
                 Err(e) => return Err(e),
             };
-            fitted_rows = true;
             for lanes in fitting {
                 let params = CircuitParams { base: base.clone(), lanes };
                 let cost = predict(k, ShapeCounts::of(&params));
@@ -226,32 +265,17 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
             }
         }
     }
-    // Prove work first; among layouts within the slack of the least, the lowest verify gas.
+    Ok(Found { candidates, smallest_verifier })
+}
+
+/// Prove work first; among layouts within the slack of the least, the lowest verify gas.
+fn choose(candidates: Vec<Plan>) -> Option<Plan> {
     let least = candidates.iter().map(|c| c.cost.prove_work).fold(f64::INFINITY, f64::min);
     let slack = (least * WORK_SLACK).max(least + WORK_SLACK_UNITS);
-    let best = candidates.into_iter().filter(|c| c.cost.prove_work <= slack).min_by(|a, b| {
+    candidates.into_iter().filter(|c| c.cost.prove_work <= slack).min_by(|a, b| {
         (a.cost.verify_gas, a.cost.prove_work)
             .partial_cmp(&(b.cost.verify_gas, b.cost.prove_work))
             .expect("finite costs")
-    });
-    best.ok_or_else(|| {
-        let range = match opts.k {
-            Some(k) => format!("k = {k}"),
-            None => format!("k ≤ {}", opts.max_k),
-        };
-        Error::InvalidParams(match smallest_verifier {
-            None if !fitted_rows => format!(
-                "the model does not fit a circuit of {range}: raise --max-k (up to {MAX_K}, with an SRS that large) \
-                 or use a smaller model"
-            ),
-            Some(c) => format!(
-                "every layout with {range} has a verifier above the deployable size (smallest predicted: {} bytes, \
-                 {} advice and {} fixed columns; limit {VERIFIER_BYTES_LIMIT}): raise --max-k so fewer columns are \
-                 needed",
-                c.verifier_bytes, c.counts.advice, c.counts.fixed
-            ),
-            None => format!("no layout with {range} fits"),
-        })
     })
 }
 

@@ -193,3 +193,29 @@ fn what_cannot_be_proved_exactly_is_refused() {
     }
     assert!(n >= 7, "found {n} refusal files");
 }
+
+/// Case 12 (MLP 64-160-10 with `--max-k 11`): every layout at k ≤ 11 needs so many columns that
+/// the verifier would exceed EIP-170. Sizing refuses in well under a second, before any key is
+/// made, and says which k fits; with the default bound it picks a layout whose predicted verifier
+/// fits, and the circuit still equals the reference and onnxruntime.
+#[test]
+fn case_12_sizing_never_ends_at_an_undeployable_verifier() {
+    use models::sizing::{plan, PlanOptions, VERIFIER_BYTES_BUDGET};
+    let (path, _) = case("12_verifier_too_large");
+    let model = setup(&path);
+    let started = std::time::Instant::now();
+    let refused = plan(&model, &PlanOptions { k: None, max_k: 11, lanes: None });
+    let elapsed = started.elapsed();
+    match refused {
+        Err(Error::NoLayout(why)) => {
+            println!("max k 11: {why} ({elapsed:?})");
+            assert!(why.contains("pass --max-k"), "does not say what to change: {why}");
+        }
+        other => panic!("expected NoLayout at k ≤ 11, got {other:?}"),
+    }
+    assert!(elapsed < std::time::Duration::from_secs(1), "refusal took {elapsed:?}");
+    let chosen = plan(&model, &PlanOptions { k: None, max_k: models::prover::DEFAULT_MAX_K, lanes: None }).unwrap();
+    assert!(chosen.cost.verifier_bytes <= VERIFIER_BYTES_BUDGET);
+    println!("default: k = {}, {} lanes, {:?}", chosen.params.k(), chosen.params.lanes, chosen.cost);
+    check("12_verifier_too_large");
+}
