@@ -141,9 +141,9 @@ pub fn predict(k: u32, counts: ShapeCounts) -> Cost {
 
 /// Layouts whose prove work is within this factor of the least are compared by verify gas.
 pub const WORK_SLACK: f64 = 1.10;
-/// ... or within this many work units of it (about half a second of proving on 2 cores: for small
+/// ... or within this many work units of it (one to two seconds of proving on 2 cores: for small
 /// models every layout proves in well under a second, and the verifier's gas decides).
-pub const WORK_SLACK_UNITS: f64 = 0.15;
+pub const WORK_SLACK_UNITS: f64 = 0.5;
 
 /// A chosen layout.
 #[derive(Clone, Debug)]
