@@ -2,7 +2,8 @@
 
 Run it through scripts/bench-vs-ezkl (which prepares scripts/ezkl/.venv); see that script's header.
 
-For every model of models/zoo it runs
+For every model (the zoo's, the mid-size models of models/bench/gen_models.py generated into
+build/bench-models/ when missing, or any ONNX file given by path) it runs
   * zkinfer: `prover-node bench --child` (setup, N proofs, native verify, on-chain gas on its own anvil),
     N timed `prover-node setup` runs, then `prove` and `verify --rpc-url` on this run's anvil for the output
     check;
@@ -13,7 +14,9 @@ For every model of models/zoo it runs
   * the float model (onnxruntime) for the reference prediction.
 It prints one Markdown table, writes it with the run's context to <out>/latest.md, the raw numbers to
 <out>/latest.json and a chart to <out>/latest.png, and exits non-zero if any proof fails to verify or any
-output disagrees with the float model beyond quantization error.
+output disagrees with the float model beyond quantization error. A tool that cannot set a model up (for
+example zkinfer refusing a layout whose verifier would not deploy) is reported as such in the table and the
+run goes on; the exit status is then 2 (1 for a wrong result).
 """
 
 from __future__ import annotations
@@ -36,12 +39,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-PROVER_NODE = ROOT / "target" / "release" / "prover-node"
+# The binary scripts/bench-vs-ezkl built: $ZKINFER_PROVER_NODE, else $CARGO_TARGET_DIR/release, else target/release.
+PROVER_NODE = Path(os.environ.get("ZKINFER_PROVER_NODE")
+                   or (ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "prover-node"))
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 SOLC = ROOT / "scripts" / "solc"
 SOLC_ADAPTER = HERE / "solc-adapter"
 STEP = HERE / "step.py"
 ZOO = ROOT / "models" / "zoo"
+BENCH_MODELS = ROOT / "build" / "bench-models"
+GEN_MODELS = ROOT / "models" / "bench" / "gen"
+# The mid-size models of issue 9 (models/bench/gen_models.py), in the order they are run.
+MID = ["mlp_196_128_64_10", "lenet5", "mlp_784_256_128_10", "mlp_784_512_512_10"]
+# The zoo models a default run includes (the fast ones; --models can name any model of models/zoo).
+ZOO_DEFAULT = ["digits_mlp", "digits_cnn"]
+# Targets of issue 9, checked per model in the summary table.
+TARGETS = {"prove": 0.25, "prove_zoo": 0.15, "setup": 0.5, "memory": 0.5, "gas": 350_000, "verifier": 24_576}
 DEFAULT_OUT = ROOT / "results" / "bench-vs-ezkl"
 
 # EZKL's verifier compile (foundry-compilers) asks svm for this solc version; see solc-adapter.
@@ -50,7 +63,7 @@ EZKL_SOLC_VERSION = "0.8.20"
 OPTIMIZER_RUNS = 200
 # A setup step is repeated --runs times (median reported) only when its first run took less than this.
 CHEAP_SETUP_SECONDS = 60.0
-STEP_TIMEOUT_SECONDS = 900.0
+STEP_TIMEOUT_SECONDS = 1800.0
 
 
 class BenchError(Exception):
@@ -194,7 +207,7 @@ def setup_stages(stderr: str) -> dict:
             continue
         t = dt.datetime.fromisoformat(m.group(1)).timestamp()
         for key, needle in (("sized", "circuit sized"), ("keys", "generating proving and verifying keys"),
-                            ("verifier", "generating and compiling the Solidity verifier")):
+                            ("verifier", "Solidity verifier")):
             if needle in line and key not in marks:
                 marks[key] = t
     out = {}
@@ -212,7 +225,7 @@ def zkinfer_side(name: str, onnx: Path, input_file: Path, work: Path, runs: int,
 
     log(f"{name}: zkinfer bench --child --runs {runs}")
     p = run([PROVER_NODE, "bench", "--child", "--runs", runs, "--anvil", ANVIL, "--solc", SOLC, onnx],
-            env={**env, "RUST_LOG": "warn"}, what="prover-node bench")
+            env={**env, "RUST_LOG": "warn"}, what="prover-node bench", timeout=STEP_TIMEOUT_SECONDS * (1 + runs))
     row = json.loads([l for l in p.stdout.splitlines() if l.strip().startswith("{")][-1])
 
     setups = []
@@ -537,6 +550,84 @@ def model_rows(m: dict) -> list[tuple[str, dict, str]]:
     return rows
 
 
+def zk_error_summary(msg: str) -> str:
+    """The line of a failed prover-node call that says why (its `Error:` line), else the first line."""
+    lines = [l.strip() for l in msg.splitlines() if l.strip()]
+    for l in reversed(lines):
+        if l.startswith("Error:") or "error:" in l.lower():
+            return f"{lines[0].split(':')[0]}: {l}"[:400]
+    return lines[0][:400] if lines else "failed"
+
+
+def fmt_secs(v):
+    return "—" if v is None else (f"{v:.1f} s" if v >= 10 else f"{v:.2f} s")
+
+
+def fmt_mib(v):
+    return "—" if v is None else f"{v / (1 << 20):,.0f} MiB"
+
+
+def target_misses(m: dict) -> list[str] | None:
+    """Issue 9's targets this model misses in this run (None when a side did not complete)."""
+    zk, ez = m["zkinfer"], m["ezkl"].get("fixed")
+    if "error" in zk:
+        return None
+    out = []
+    if zk["verify_tx_gas"] is not None and zk["verify_tx_gas"] > TARGETS["gas"]:
+        out.append(f"gas > {TARGETS['gas'] // 1000}k")
+    if zk["verifier_bytes"] is not None and zk["verifier_bytes"] > TARGETS["verifier"]:
+        out.append(f"verifier > {TARGETS['verifier']:,} B")
+    if ez is None or "error" in ez:
+        return out
+    prove_max = TARGETS["prove_zoo"] if m.get("kind") == "zoo" else TARGETS["prove"]
+    for key, field, limit in (("prove", "prove_seconds", prove_max), ("setup", "setup_seconds", TARGETS["setup"]),
+                              ("memory", "peak_rss_bytes", TARGETS["memory"])):
+        a, b = zk.get(field), ez.get(field)
+        if a is not None and b and a / b > limit:
+            out.append(f"{key} {a / b:.2f}× > {limit}×")
+    return out
+
+
+def summary_table(results: dict) -> str:
+    """One line per model: zkinfer | EZKL (fixed) | ratio for each headline metric, and issue 9's targets."""
+    head = ["model", "params", "zkinfer k / advice cols", "EZKL logrows", "setup zk / EZKL", "×", "× without SRS",
+            "prove zk / EZKL", "×",
+            "peak mem zk / EZKL", "×", "proof B zk / EZKL", "verifier B zk / EZKL", "verify gas zk / EZKL", "×",
+            "targets missed (issue 9)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in results.items():
+        zk, ez = m.get("zkinfer") or {"error": "not run", "why": "not run"}, m["ezkl"].get("fixed")
+        zk_ok, ez_ok = "error" not in zk, ez is not None and "error" not in ez
+
+        def pair(field, fmt):
+            a = fmt(zk.get(field)) if zk_ok else "failed"
+            b = fmt(ez.get(field)) if ez_ok else ("failed" if ez else "—")
+            r = ratio(zk.get(field), ez.get(field)) if zk_ok and ez_ok else ""
+            return [f"{a} / {b}", r]
+
+        params = m.get("parameters")
+        row = [name, f"{params:,}" if params else "—",
+               f"{zk['k']} / {zk['advice_columns']}" if zk_ok else f"failed: {zk['why']}",
+               str(ez["settings"]["logrows"]) if ez_ok else ("failed: " + ez["error"].splitlines()[0][:200] if ez else "—")]
+        no_srs = ""
+        if zk_ok and ez_ok and None not in (zk.get("setup_seconds"), zk.get("srs_seconds"), ez.get("srs_seconds")):
+            no_srs = ratio(zk["setup_seconds"] - zk["srs_seconds"], ez["setup_seconds"] - ez["srs_seconds"])
+        row += pair("setup_seconds", fmt_secs) + [no_srs] + pair("prove_seconds", fmt_secs) + pair("peak_rss_bytes", fmt_mib)
+        row += [pair("proof_bytes", fmt_int)[0], pair("verifier_bytes", fmt_int)[0]] + pair("verify_tx_gas", fmt_int)
+        misses = target_misses(m)
+        row.append("— (zkinfer did not complete)" if misses is None else ("none" if not misses else ", ".join(misses))
+                   + ("" if ez_ok else " (EZKL ratios unavailable)"))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+SUMMARY_NOTES = (f"Targets (issue 9, per model, this run): prove ≤ {TARGETS['prove']}× EZKL (zoo models ≤ {TARGETS['prove_zoo']}×), "
+                 f"setup ≤ {TARGETS['setup']}×, peak memory ≤ {TARGETS['memory']}×, verify gas ≤ {TARGETS['gas']:,}, "
+                 f"verifier ≤ {TARGETS['verifier']:,} B. EZKL = param_visibility fixed. Medians where several runs were made; "
+                 "the notes below say what each number includes. \"× without SRS\": both setups minus their SRS step "
+                 "(zkinfer loads its dev SRS from an on-disk cache once it exists; EZKL generates one per run and logrows).")
+
+
 def markdown_table(results: dict, polycommit: bool) -> str:
     head = ["model", "metric", "zkinfer", "EZKL (fixed)", "zkinfer / EZKL"]
     if polycommit:
@@ -687,22 +778,29 @@ def solc_settings(s: dict) -> str:
             f"evmVersion {s.get('evmVersion') or 'solc default'}, viaIR {bool(s.get('viaIR'))}")
 
 
-def report(results: dict, ctx: dict, args, total_seconds: float, table: str, polycommit_note: str) -> str:
+def report(results: dict, ctx: dict, args, total_seconds: float, summary: str, table: str, polycommit_note: str,
+           incomplete: list[str]) -> str:
     out = [f"# zkinfer vs EZKL — {ctx['date']}", ""]
     out += [f"- machine: {ctx['machine']}", f"- zkinfer: {ctx['zkinfer']}", f"- EZKL: {ctx['ezkl']}",
             f"- {ctx['python']}", f"- solc: {ctx['solc']}", f"- anvil: {ctx['anvil']}",
             f"- command: `{' '.join(['scripts/bench-vs-ezkl', *args.argv])}`",
             f"- runs: {args.runs}; models: {', '.join(results)}; total wall time of the run: {total_seconds / 60:.1f} min", ""]
-    out += [table, ""]
+    out += ["## Summary", "", summary, "", SUMMARY_NOTES, ""]
+    if incomplete:
+        out += ["Did not complete (the run went on):", ""] + [f"- {f}" for f in incomplete] + [""]
+    out += ["## Every metric", "", table, ""]
     if polycommit_note:
         out += [polycommit_note, ""]
     out += ["## Settings each tool chose", ""]
     for name, m in results.items():
         zk = m["zkinfer"]
-        q = zk["quantization"] or {}
-        out.append(f"- {name}, zkinfer: k={zk['k']}, {zk['advice_columns']} advice columns, input 2^{q.get('input_scale_bits')}, "
-                   f"weights 2^{q.get('weight_scale_bits')}, activations 2^{q.get('activation_scale_bits')}, "
-                   f"values ≤ {q.get('value_bits')} signed bits, output 2^{zk.get('output_scale_bits')}")
+        if "error" in zk:
+            out.append(f"- {name}, zkinfer: did not complete — {zk['why']}")
+        else:
+            q = zk["quantization"] or {}
+            out.append(f"- {name}, zkinfer: k={zk['k']}, {zk['advice_columns']} advice columns, input 2^{q.get('input_scale_bits')}, "
+                       f"weights 2^{q.get('weight_scale_bits')}, activations 2^{q.get('activation_scale_bits')}, "
+                       f"values ≤ {q.get('value_bits')} signed bits, output 2^{zk.get('output_scale_bits')}")
         for mode, t in m["ezkl"].items():
             if "error" in t:
                 out.append(f"- {name}, EZKL {mode}: failed — {t['error'].splitlines()[0]}")
@@ -722,26 +820,103 @@ def report(results: dict, ctx: dict, args, total_seconds: float, table: str, pol
 # --------------------------------------------------------------------------------------------- main
 
 
+def zoo_models() -> list[str]:
+    return sorted(p.stem for p in ZOO.glob("*.onnx"))
+
+
+def resolve_model(name: str, work: Path) -> dict:
+    """Files of one model: a zoo name, a mid-size name (build/bench-models) or a path to an ONNX file.
+
+    A model given by path uses `<stem>.input.json` and `<stem>.meta.json` beside it when present; without an
+    input file, a seeded random input over the metadata's input range (else [0, 1]) is written beside a copy
+    of the model in the work directory, so both tools read the same file."""
+    if name in MID:
+        onnx, kind = BENCH_MODELS / f"{name}.onnx", "mid"
+    elif (ZOO / f"{name}.onnx").exists():
+        onnx, kind = ZOO / f"{name}.onnx", "zoo"
+    else:
+        onnx, kind = Path(name).resolve(), "file"
+        name = onnx.stem
+    meta_path = onnx.with_suffix(".meta.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    eval_set = meta_path.parent / meta["eval_set"] if meta.get("eval_set") else None
+    if eval_set is not None and not eval_set.exists():
+        eval_set = None
+    input_file = onnx.with_suffix(".input.json")
+    if not input_file.exists():
+        import numpy as np
+        import onnxruntime as ort
+
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in
+                 ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).get_inputs()[0].shape]
+        lo, hi = meta.get("input_range", [0.0, 1.0])
+        x = np.random.default_rng(0).uniform(lo, hi, math.prod(shape))
+        d = work / "inputs" / name
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(onnx, d / onnx.name)
+        for extra in (meta_path, eval_set):
+            if extra is not None and extra.exists():
+                shutil.copy(extra, d / extra.name)
+        onnx, input_file = d / onnx.name, d / f"{name}.input.json"
+        input_file.write_text(json.dumps({"input": [round(float(v), 4) for v in x]}))
+        log(f"{name}: no {name}.input.json beside the model: using a seeded random input in [{lo}, {hi}]")
+    return {"name": name, "kind": kind, "onnx": onnx, "input": input_file, "meta": meta, "eval_set": eval_set,
+            "parameters": meta.get("parameters") or onnx_parameters(onnx)}
+
+
+def onnx_parameters(path: Path):
+    try:
+        import onnx
+
+        m = onnx.load(str(path))
+        return sum(math.prod(t.dims) for t in m.graph.initializer)
+    except Exception:  # noqa: BLE001 - informational
+        return None
+
+
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="scripts/bench-vs-ezkl", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="scripts/bench-vs-ezkl", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=f"""model sets:
+  default  {', '.join(ZOO_DEFAULT + MID)} (the fast zoo models + the mid-size models of issue 9)
+  --zoo    every model of models/zoo ({', '.join(zoo_models())})
+  --mid    {', '.join(MID)}
+  --models any comma-separated mix of zoo names, mid-size names and paths to ONNX files
+The mid-size models are generated by models/bench/gen (seeded, trained on the digits upsampled) into
+build/bench-models/ when missing. A default run takes about an hour on 2 cores (EZKL's side is most of it).""")
     ap.add_argument("--runs", type=int, default=3, help="prove (and cheap setup) runs per tool; the median is reported")
-    ap.add_argument("--models", default=None, help="comma-separated model names from models/zoo (default: all)")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--models", default=None, help="comma-separated model names or ONNX paths (default: see below)")
+    g.add_argument("--mid", action="store_true", help="only the mid-size models")
+    g.add_argument("--zoo", action="store_true", help="only the models of models/zoo (all of them)")
     ap.add_argument("--smoke", action="store_true",
                     help="one model, one run, no polycommit, no accuracy pass; report goes to a temporary directory")
     ap.add_argument("--out-dir", type=Path, default=None, help=f"report directory (default: {DEFAULT_OUT.relative_to(ROOT)})")
     ap.add_argument("--tolerance", type=float, default=0.25, help="max |dequantized - float| logit error (default 0.25)")
     ap.add_argument("--calibration-samples", type=int, default=16, help="samples for EZKL's calibrate_settings")
-    ap.add_argument("--accuracy-samples", type=int, default=None, help="eval-set samples for EZKL's accuracy (0: skip)")
-    ap.add_argument("--no-polycommit", action="store_true", help="skip the extra EZKL polycommit column")
+    ap.add_argument("--accuracy-samples", type=int, default=None,
+                    help="eval-set samples for EZKL's quantized accuracy, one gen_witness each (0: skip; default: "
+                         "the whole eval set for zoo models, 100 for the others)")
+    ap.add_argument("--polycommit", action="store_true", help="also run EZKL with param_visibility polycommit (a second "
+                    "EZKL pipeline per model; default only for zoo models)")
+    ap.add_argument("--no-polycommit", action="store_true", help="skip the extra EZKL polycommit column everywhere")
     ap.add_argument("--keep-work", action="store_true", help="keep the working directory (keys, proofs, logs)")
     args = ap.parse_args(argv)
     args.argv = argv
     args.baseline_rss = None
-    available = sorted(p.stem for p in ZOO.glob("*.onnx"))
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else available
+    available = zoo_models()
+    if args.models:
+        args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    elif args.mid:
+        args.models = list(MID)
+    elif args.zoo:
+        args.models = available
+    else:
+        args.models = ZOO_DEFAULT + MID
     for m in args.models:
-        if m not in available:
-            ap.error(f"unknown model {m!r}; models/zoo has {', '.join(available)}")
+        if m not in available and m not in MID and not (m.endswith(".onnx") and Path(m).exists()):
+            ap.error(f"unknown model {m!r}: not in models/zoo ({', '.join(available)}), not a mid-size model "
+                     f"({', '.join(MID)}), not an existing .onnx file")
     if args.smoke:
         args.models, args.runs, args.no_polycommit = args.models[:1], 1, True
         if args.accuracy_samples is None:
@@ -749,6 +924,17 @@ def parse_args(argv):
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     return args
+
+
+def generate_mid_models(names: list[str]):
+    mid = [m for m in names if m in MID]
+    if not mid:
+        return
+    log(f"models/bench/gen --models {','.join(mid)} (generates what is missing into {BENCH_MODELS.relative_to(ROOT)})")
+    p = subprocess.run([str(GEN_MODELS), "--models", ",".join(mid)], cwd=ROOT, capture_output=True, text=True)
+    sys.stderr.write("".join(f"  {l}\n" for l in p.stderr.splitlines()[-12:]))
+    if p.returncode != 0:
+        raise BenchError(f"models/bench/gen failed (exit {p.returncode})")
 
 
 def main(argv) -> int:
@@ -762,7 +948,9 @@ def main(argv) -> int:
     out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix="bench-vs-ezkl-smoke-")) if args.smoke else DEFAULT_OUT)
     work = Path(tempfile.mkdtemp(prefix="bench-vs-ezkl-"))
     log(f"work dir {work}; models {', '.join(args.models)}; {args.runs} run(s)")
-    failures: list[str] = []
+    generate_mid_models(args.models)
+    failures: list[str] = []     # wrong results: exit 1
+    incomplete: list[str] = []   # a tool could not set up / prove a model: reported, exit 2
     results: dict = {}
     polycommit_note = ""
     anvil = ez = None
@@ -771,43 +959,50 @@ def main(argv) -> int:
         log(f"anvil at {anvil.url} (pid {anvil.proc.pid})")
         ez = Ezkl(work)
         args.baseline_rss = ez.step(work, "baseline", "noop")["peak_rss_bytes"]
-        for name in args.models:
-            onnx = ZOO / f"{name}.onnx"
-            input_file = ZOO / f"{name}.input.json"
+        for spec in (resolve_model(m, work) for m in args.models):
+            name, onnx, input_file, eval_set = spec["name"], spec["onnx"], spec["input"], spec["eval_set"]
             x = [float(v) for v in json.loads(input_file.read_text())["input"]]
-            meta_path = ZOO / f"{name}.meta.json"
-            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-            eval_set = ZOO / meta["eval_set"] if meta.get("eval_set") else None
             eval_inputs = json.loads(eval_set.read_text())["inputs"] if eval_set else []
             calib = [x] + eval_inputs[: max(0, args.calibration_samples - 1)]
-            acc_n = len(eval_inputs) if args.accuracy_samples is None else args.accuracy_samples
+            acc_n = ((len(eval_inputs) if spec["kind"] == "zoo" else min(100, len(eval_inputs)))
+                     if args.accuracy_samples is None else args.accuracy_samples)
 
             _, _, _, ref = float_reference(onnx, x)
-            m = {"float_outputs": ref, "float_prediction": argmax(ref), "ezkl": {}, "checks": {}}
+            m = {"kind": spec["kind"], "onnx": str(onnx), "parameters": spec["parameters"], "float_outputs": ref,
+                 "float_prediction": argmax(ref), "ezkl": {}, "checks": {}}
             if eval_set and acc_n > 0:
                 m["float_accuracy_onnxruntime"], _ = float_accuracy(onnx, eval_set, acc_n)
             results[name] = m
 
             setup_runs = args.runs
-            zk = zkinfer_side(name, onnx, input_file, work, args.runs, setup_runs, anvil)
+            try:
+                zk = zkinfer_side(name, onnx, input_file, work, args.runs, setup_runs, anvil)
+            except (BenchError, OSError, ValueError, KeyError, IndexError) as e:
+                msg = ANSI.sub("", str(e))
+                log(f"{name}: zkinfer did not complete, reported as such: {msg.splitlines()[0]}")
+                zk = {"error": msg, "why": zk_error_summary(msg)}
+                incomplete.append(f"{name}: zkinfer: {zk['why']}")
             m["zkinfer"] = zk
-            if not zk["native_verified"] or not zk["onchain_verified"]:
-                failures.append(f"{name}: zkinfer proof did not verify (native {zk['native_verified']}, on-chain "
-                                f"{zk['onchain_verified']}): {zk['verify_output']}")
-            m["checks"]["zk"] = check_outputs(f"{name} zkinfer", zk["outputs"], ref, args.tolerance)
+            if "error" not in zk:
+                if not zk["native_verified"] or not zk["onchain_verified"]:
+                    failures.append(f"{name}: zkinfer proof did not verify (native {zk['native_verified']}, on-chain "
+                                    f"{zk['onchain_verified']}): {zk['verify_output']}")
+                m["checks"]["zk"] = check_outputs(f"{name} zkinfer", zk["outputs"], ref, args.tolerance)
 
-            modes = ["fixed"] + ([] if args.no_polycommit else ["polycommit"])
+            poly = (args.polycommit or spec["kind"] == "zoo") and not args.no_polycommit
+            modes = ["fixed"] + (["polycommit"] if poly else [])
             for mode in modes:
                 key = "fixed" if mode == "fixed" else "poly"
                 try:
                     t = ez.pipeline(name, mode, onnx, x, calib, work, args.runs, setup_runs, anvil,
                                     eval_set if mode == "fixed" else None, acc_n)
                 except StepFailed as e:
-                    if mode == "fixed":
-                        raise BenchError(f"{name}: EZKL ({mode}) failed: {e}") from e
-                    log(f"{name}: EZKL ({mode}) failed, reported as such: {e}")
+                    log(f"{name}: EZKL ({mode}) failed, reported as such: {str(e).splitlines()[0]}")
                     m["ezkl"][mode] = {"error": str(e)}
-                    polycommit_note += f"EZKL polycommit on {name} failed in this run: {str(e).splitlines()[0]}\n"
+                    if mode == "fixed":
+                        incomplete.append(f"{name}: EZKL ({mode}): {str(e).splitlines()[0]}")
+                    else:
+                        polycommit_note += f"EZKL polycommit on {name} failed in this run: {str(e).splitlines()[0]}\n"
                     continue
                 m["ezkl"][mode] = t
                 if not t["native_verified"] or not t["onchain_verified"]:
@@ -819,6 +1014,8 @@ def main(argv) -> int:
             for chk in m["checks"].values():
                 if not chk["ok"]:
                     failures.append(chk["why"])
+            # the summary so far, so a long run shows its numbers as it goes
+            log("summary so far:\n" + summary_table(results))
     finally:
         if anvil is not None:
             anvil.stop()
@@ -833,10 +1030,17 @@ def main(argv) -> int:
         args.zk_solc = solc_settings(json.loads((ROOT / "contracts" / "solc-settings.json").read_text())["settings"])
     except (OSError, KeyError, ValueError):
         args.zk_solc = "?"
-    polycommit = not args.no_polycommit
+    polycommit = any("polycommit" in m["ezkl"] for m in results.values())
+    summary = summary_table(results)
     table = markdown_table(results, polycommit)
+    print(summary)
+    print()
     print(table)
     print(f"\ntotal wall time {total / 60:.1f} min ({args.runs} run(s); raw numbers and notes in the report)")
+    if incomplete:
+        print("\nDID NOT COMPLETE (reported in the tables, the run went on):", file=sys.stderr)
+        for f in incomplete:
+            print(f"  - {f}", file=sys.stderr)
     if failures:
         print("\nFAILED:", file=sys.stderr)
         for f in failures:
@@ -847,16 +1051,16 @@ def main(argv) -> int:
     ctx = context()
     ctx["machine"] += f"; load average (1/5/15 min) {args.load_start} at start, {loadavg()} at end"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "latest.md").write_text(report(results, ctx, args, total, table, polycommit_note))
+    (out_dir / "latest.md").write_text(report(results, ctx, args, total, summary, table, polycommit_note, incomplete))
     (out_dir / "latest.json").write_text(json.dumps({"context": ctx, "runs": args.runs, "tolerance": args.tolerance,
                                                      "total_seconds": total, "models": results}, indent=1, default=str))
     chart(results, out_dir / "latest.png", polycommit)
     log(f"wrote {out_dir / 'latest.md'}, latest.json and latest.png")
-    if args.keep_work:
+    if args.keep_work or incomplete:
         log(f"work dir kept at {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return 2 if incomplete else 0
 
 
 if __name__ == "__main__":
