@@ -50,10 +50,26 @@ pub struct CircuitInfo {
     pub advice_columns: usize,
     /// Advice columns with range lookups.
     pub lookup_advice_columns: usize,
-    /// Fixed columns (weights and constants).
+    /// Fixed columns of the flex-gate region (constants).
     pub fixed_columns: usize,
+    /// Lanes of the dot-product gate (each an advice column of activations and a fixed column of
+    /// weights; 0: dot products in the flex gate).
+    #[serde(default)]
+    pub dot_product_lanes: usize,
+    /// Verifier bytecode and verify gas predicted by the sizing before key generation.
+    #[serde(default)]
+    pub predicted: Option<PredictedCost>,
     /// Public instances: 1 binding + packed inputs + packed outputs.
     pub num_instances: usize,
+}
+
+/// What sizing predicted for the chosen layout (see `models::sizing`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictedCost {
+    /// Verifier runtime bytecode (bytes).
+    pub verifier_bytes: usize,
+    /// Gas of one verifying call (execution, without intrinsic and calldata gas).
+    pub verify_gas: u64,
 }
 
 /// One input or output tensor of a model.

@@ -352,11 +352,22 @@ pub fn setup(a: SetupArgs) -> anyhow::Result<()> {
     println!("model card      {}", path.display());
     println!("model id        {}", card.model_id);
     println!(
-        "circuit         k = {}, {} advice + {} lookup columns, {} public instances",
-        card.circuit.k, card.circuit.advice_columns, card.circuit.lookup_advice_columns, card.circuit.num_instances
+        "circuit         k = {}, {} advice + {} lookup columns, dot-product gate of {} lane{}, {} public instances",
+        card.circuit.k,
+        card.circuit.advice_columns,
+        card.circuit.lookup_advice_columns,
+        card.circuit.dot_product_lanes,
+        if card.circuit.dot_product_lanes == 1 { "" } else { "s" },
+        card.circuit.num_instances
     );
+    let predicted = card
+        .circuit
+        .predicted
+        .as_ref()
+        .map(|p| format!(", predicted {} bytes and {} gas per verifying call", p.verifier_bytes, p.verify_gas))
+        .unwrap_or_default();
     println!(
-        "verifier        {} ({} bytes runtime, codehash {})",
+        "verifier        {} ({} bytes runtime{predicted}, codehash {})",
         card.verifier.contract, card.verifier.runtime_bytes, card.verifier.codehash
     );
     let q = &card.quantization;

@@ -299,6 +299,11 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
             advice_columns: shape.params.num_advice_per_phase[0],
             lookup_advice_columns: shape.params.num_lookup_advice_per_phase[0],
             fixed_columns: shape.params.num_fixed,
+            dot_product_lanes: shape.lanes,
+            predicted: Some(models::card::PredictedCost {
+                verifier_bytes: plan.cost.verifier_bytes,
+                verify_gas: plan.cost.verify_gas,
+            }),
             num_instances: shape.num_instances,
         },
         srs: srs.info.clone(),
