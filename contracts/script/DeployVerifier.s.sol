@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {console2} from "forge-std/console2.sol";
+import {ZkinferScript} from "./ZkinferScript.sol";
+
+/// @title DeployVerifier
+/// @notice Deploys the verifier of a model card (its compiled artifact, `files.verifier_artifact`) through
+/// the standard CREATE2 deployer with a zero salt, so one verifier code has one address per chain and a
+/// second run sends nothing. Checks the deployed code hash is the card's, and refuses a dev-SRS verifier
+/// on any chain but 31337. Does not register the model: ListModel does.
+///
+///   ZKINFER_CARD=build/zoo/digits_mlp.card.json \
+///   forge script contracts/script/DeployVerifier.s.sol --rpc-url $RPC_URL --account <keystore> --broadcast
+contract DeployVerifier is ZkinferScript {
+    function run() external virtual returns (address verifier) {
+        Card memory card = _readCard();
+        _refuseDevSrsOffDevChain(card);
+        verifier = deployVerifier(card);
+    }
+
+    /// @notice Deploys (or finds) the card's verifier; shared with ListModel.
+    function deployVerifier(Card memory card) public returns (address verifier) {
+        string memory artifact = vm.readFile(card.artifactPath);
+        if (vm.keyExistsJson(artifact, ".dev_chain_id")) {
+            uint256 devChain = vm.parseJsonUint(artifact, ".dev_chain_id");
+            if (devChain != block.chainid) {
+                revert(
+                    string.concat(
+                        card.artifactPath,
+                        " runs only on chain ",
+                        vm.toString(devChain),
+                        " (dev SRS), not on ",
+                        vm.toString(block.chainid)
+                    )
+                );
+            }
+        }
+        bytes memory initCode = vm.parseJsonBytes(artifact, ".bytecode");
+        bytes32 runtimeHash = keccak256(vm.parseJsonBytes(artifact, ".deployed_bytecode"));
+        if (runtimeHash != card.codehash) {
+            revert(
+                string.concat(
+                    card.artifactPath,
+                    " is not the card's verifier: its code hash is ",
+                    vm.toString(runtimeHash),
+                    ", the card's ",
+                    vm.toString(card.codehash)
+                )
+            );
+        }
+
+        bytes32 salt = bytes32(0);
+        verifier = vm.computeCreate2Address(salt, keccak256(initCode));
+        if (verifier.code.length != 0) {
+            console2.log("%s verifier already deployed at %s", card.name, verifier);
+        } else {
+            if (CREATE2_FACTORY.code.length == 0) {
+                revert("no CREATE2 deployer at 0x4e59b44847b379578588920cA78FbF26c0B4956C on this chain");
+            }
+            _startBroadcast();
+            (bool ok,) = CREATE2_FACTORY.call(abi.encodePacked(salt, initCode));
+            vm.stopBroadcast();
+            require(ok && verifier.code.length != 0, "verifier deployment failed");
+            console2.log("%s verifier deployed at %s (%s bytes)", card.name, verifier, verifier.code.length);
+        }
+        if (verifier.codehash != card.codehash) {
+            revert(string.concat("code at ", vm.toString(verifier), " is not the card's verifier"));
+        }
+    }
+}
