@@ -340,7 +340,15 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
     /// Starts proofs for queued jobs whose request is still pending with the same input.
     async fn schedule(&mut self, jobs: &[Job], head: u64) -> Result<()> {
         let mut fee_per_gas = None;
-        for job in jobs.iter().filter(|j| j.state == JobState::Queued) {
+        // A job is `proving` only while its proof runs: one left so by a pass that failed or was
+        // cancelled between marking it and starting the proof is queued again.
+        let ready: Vec<&Job> = jobs
+            .iter()
+            .filter(|j| {
+                j.state == JobState::Queued || (j.state == JobState::Proving && !self.pool.is_proving(j.request_id))
+            })
+            .collect();
+        for job in ready {
             if self.pool.free() == 0 {
                 break;
             }
@@ -373,15 +381,16 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
                     continue;
                 }
             }
-            let mut proving = job.clone();
-            proving.state = JobState::Proving;
-            self.ctx.store.put(&proving)?;
-            // The chain id and the coordinator are bound into the proof (proof::binding).
+            // The chain id and the coordinator are bound into the proof (proof::binding). Read
+            // before the job is marked `proving`: nothing may fail between that and the start.
             let fulfiller = Fulfiller {
                 chain_id: self.ctx.client.chain_id().await?,
                 coordinator: self.ctx.client.coordinator(),
                 address: self.ctx.client.fulfiller(),
             };
+            let mut proving = job.clone();
+            proving.state = JobState::Proving;
+            self.ctx.store.put(&proving)?;
             self.pool.start(job.request_id, job.model_id, job.input.clone(), fulfiller);
         }
         Ok(())

@@ -85,6 +85,8 @@ pub struct State {
     pub fail_next: u32,
     /// Every call hangs while set.
     pub hang: bool,
+    /// The next this many calls of this one method fail as unavailable.
+    pub fail_method: Option<(&'static str, u32)>,
     /// The chain's clock runs this many seconds off the wall clock (block timestamps, deadlines).
     pub clock_skew: i64,
     /// Every call answers after this many milliseconds (a slow but healthy endpoint).
@@ -146,6 +148,7 @@ impl FakeChain {
                 automine: true,
                 fail_next: 0,
                 hang: false,
+                fail_method: None,
                 log_lag: 0,
                 null_blocks: 0,
                 deployed_at: 0,
@@ -240,9 +243,15 @@ impl FakeChain {
     async fn gate(&self, method: &'static str) -> ChainResult<()> {
         loop {
             let (hang, fail, delay) = self.with(|s| {
-                let fail = s.fail_next > 0;
+                let mut fail = s.fail_next > 0;
                 if fail {
                     s.fail_next -= 1;
+                }
+                if let Some((m, n)) = &mut s.fail_method {
+                    if *m == method && *n > 0 {
+                        *n -= 1;
+                        fail = true;
+                    }
                 }
                 (s.hang, fail, s.delay_ms)
             });

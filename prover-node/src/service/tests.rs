@@ -763,3 +763,18 @@ async fn a_reorg_that_leaves_the_chain_shorter_than_the_cursor_is_noticed_withou
     assert_eq!(h.prover.proofs_of(1, &[4, 5, 6]), 1);
     assert_eq!(h.chain.our_mined_txs(), 1);
 }
+
+#[tokio::test]
+async fn a_pass_that_fails_after_a_job_is_marked_proving_does_not_strand_it() {
+    // The job is persisted as `proving` before the proof starts; a call failing (or a pass
+    // cancelled by its deadline or shutdown) in between must not leave it `proving` with no proof
+    // running, which nothing but a restart would re-queue.
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.request(1, &[1, 2, 3]);
+    h.chain.with(|s| s.fail_method = Some(("eth_chainId", 1)));
+    assert!(node.pass().await.is_err(), "the pass fails on eth_chainId");
+    drive(&mut node, "fulfilled without a restart", state_is(1, "fulfilled")).await;
+    assert_eq!(h.chain.our_mined_txs(), 1);
+}
