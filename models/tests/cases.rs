@@ -214,6 +214,18 @@ fn case_12_sizing_never_ends_at_an_undeployable_verifier() {
         other => panic!("expected NoLayout at k ≤ 11, got {other:?}"),
     }
     assert!(elapsed < std::time::Duration::from_secs(1), "refusal took {elapsed:?}");
+    // With a fixed k, the refusal names --k: --max-k is ignored when --k is given.
+    match plan(&model, &PlanOptions { k: Some(11), max_k: models::prover::DEFAULT_MAX_K, lanes: None }) {
+        Err(Error::NoLayout(why)) => {
+            assert!(why.contains("pass --k ") && !why.contains("--max-k"), "names the wrong flag: {why}")
+        }
+        other => panic!("expected NoLayout at k = 11, got {other:?}"),
+    }
+    // A forced lane count whose verifier never fits is blamed, not the model.
+    match plan(&model, &PlanOptions { k: None, max_k: models::prover::DEFAULT_MAX_K, lanes: Some(12) }) {
+        Err(Error::NoLayout(why)) => assert!(why.contains("fewer --lanes"), "does not name --lanes: {why}"),
+        other => panic!("expected NoLayout with 12 lanes (a verifier above the budget at every k), got {other:?}"),
+    }
     let chosen = plan(&model, &PlanOptions { k: None, max_k: models::prover::DEFAULT_MAX_K, lanes: None }).unwrap();
     assert!(chosen.cost.verifier_bytes <= VERIFIER_BYTES_BUDGET);
     println!("default: k = {}, {} lanes, {:?}", chosen.params.k(), chosen.params.lanes, chosen.cost);

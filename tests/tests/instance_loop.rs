@@ -85,7 +85,9 @@ const MAX_K: u32 = 16;
 async fn a_64x64_input_model_gets_a_deployable_verifier_that_checks_every_instance() {
     let model = conv_model();
     assert_eq!(model.input_len(), SIDE * SIDE);
-    let circuit = prover::choose_k(&model, None, MAX_K).expect("circuit shape");
+    let plan = models::sizing::plan(&model, &models::sizing::PlanOptions { k: None, max_k: MAX_K, lanes: None })
+        .expect("circuit shape");
+    let circuit = plan.params.clone();
     let k = circuit.k();
     let srs = Srs::insecure_dev(k, 64);
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).expect("keygen");
@@ -133,6 +135,13 @@ async fn a_64x64_input_model_gets_a_deployable_verifier_that_checks_every_instan
     let ok = chain::verify_on_chain(&provider, verifier, valid.clone()).await.expect("call");
     assert!(ok.accepted, "valid proof rejected");
     eprintln!("64x64 input: verified on anvil (prague) for {} gas", ok.tx_gas.unwrap_or_default());
+    // The sizing's gas prediction (made before keygen) counts the instance loop: execution gas is
+    // the transaction's minus the intrinsic 21k and the calldata (16 per non-zero byte, 4 per zero).
+    let calldata_gas: u64 = valid.iter().map(|b| if *b == 0 { 4 } else { 16 }).sum();
+    let execution = ok.tx_gas.expect("gas") - 21_000 - calldata_gas;
+    let error = (plan.cost.verify_gas as f64 - execution as f64).abs() / execution as f64;
+    eprintln!("64x64 input: predicted {} gas, measured {execution} ({:.1}% off)", plan.cost.verify_gas, 100.0 * error);
+    assert!(error <= 0.02, "predicted {} gas, measured {execution} with {n} instance words", plan.cost.verify_gas);
 
     // The instance words: [binding, packed input.., packed output..].
     let input_words = model.input_len().div_ceil(models::circuit::values_per_word(model.params.value_bits));

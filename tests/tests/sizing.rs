@@ -44,7 +44,7 @@ async fn measure(provider: &alloy::providers::DynProvider, name: &str, lanes: us
     let loaded = prove::load(&card_path, &srs).unwrap();
     let params = loaded.shape.circuit_params();
     let counts = ShapeCounts::of(&params);
-    let predicted = sizing::predict(params.k(), counts);
+    let predicted = sizing::predict(params.k(), counts, loaded.shape.num_instances);
     let compiled = verifier_gen::Compiled::for_card(&card_path, &card).unwrap();
     let address = chain::deploy(provider, compiled.bytecode.clone()).await.unwrap();
     let input = InputFile::load(&root().join(format!("models/zoo/{name}.input.json")))
