@@ -59,6 +59,10 @@ pub enum Error {
     /// The SRS given is not the one a card's keys were made with.
     #[error("{0}")]
     WrongSrs(String),
+    /// A circuit size or layout that cannot be used (k out of range, an SRS of another size, a
+    /// dot-product region larger than the circuit).
+    #[error("invalid circuit size: {0}")]
+    InvalidCircuitSize(String),
     /// No circuit layout within the requested size has a deployable verifier (or fits at all).
     #[error("no circuit layout fits: {0}")]
     NoLayout(String),

@@ -92,7 +92,7 @@ pub fn keygen(
 ) -> Result<(ProvingKey<G1Affine>, CircuitShape)> {
     let k = params.k();
     if srs.k() != k {
-        return Err(Error::InvalidParams(format!("SRS has k = {}, circuit needs k = {k}", srs.k())));
+        return Err(Error::InvalidCircuitSize(format!("SRS has k = {}, circuit needs k = {k}", srs.k())));
     }
     let (mut circuit, calculated) = shape_circuit(model, k, params.lanes)?;
     circuit.set_params(&calculated);
@@ -128,7 +128,7 @@ pub fn prove(
     binding: Fr,
 ) -> Result<Proof> {
     if srs.k() != shape.k() {
-        return Err(Error::InvalidParams(format!("SRS has k = {}, circuit needs k = {}", srs.k(), shape.k())));
+        return Err(Error::InvalidCircuitSize(format!("SRS has k = {}, circuit needs k = {}", srs.k(), shape.k())));
     }
     // The reference pass validates the input and names any overflow before synthesis.
     let expected = model.forward(input)?;

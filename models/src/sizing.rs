@@ -178,16 +178,16 @@ fn dot_products(model: &QuantModel) -> Vec<usize> {
 
 /// Chooses the layout of `model`'s circuit (see the module docs).
 ///
-/// Errors: [`Error::InvalidParams`] for a `k` outside `MIN_K..=MAX_K`; [`Error::NoLayout`] when no
+/// Errors: [`Error::InvalidCircuitSize`] for a `k` outside `MIN_K..=MAX_K`; [`Error::NoLayout`] when no
 /// layout within `max_k` fits, saying the smallest `k` that would (or that none up to `MAX_K` does).
 pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
     let ks: Vec<u32> = match opts.k {
         Some(k) if !(MIN_K..=MAX_K).contains(&k) => {
-            return Err(Error::InvalidParams(format!("k = {k} must be in {MIN_K}..={MAX_K}")));
+            return Err(Error::InvalidCircuitSize(format!("k = {k} must be in {MIN_K}..={MAX_K}")));
         }
         Some(k) => vec![k],
         None if !(MIN_K..=MAX_K).contains(&opts.max_k) => {
-            return Err(Error::InvalidParams(format!("max k = {} must be in {MIN_K}..={MAX_K}", opts.max_k)));
+            return Err(Error::InvalidCircuitSize(format!("max k = {} must be in {MIN_K}..={MAX_K}", opts.max_k)));
         }
         None => (MIN_K..=opts.max_k).collect(),
     };
@@ -269,7 +269,7 @@ fn search(model: &QuantModel, ks: &[u32], lane_choices: &[usize], dots: &[usize]
             let Some(&probe_lanes) = fitting.first() else { continue };
             let base = match probe(model, k, probe_lanes) {
                 Ok(p) => p,
-                Err(Error::InvalidParams(_)) => continue,
+                Err(Error::InvalidCircuitSize(_)) => continue,
                 Err(e) => return Err(e),
             };
             for lanes in fitting {

@@ -157,7 +157,7 @@ impl ModelCircuit {
         let base = self.base.calculate_params(Some(MINIMUM_ROWS));
         let params = CircuitParams { base, lanes: self.dense.lanes() };
         if self.dense.rows() > params.usable_rows() {
-            return Err(Error::InvalidParams(format!(
+            return Err(Error::InvalidCircuitSize(format!(
                 "the dot-product region needs {} rows with {} lanes; 2^{} rows leave {} usable",
                 self.dense.rows(),
                 params.lanes,
