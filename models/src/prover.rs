@@ -78,12 +78,6 @@ pub(crate) fn shape_circuit(model: &QuantModel, k: u32, lanes: usize) -> Result<
     Ok((circuit, params))
 }
 
-/// Picks the circuit's configuration by the cost model of [`crate::sizing`]: `k` (given or up to
-/// `max_k`) and the dot-product lanes (given or chosen).
-pub fn choose_k(model: &QuantModel, k: Option<u32>, max_k: u32) -> Result<CircuitParams> {
-    Ok(crate::sizing::plan(model, &crate::sizing::PlanOptions { k, max_k, lanes: None })?.params)
-}
-
 /// Generates the proving key (which contains the verifying key) for `model` with `params`.
 pub fn keygen(
     srs: &ParamsKZG<Bn256>,

@@ -87,17 +87,6 @@ impl ShapeCounts {
     pub fn permutation_products(&self) -> usize {
         self.permutation.div_ceil(self.degree.saturating_sub(2).max(1))
     }
-
-    /// Commitments the verifier multiplies by a scalar: advice, fixed, permutation sigmas and
-    /// products, lookup commitments and quotient pieces.
-    pub fn commitments(&self) -> usize {
-        self.advice
-            + self.fixed
-            + self.permutation
-            + self.permutation_products()
-            + 3 * self.lookups
-            + self.degree.saturating_sub(1)
-    }
 }
 
 /// Predicted costs of a layout.

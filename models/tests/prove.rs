@@ -8,6 +8,7 @@ use models::{
     graph::QuantModel,
     onnx, prover,
     quant::QuantParams,
+    sizing::{plan, PlanOptions},
     srs::Srs,
     Error, Fr,
 };
@@ -21,7 +22,7 @@ fn mlp() -> QuantModel {
 #[test]
 fn proofs_verify_and_tampering_is_rejected() {
     let model = mlp();
-    let circuit = prover::choose_k(&model, None, prover::DEFAULT_MAX_K).unwrap();
+    let circuit = plan(&model, &PlanOptions { k: None, max_k: prover::DEFAULT_MAX_K, lanes: None }).unwrap().params;
     let k = circuit.k();
     let srs = Srs::insecure_dev(k, 7);
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).unwrap();
@@ -90,7 +91,7 @@ fn proofs_verify_and_tampering_is_rejected() {
 #[test]
 fn an_srs_too_small_for_the_circuit_is_an_error() {
     let model = mlp();
-    let circuit = prover::choose_k(&model, None, prover::DEFAULT_MAX_K).unwrap();
+    let circuit = plan(&model, &PlanOptions { k: None, max_k: prover::DEFAULT_MAX_K, lanes: None }).unwrap().params;
     let small = Srs::insecure_dev(circuit.k() - 1, 1);
     match small.for_k(circuit.k()) {
         Err(Error::SrsTooSmall { srs_k, circuit_k }) => {

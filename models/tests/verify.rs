@@ -8,6 +8,7 @@ use models::{
     graph::QuantModel,
     onnx, prover,
     quant::QuantParams,
+    sizing::{plan, PlanOptions},
     srs::{dev::dev_tau_g2, ImportOptions, Srs, SrsError},
     verify::VerifierSrs,
     Error, Fr,
@@ -27,7 +28,7 @@ fn input() -> Vec<i64> {
 fn proofs_verify_with_three_points_and_tampering_is_rejected() {
     let model = mlp();
     let k = 14;
-    let circuit = prover::choose_k(&model, Some(k), k).unwrap();
+    let circuit = plan(&model, &PlanOptions { k: Some(k), max_k: k, lanes: None }).unwrap().params;
     let srs = Srs::insecure_dev(k, 11);
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).unwrap();
     let binding = Fr::from(99u64);
@@ -78,7 +79,7 @@ fn proofs_verify_with_three_points_and_tampering_is_rejected() {
 #[test]
 fn verify_time_at_k16_is_milliseconds() {
     let model = mlp();
-    let circuit = prover::choose_k(&model, Some(16), 16).unwrap();
+    let circuit = plan(&model, &PlanOptions { k: Some(16), max_k: 16, lanes: None }).unwrap().params;
     let srs = Srs::insecure_dev(16, 5);
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).unwrap();
     let proof = prover::prove(&srs.params, &pk, &shape, &model, &input(), Fr::from(1u64)).unwrap();

@@ -99,11 +99,11 @@ async fn predicted_verifier_bytes_and_gas_match_the_generated_verifiers() {
         eprintln!("measured {} lanes={} k={} {:?} bytes={} gas={}", m.name, m.lanes, m.k, m.counts, m.bytes, m.gas);
         rows.push(m);
     }
-    println!("model,lanes,k,advice,fixed,permutation,lookups,degree,commitments,bytes,pred_bytes,gas,pred_gas");
+    println!("model,lanes,k,advice,fixed,permutation,lookups,degree,bytes,pred_bytes,gas,pred_gas");
     for m in &rows {
         let c = m.counts;
         println!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             m.name,
             m.lanes,
             m.k,
@@ -112,7 +112,6 @@ async fn predicted_verifier_bytes_and_gas_match_the_generated_verifiers() {
             c.permutation,
             c.lookups,
             c.degree,
-            c.commitments(),
             m.bytes,
             m.predicted.verifier_bytes,
             m.gas,

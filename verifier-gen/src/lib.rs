@@ -493,7 +493,10 @@ mod tests {
             output_names: vec!["y".into()],
         };
         let model = QuantModel::quantize(&float, QuantParams::default(), None).unwrap();
-        let circuit = prover::choose_k(&model, Some(10), 10).unwrap();
+        let circuit =
+            models::sizing::plan(&model, &models::sizing::PlanOptions { k: Some(10), max_k: 10, lanes: None })
+                .unwrap()
+                .params;
         let srs = Srs::insecure_dev(10, 1);
         let (pk, _) = prover::keygen(&srs.params, &model, &circuit).unwrap();
         (srs.params, pk.get_vk().clone())
