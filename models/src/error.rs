@@ -46,6 +46,9 @@ pub enum Error {
          raise --value-bits or lower the activation scale"
     )]
     Overflow { node: String, value: i128, bits: u32 },
+    /// A divisor is zero (Div, Reciprocal, Softmax over an all-zero sum).
+    #[error("node `{node}`: division by zero")]
+    DivisionByZero { node: String },
     /// Some input inside the registered range would overflow the value range.
     #[error(
         "inputs in the registered range [{min}, {max}] can reach {max_abs} at node `{node}`, which needs \

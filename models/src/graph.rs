@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Error, Result},
+    functions::FunctionTable,
     ir::{Cmp, FloatModel, InputKind, LayerKind, Source, TensorId},
     quant::{div_round, quantize, QuantParams},
 };
@@ -90,6 +91,15 @@ pub enum QuantOp {
     ArgMax { windows: Vec<Vec<u32>>, min: bool },
     /// `y = x`.
     Reshape,
+    /// `u = div_round(x, 2^shift)`, clamped to the table's domain (on the sides flagged), then
+    /// `y = table[u]` ([`crate::functions`]).
+    Table { shift: u32, table: FunctionTable, clamp_lo: bool, clamp_hi: bool },
+    /// `y = div_round(a·2^shift, b)` for `b ≠ 0` (computed as `div_round(−a·2^shift, −b)` for `b < 0`).
+    Div { shift: u32 },
+    /// `y = round(sqrt(max(x, 0)·2^shift))`, half up.
+    Sqrt { shift: u32 },
+    /// `y[o] = div_round(Σ a[i]·b[j] over pairs[o], 2^shift)`.
+    Bilinear { pairs: Vec<Vec<(u32, u32)>>, shift: u32 },
 }
 
 /// A model input after quantization.
@@ -314,6 +324,29 @@ impl QuantModel {
                 LayerKind::MaxPool { windows, min } => (QuantOp::MaxPool { windows: windows.clone(), min: *min }, s_x),
                 LayerKind::ArgMax { windows, min } => (QuantOp::ArgMax { windows: windows.clone(), min: *min }, 0),
                 LayerKind::Reshape => (QuantOp::Reshape, s_x),
+                LayerKind::Function { func, max_input } => {
+                    let (bounds, _, _) = interval_bounds(&layers, &shapes, &inputs, input_range);
+                    let hull = hull(&bounds[layer_inputs[0]]);
+                    let table =
+                        FunctionTable::build(*func, s_x, s_a, hull, max_input.map(f64::from), params.value_bits, node)?;
+                    let shift = s_x - table.in_scale_bits;
+                    let (ulo, uhi) = (div_round(hull.0, 1i128 << shift), div_round(hull.1, 1i128 << shift));
+                    let (clamp_lo, clamp_hi) = (ulo < table.lo as i128, uhi > table.hi() as i128);
+                    (QuantOp::Table { shift, table, clamp_lo, clamp_hi }, s_a)
+                }
+                LayerKind::Div => {
+                    let s_out = s_a.max(s_in[0].saturating_sub(s_in[1]));
+                    (QuantOp::Div { shift: s_out + s_in[1] - s_in[0] }, s_out)
+                }
+                LayerKind::Sqrt => {
+                    let s_out = s_a.max(s_x.div_ceil(2));
+                    (QuantOp::Sqrt { shift: 2 * s_out - s_x }, s_out)
+                }
+                LayerKind::Bilinear { pairs } => {
+                    let s = s_in[0] + s_in[1];
+                    let shift = s.saturating_sub(s_a);
+                    (QuantOp::Bilinear { pairs: pairs.clone(), shift }, s - shift)
+                }
             };
             scales[layer.output] = scale;
             layers.push(QuantLayer { node: layer.node.clone(), inputs: layer_inputs, output: layer.output, op });
@@ -327,6 +360,11 @@ impl QuantModel {
             }
         }
         Ok(Self { params, shapes, scales, layers, inputs, outputs, input_range })
+    }
+
+    /// Whether any layer is proved by a function table (the circuit then has a lookup region).
+    pub fn has_function_tables(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l.op, QuantOp::Table { .. }))
     }
 
     /// Number of input values (all inputs, concatenated).
@@ -583,6 +621,33 @@ impl QuantModel {
                         .collect()
                 }
                 QuantOp::Reshape => arg(0).clone(),
+                QuantOp::Table { shift, table, .. } => arg(0)
+                    .iter()
+                    .map(|x| check(table.eval(div_round(*x as i128, 1i128 << shift) as i64) as i128))
+                    .collect::<Result<_>>()?,
+                QuantOp::Div { shift } => arg(0)
+                    .iter()
+                    .zip(arg(1))
+                    .map(|(a, b)| {
+                        let (n, d) = div_operands(*a, *b, *shift)
+                            .ok_or_else(|| Error::DivisionByZero { node: layer.node.clone() })?;
+                        check(div_round(n, d))
+                    })
+                    .collect::<Result<_>>()?,
+                QuantOp::Sqrt { shift } => {
+                    arg(0).iter().map(|x| check(sqrt_round(((*x).max(0) as i128) << shift))).collect::<Result<_>>()?
+                }
+                QuantOp::Bilinear { pairs, shift } => {
+                    let (a, b) = (arg(0), arg(1));
+                    pairs
+                        .iter()
+                        .map(|p| {
+                            let acc: i128 =
+                                p.iter().map(|(i, j)| a[*i as usize] as i128 * b[*j as usize] as i128).sum();
+                            check(div_round(acc, 1i128 << shift))
+                        })
+                        .collect::<Result<_>>()?
+                }
             };
             tensors[layer.output] = out;
         }
@@ -599,190 +664,7 @@ impl QuantModel {
     /// [`Self::input_range`], and the largest magnitude of any value the forward pass range
     /// checks (with its node).
     pub fn bounds_with_max(&self) -> Result<(TensorBounds, i128, String)> {
-        let mut b: Vec<Vec<(i128, i128)>> = vec![Vec::new(); self.shapes.len()];
-        let (lo, hi) = (self.input_range.0 as i128, self.input_range.1 as i128);
-        let mut max_abs = lo.abs().max(hi.abs());
-        let mut max_node = "(input)".to_string();
-        for i in &self.inputs {
-            b[i.tensor] = vec![(lo, hi); self.numel(i.tensor)];
-        }
-        let dr = |x: i128, d: i128| div_round(x, d);
-        let sc = |(l, h): (i128, i128), s: u32| (l << s, h << s);
-        for layer in &self.layers {
-            let mut seen = |v: &(i128, i128)| {
-                let m = v.0.abs().max(v.1.abs());
-                if m > max_abs {
-                    max_abs = m;
-                    max_node = layer.node.clone();
-                }
-            };
-            let x = &b[layer.inputs.first().copied().unwrap_or(0)];
-            let out: Vec<(i128, i128)> = match &layer.op {
-                QuantOp::Linear { terms, bias, shift, relu } => terms
-                    .iter()
-                    .zip(bias)
-                    .map(|(t, bias)| {
-                        let (mut l, mut h) = (*bias as i128, *bias as i128);
-                        for (i, w) in t {
-                            let (xl, xh) = x[*i as usize];
-                            let (p, q) = (*w as i128 * xl, *w as i128 * xh);
-                            l += p.min(q);
-                            h += p.max(q);
-                        }
-                        let y = (dr(l, 1 << shift), dr(h, 1 << shift));
-                        seen(&y);
-                        if *relu {
-                            (y.0.max(0), y.1.max(0))
-                        } else {
-                            y
-                        }
-                    })
-                    .collect(),
-                QuantOp::AddConst { values } => x
-                    .iter()
-                    .zip(values)
-                    .map(|((l, h), c)| {
-                        let y = (l + *c as i128, h + *c as i128);
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::Add { a_shift, b_shift, sub } => x
-                    .iter()
-                    .zip(&b[layer.inputs[1]])
-                    .map(|(a, bb)| {
-                        let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
-                        seen(&a);
-                        seen(&bb);
-                        let y = if *sub { (a.0 - bb.1, a.1 - bb.0) } else { (a.0 + bb.0, a.1 + bb.1) };
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::Mul { shift } => x
-                    .iter()
-                    .zip(&b[layer.inputs[1]])
-                    .map(|(a, bb)| {
-                        let c = [a.0 * bb.0, a.0 * bb.1, a.1 * bb.0, a.1 * bb.1];
-                        let y = (dr(*c.iter().min().unwrap(), 1 << shift), dr(*c.iter().max().unwrap(), 1 << shift));
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::Const { values } => values
-                    .iter()
-                    .map(|v| {
-                        let y = (*v as i128, *v as i128);
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::Move { sources, shifts } => sources
-                    .iter()
-                    .map(|s| {
-                        let y = match s {
-                            QSource::Input { slot, index } => {
-                                sc(b[layer.inputs[*slot as usize]][*index as usize], shifts[*slot as usize])
-                            }
-                            QSource::Const(c) => (*c as i128, *c as i128),
-                        };
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::Relu => x.iter().map(|(l, h)| (*l.max(&0), *h.max(&0))).collect(),
-                QuantOp::LeakyRelu { slopes, shift } => x
-                    .iter()
-                    .zip(slopes)
-                    .map(|((l, h), a)| {
-                        let g = |v: i128| dr(*a as i128 * v, 1 << shift);
-                        // x ≥ 0 is the identity; x < 0 is monotone in x for either sign of the slope.
-                        let mut cands = Vec::with_capacity(4);
-                        if *h >= 0 {
-                            cands.extend([*h, (*l).max(0)]);
-                        }
-                        if *l < 0 {
-                            cands.extend([g(*l), g((*h).min(-1))]);
-                        }
-                        let y = (*cands.iter().min().unwrap(), *cands.iter().max().unwrap());
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::Clip { min, max } => x
-                    .iter()
-                    .map(|(l, h)| {
-                        let f = |v: i128| {
-                            let v = min.map_or(v, |m| v.max(m as i128));
-                            max.map_or(v, |m| v.min(m as i128))
-                        };
-                        let y = (f(*l), f(*h));
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::MaxMin { min, a_shift, b_shift } => x
-                    .iter()
-                    .zip(&b[layer.inputs[1]])
-                    .map(|(a, bb)| {
-                        let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
-                        seen(&a);
-                        seen(&bb);
-                        if *min {
-                            (a.0.min(bb.0), a.1.min(bb.1))
-                        } else {
-                            (a.0.max(bb.0), a.1.max(bb.1))
-                        }
-                    })
-                    .collect(),
-                QuantOp::Compare { a_shift, b_shift, .. } => x
-                    .iter()
-                    .zip(&b[layer.inputs[1]])
-                    .map(|(a, bb)| {
-                        seen(&sc(*a, *a_shift));
-                        seen(&sc(*bb, *b_shift));
-                        (0, 1)
-                    })
-                    .collect(),
-                QuantOp::Where { a_shift, b_shift } => b[layer.inputs[1]]
-                    .iter()
-                    .zip(&b[layer.inputs[2]])
-                    .map(|(a, bb)| {
-                        let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
-                        seen(&a);
-                        seen(&bb);
-                        (a.0.min(bb.0), a.1.max(bb.1))
-                    })
-                    .collect(),
-                QuantOp::AvgPool { windows, divisors } => windows
-                    .iter()
-                    .zip(divisors)
-                    .map(|(w, d)| {
-                        let l: i128 = w.iter().map(|i| x[*i as usize].0).sum();
-                        let h: i128 = w.iter().map(|i| x[*i as usize].1).sum();
-                        let y = (dr(l, *d as i128), dr(h, *d as i128));
-                        seen(&y);
-                        y
-                    })
-                    .collect(),
-                QuantOp::MaxPool { windows, min } => windows
-                    .iter()
-                    .map(|w| {
-                        let ls = w.iter().map(|i| x[*i as usize].0);
-                        let hs = w.iter().map(|i| x[*i as usize].1);
-                        if *min {
-                            (ls.min().unwrap_or(0), hs.min().unwrap_or(0))
-                        } else {
-                            (ls.max().unwrap_or(0), hs.max().unwrap_or(0))
-                        }
-                    })
-                    .collect(),
-                QuantOp::ArgMax { windows, .. } => windows.iter().map(|w| (0, w.len() as i128 - 1)).collect(),
-                QuantOp::Reshape => x.clone(),
-            };
-            b[layer.output] = out;
-        }
-        Ok((b, max_abs, max_node))
+        Ok(interval_bounds(&self.layers, &self.shapes, &self.inputs, self.input_range))
     }
 
     /// Sound interval bounds of every tensor over the registered input range.
@@ -814,6 +696,305 @@ impl QuantModel {
         }
         Ok(bound)
     }
+}
+
+/// The hull `[min lo, max hi]` of a tensor's bounds.
+pub fn hull(bounds: &[(i128, i128)]) -> (i128, i128) {
+    let lo = bounds.iter().map(|b| b.0).min().unwrap_or(0);
+    let hi = bounds.iter().map(|b| b.1).max().unwrap_or(0);
+    (lo, hi)
+}
+
+/// `(n, d)` with `d > 0` and `n/d = a·2^shift / b`, or `None` for `b = 0`.
+pub fn div_operands(a: i64, b: i64, shift: u32) -> Option<(i128, i128)> {
+    let n = (a as i128) << shift;
+    match b.signum() {
+        0 => None,
+        1 => Some((n, b as i128)),
+        _ => Some((-n, -(b as i128))),
+    }
+}
+
+/// `round(sqrt(n))`, half up, for `n ≥ 0`: `⌊(⌊sqrt(4n)⌋ + 1) / 2⌋`.
+pub fn sqrt_round(n: i128) -> i128 {
+    (isqrt(4 * n.max(0)) + 1) / 2
+}
+
+/// `⌊sqrt(n)⌋` for `n ≥ 0`.
+pub fn isqrt(n: i128) -> i128 {
+    (n.max(0) as u128).isqrt() as i128
+}
+
+/// Sound interval bounds of every tensor of `layers` over inputs in `input_range`, and the largest
+/// magnitude of any range-checked value with its node (see [`QuantModel::bounds_with_max`]).
+pub fn interval_bounds(
+    layers: &[QuantLayer],
+    shapes: &[Vec<usize>],
+    inputs: &[QuantInput],
+    input_range: (i64, i64),
+) -> (TensorBounds, i128, String) {
+    let numel = |t: TensorId| -> usize { shapes[t].iter().product() };
+    let mut b: Vec<Vec<(i128, i128)>> = vec![Vec::new(); shapes.len()];
+    let (lo, hi) = (input_range.0 as i128, input_range.1 as i128);
+    let mut max_abs = lo.abs().max(hi.abs());
+    let mut max_node = "(input)".to_string();
+    for i in inputs {
+        b[i.tensor] = vec![(lo, hi); numel(i.tensor)];
+    }
+    let dr = |x: i128, d: i128| div_round(x, d);
+    let sc = |(l, h): (i128, i128), s: u32| (l << s, h << s);
+    for layer in layers {
+        let mut seen = |v: &(i128, i128)| {
+            let m = v.0.abs().max(v.1.abs());
+            if m > max_abs {
+                max_abs = m;
+                max_node = layer.node.clone();
+            }
+        };
+        let x = &b[layer.inputs.first().copied().unwrap_or(0)];
+        let out: Vec<(i128, i128)> = match &layer.op {
+            QuantOp::Linear { terms, bias, shift, relu } => terms
+                .iter()
+                .zip(bias)
+                .map(|(t, bias)| {
+                    let (mut l, mut h) = (*bias as i128, *bias as i128);
+                    for (i, w) in t {
+                        let (xl, xh) = x[*i as usize];
+                        let (p, q) = (*w as i128 * xl, *w as i128 * xh);
+                        l += p.min(q);
+                        h += p.max(q);
+                    }
+                    let y = (dr(l, 1 << shift), dr(h, 1 << shift));
+                    seen(&y);
+                    if *relu {
+                        (y.0.max(0), y.1.max(0))
+                    } else {
+                        y
+                    }
+                })
+                .collect(),
+            QuantOp::AddConst { values } => x
+                .iter()
+                .zip(values)
+                .map(|((l, h), c)| {
+                    let y = (l + *c as i128, h + *c as i128);
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Add { a_shift, b_shift, sub } => x
+                .iter()
+                .zip(&b[layer.inputs[1]])
+                .map(|(a, bb)| {
+                    let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
+                    seen(&a);
+                    seen(&bb);
+                    let y = if *sub { (a.0 - bb.1, a.1 - bb.0) } else { (a.0 + bb.0, a.1 + bb.1) };
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Mul { shift } => x
+                .iter()
+                .zip(&b[layer.inputs[1]])
+                .map(|(a, bb)| {
+                    let mut c = vec![a.0 * bb.0, a.0 * bb.1, a.1 * bb.0, a.1 * bb.1];
+                    if layer.inputs[0] == layer.inputs[1] {
+                        // x·x: never negative.
+                        c = vec![
+                            if a.0 <= 0 && a.1 >= 0 { 0 } else { a.0.abs().min(a.1.abs()).pow(2) },
+                            a.0 * a.0,
+                            a.1 * a.1,
+                        ];
+                    }
+                    let y = (dr(*c.iter().min().unwrap(), 1 << shift), dr(*c.iter().max().unwrap(), 1 << shift));
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Const { values } => values
+                .iter()
+                .map(|v| {
+                    let y = (*v as i128, *v as i128);
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Move { sources, shifts } => sources
+                .iter()
+                .map(|s| {
+                    let y = match s {
+                        QSource::Input { slot, index } => {
+                            sc(b[layer.inputs[*slot as usize]][*index as usize], shifts[*slot as usize])
+                        }
+                        QSource::Const(c) => (*c as i128, *c as i128),
+                    };
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Relu => x.iter().map(|(l, h)| (*l.max(&0), *h.max(&0))).collect(),
+            QuantOp::LeakyRelu { slopes, shift } => x
+                .iter()
+                .zip(slopes)
+                .map(|((l, h), a)| {
+                    let g = |v: i128| dr(*a as i128 * v, 1 << shift);
+                    // x ≥ 0 is the identity; x < 0 is monotone in x for either sign of the slope.
+                    let mut cands = Vec::with_capacity(4);
+                    if *h >= 0 {
+                        cands.extend([*h, (*l).max(0)]);
+                    }
+                    if *l < 0 {
+                        cands.extend([g(*l), g((*h).min(-1))]);
+                    }
+                    let y = (*cands.iter().min().unwrap(), *cands.iter().max().unwrap());
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Clip { min, max } => x
+                .iter()
+                .map(|(l, h)| {
+                    let f = |v: i128| {
+                        let v = min.map_or(v, |m| v.max(m as i128));
+                        max.map_or(v, |m| v.min(m as i128))
+                    };
+                    let y = (f(*l), f(*h));
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::MaxMin { min, a_shift, b_shift } => x
+                .iter()
+                .zip(&b[layer.inputs[1]])
+                .map(|(a, bb)| {
+                    let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
+                    seen(&a);
+                    seen(&bb);
+                    if *min {
+                        (a.0.min(bb.0), a.1.min(bb.1))
+                    } else {
+                        (a.0.max(bb.0), a.1.max(bb.1))
+                    }
+                })
+                .collect(),
+            QuantOp::Compare { a_shift, b_shift, .. } => x
+                .iter()
+                .zip(&b[layer.inputs[1]])
+                .map(|(a, bb)| {
+                    seen(&sc(*a, *a_shift));
+                    seen(&sc(*bb, *b_shift));
+                    (0, 1)
+                })
+                .collect(),
+            QuantOp::Where { a_shift, b_shift } => b[layer.inputs[1]]
+                .iter()
+                .zip(&b[layer.inputs[2]])
+                .map(|(a, bb)| {
+                    let (a, bb) = (sc(*a, *a_shift), sc(*bb, *b_shift));
+                    seen(&a);
+                    seen(&bb);
+                    (a.0.min(bb.0), a.1.max(bb.1))
+                })
+                .collect(),
+            QuantOp::AvgPool { windows, divisors } => windows
+                .iter()
+                .zip(divisors)
+                .map(|(w, d)| {
+                    let l: i128 = w.iter().map(|i| x[*i as usize].0).sum();
+                    let h: i128 = w.iter().map(|i| x[*i as usize].1).sum();
+                    let y = (dr(l, *d as i128), dr(h, *d as i128));
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::MaxPool { windows, min } => windows
+                .iter()
+                .map(|w| {
+                    let ls = w.iter().map(|i| x[*i as usize].0);
+                    let hs = w.iter().map(|i| x[*i as usize].1);
+                    if *min {
+                        (ls.min().unwrap_or(0), hs.min().unwrap_or(0))
+                    } else {
+                        (ls.max().unwrap_or(0), hs.max().unwrap_or(0))
+                    }
+                })
+                .collect(),
+            QuantOp::ArgMax { windows, .. } => windows.iter().map(|w| (0, w.len() as i128 - 1)).collect(),
+            QuantOp::Reshape => x.clone(),
+            QuantOp::Table { shift, table, .. } => x
+                .iter()
+                .map(|(l, h)| {
+                    let (ul, uh) = (dr(*l, 1 << shift) as i64, dr(*h, 1 << shift) as i64);
+                    let (ul, uh) = (ul.clamp(table.lo, table.hi()), uh.clamp(table.lo, table.hi()));
+                    let seg = &table.values[(ul - table.lo) as usize..=(uh - table.lo) as usize];
+                    let y = (*seg.iter().min().unwrap() as i128, *seg.iter().max().unwrap() as i128);
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Div { shift } => x
+                .iter()
+                .zip(&b[layer.inputs[1]])
+                .map(|(a, d)| {
+                    let y = if d.0 > 0 || d.1 < 0 {
+                        // The quotient is monotone on each corner-to-corner edge of a box not
+                        // containing 0; ±1 covers the rounding offset varying with the divisor.
+                        let mut c = Vec::with_capacity(4);
+                        for av in [a.0, a.1] {
+                            for dv in [d.0, d.1] {
+                                let (n, dd) = div_operands(av as i64, dv as i64, *shift).expect("non-zero");
+                                c.push(div_round(n, dd));
+                            }
+                        }
+                        (c.iter().min().unwrap() - 1, c.iter().max().unwrap() + 1)
+                    } else {
+                        // The divisor may be any non-zero integer in range: |y| ≤ |a|·2^shift.
+                        let m = (a.0.abs().max(a.1.abs()) << shift) + 1;
+                        (-m, m)
+                    };
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Sqrt { shift } => x
+                .iter()
+                .map(|(l, h)| {
+                    let y = (sqrt_round((*l).max(0) << shift), sqrt_round((*h).max(0) << shift));
+                    seen(&y);
+                    y
+                })
+                .collect(),
+            QuantOp::Bilinear { pairs, shift } => {
+                let bb = &b[layer.inputs[1]];
+                pairs
+                    .iter()
+                    .map(|p| {
+                        let (mut l, mut h) = (0i128, 0i128);
+                        let same = layer.inputs[0] == layer.inputs[1];
+                        for (i, j) in p {
+                            let (u, v) = (x[*i as usize], bb[*j as usize]);
+                            if same && i == j {
+                                // A square: never negative.
+                                let m = u.0.abs().max(u.1.abs());
+                                l += if u.0 <= 0 && u.1 >= 0 { 0 } else { u.0.abs().min(u.1.abs()).pow(2) };
+                                h += m * m;
+                                continue;
+                            }
+                            let c = [u.0 * v.0, u.0 * v.1, u.1 * v.0, u.1 * v.1];
+                            l += c.iter().min().unwrap();
+                            h += c.iter().max().unwrap();
+                        }
+                        let y = (dr(l, 1 << shift), dr(h, 1 << shift));
+                        seen(&y);
+                        y
+                    })
+                    .collect()
+            }
+        };
+        b[layer.output] = out;
+    }
+    (b, max_abs, max_node)
 }
 
 #[cfg(test)]

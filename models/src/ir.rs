@@ -9,11 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::functions::Func;
+
 /// Index of a tensor in a model.
 pub type TensorId = usize;
 
 /// The terms of a linear layer: for each output, `(input index, weight)` pairs.
 pub type Terms = Vec<Vec<(u32, f32)>>;
+
+/// The products of a bilinear layer: for each output, `(index in a, index in b)` pairs.
+pub type Pairs = Vec<Vec<(u32, u32)>>;
 
 /// How a model input is typed in the ONNX file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,4 +143,13 @@ pub enum LayerKind {
     ArgMax { windows: Vec<Vec<u32>>, min: bool },
     /// Same data, new shape.
     Reshape,
+    /// `out = f(in)` element-wise, by a lookup table ([`crate::functions`]); `max_input` caps the
+    /// table's domain (real units) where the input is known not to exceed it.
+    Function { func: Func, max_input: Option<f32> },
+    /// `out = a / b` of two activations of the same shape (a zero divisor is an error).
+    Div,
+    /// `out = sqrt(max(in, 0))`.
+    Sqrt,
+    /// `out[o] = Σ a[i]·b[j]` over `pairs[o]` (inputs `[a, b]`): MatMul and Einsum of two activations.
+    Bilinear { pairs: Pairs },
 }

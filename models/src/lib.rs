@@ -16,6 +16,7 @@ pub mod card;
 pub mod circuit;
 pub mod error;
 pub mod eval;
+pub mod functions;
 pub mod graph;
 pub mod ir;
 pub mod onnx;

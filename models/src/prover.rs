@@ -54,6 +54,9 @@ pub struct CircuitShape {
     /// region existed have none).
     #[serde(default)]
     pub lanes: usize,
+    /// Whether the circuit has function tables (keys made before they existed have none).
+    #[serde(default)]
+    pub lookups: bool,
 }
 
 impl CircuitShape {
@@ -64,7 +67,7 @@ impl CircuitShape {
 
     /// The circuit's configuration.
     pub fn circuit_params(&self) -> CircuitParams {
-        CircuitParams { base: self.params.clone(), lanes: self.lanes }
+        CircuitParams { base: self.params.clone(), lanes: self.lanes, lookups: self.lookups }
     }
 }
 
@@ -97,6 +100,7 @@ pub fn keygen(
         break_points: circuit.base.break_points(),
         num_instances: crate::circuit::num_instances(model.input_len(), model.output_len(), model.params.value_bits),
         lanes: calculated.lanes,
+        lookups: calculated.lookups,
     };
     Ok((pk, shape))
 }

@@ -237,6 +237,7 @@ struct Found {
 
 /// Evaluates every layout with `k ∈ ks` and a lane count in `lane_choices`.
 fn search(model: &QuantModel, ks: &[u32], lane_choices: &[usize], dots: &[usize], instances: usize) -> Result<Found> {
+    let lookups = model.has_function_tables();
     let mut candidates: Vec<Plan> = Vec::new();
     let mut smallest_verifier: Option<Cost> = None;
     for &k in ks {
@@ -262,7 +263,7 @@ fn search(model: &QuantModel, ks: &[u32], lane_choices: &[usize], dots: &[usize]
                 Err(e) => return Err(e),
             };
             for lanes in fitting {
-                let params = CircuitParams { base: base.clone(), lanes };
+                let params = CircuitParams { base: base.clone(), lanes, lookups };
                 let cost = predict(k, ShapeCounts::of(&params), instances);
                 if smallest_verifier.as_ref().is_none_or(|c| cost.verifier_bytes < c.verifier_bytes) {
                     smallest_verifier = Some(cost.clone());

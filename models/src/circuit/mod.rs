@@ -25,6 +25,7 @@
 //! * **max** of two range-checked values: `is_less_than` on the shifted values, then `select`.
 
 pub mod dense;
+pub mod lookup;
 
 use halo2_base::{
     gates::{
@@ -43,6 +44,7 @@ use halo2_base::{
 use serde::{Deserialize, Serialize};
 
 pub use dense::{DenseConfig, DenseRegion};
+pub use lookup::{LookupConfig, LookupRegion};
 
 use crate::{
     error::{Error, Result},
@@ -76,6 +78,12 @@ pub enum Tamper {
     Sign,
     /// Dot-product gate: the running sum of the region's second row is one too large.
     Dot,
+    /// Function table: the first lookup's output is one too large.
+    Lookup,
+    /// Division: quotient one too large, remainder `2d` smaller (the equation still holds).
+    Div,
+    /// Square root: `⌊sqrt(4N)⌋` one too large (the output still recomposes).
+    Sqrt,
 }
 
 /// What synthesis produced.
@@ -98,6 +106,9 @@ pub struct CircuitParams {
     pub base: BaseCircuitParams,
     /// Lanes of the dot-product region ([`dense`]).
     pub lanes: usize,
+    /// Whether the circuit has function tables ([`lookup`]).
+    #[serde(default)]
+    pub lookups: bool,
 }
 
 impl CircuitParams {
@@ -117,6 +128,7 @@ impl CircuitParams {
 pub struct ModelConfig {
     base: BaseConfig<Fr>,
     dense: Option<DenseConfig>,
+    lookup: Option<LookupConfig>,
 }
 
 /// A model's circuit: a halo2-base region (flex gate, range lookups, constants, instances) and the
@@ -127,6 +139,8 @@ pub struct ModelCircuit {
     pub base: BaseCircuitBuilder<Fr>,
     /// The dot-product region.
     pub dense: DenseRegion,
+    /// The function tables and their lookups.
+    pub functions: LookupRegion,
 }
 
 impl ModelCircuit {
@@ -137,7 +151,7 @@ impl ModelCircuit {
             .use_k(k as usize)
             .use_lookup_bits(k as usize - 1)
             .use_instance_columns(1);
-        Self { base, dense: DenseRegion::new(lanes) }
+        Self { base, dense: DenseRegion::new(lanes), functions: LookupRegion::default() }
     }
 
     /// A circuit for proving with a configuration fixed by key generation.
@@ -148,6 +162,7 @@ impl ModelCircuit {
         Self {
             base: BaseCircuitBuilder::prover(params.base.clone(), break_points),
             dense: DenseRegion::new(params.lanes),
+            functions: LookupRegion::default(),
         }
     }
 
@@ -155,7 +170,17 @@ impl ModelCircuit {
     /// configuration; fails if the dot-product region does not fit in the usable rows.
     pub fn calculate_params(&mut self) -> Result<CircuitParams> {
         let base = self.base.calculate_params(Some(MINIMUM_ROWS));
-        let params = CircuitParams { base, lanes: self.dense.lanes() };
+        let params = CircuitParams { base, lanes: self.dense.lanes(), lookups: !self.functions.is_empty() };
+        let (lookups, entries) = (self.functions.rows(), self.functions.table_rows());
+        if params.lookups && lookups.max(entries) > params.usable_rows() {
+            return Err(Error::InvalidCircuitSize(format!(
+                "the function tables need {} rows ({entries} table entries, {lookups} lookups); 2^{} rows leave {} \
+                 usable",
+                lookups.max(entries),
+                params.k(),
+                params.usable_rows()
+            )));
+        }
         if self.dense.rows() > params.usable_rows() {
             return Err(Error::InvalidCircuitSize(format!(
                 "the dot-product region needs {} rows with {} lanes; 2^{} rows leave {} usable",
@@ -185,7 +210,11 @@ impl Circuit<Fr> for ModelCircuit {
     type Params = CircuitParams;
 
     fn params(&self) -> Self::Params {
-        CircuitParams { base: self.base.config_params.clone(), lanes: self.dense.lanes() }
+        CircuitParams {
+            base: self.base.config_params.clone(),
+            lanes: self.dense.lanes(),
+            lookups: !self.functions.is_empty(),
+        }
     }
 
     fn without_witnesses(&self) -> Self {
@@ -195,7 +224,8 @@ impl Circuit<Fr> for ModelCircuit {
     fn configure_with_params(meta: &mut ConstraintSystem<Fr>, params: Self::Params) -> Self::Config {
         let base = BaseConfig::configure(meta, params.base);
         let dense = (params.lanes > 0).then(|| DenseConfig::configure(meta, params.lanes));
-        ModelConfig { base, dense }
+        let lookup = params.lookups.then(|| LookupConfig::configure(meta));
+        ModelConfig { base, dense, lookup }
     }
 
     fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
@@ -215,6 +245,24 @@ impl Circuit<Fr> for ModelCircuit {
                     copies.assigned_advices.insert(tag, cell);
                 }
             }
+        }
+        match &config.lookup {
+            Some(lookup) => {
+                let rows = self.functions.rows().max(self.functions.table_rows());
+                if rows > config.base.gate().max_rows {
+                    return Err(PlonkError::NotEnoughRowsAvailable { current_k: self.base.config_params.k as u32 });
+                }
+                let links = layouter
+                    .assign_region(|| "function tables", |mut region| Ok(self.functions.assign(lookup, &mut region)))?;
+                if !self.base.witness_gen_only() {
+                    let mut copies = self.base.core().copy_manager.lock().expect("copy manager poisoned");
+                    for (tag, cell) in links {
+                        copies.assigned_advices.insert(tag, cell);
+                    }
+                }
+            }
+            None if !self.functions.is_empty() => return Err(PlonkError::Synthesis),
+            None => {}
         }
         self.base.synthesize(config.base, layouter)
     }
@@ -364,6 +412,94 @@ impl Chips<'_> {
         Ok(out)
     }
 
+    /// `div_round(a·2^shift, b)` of two range-checked values, `b ≠ 0`.
+    ///
+    /// With `s` the sign bit of `b` (1 iff `b ≥ 0`) and `σ = 2s − 1`: `d = σ·b`, `n = σ·a·2^shift`,
+    /// `d − 1 ∈ [0, 2^(B-1))`, and the quotient `y` (range checked) and remainder `r` satisfy
+    /// `2n + d = 2d·y + r` with `r ∈ [0, 2^B)` and `2d − 1 − r ∈ [0, 2^B)`. Then
+    /// `y = ⌊(2n + d)/(2d)⌋ = ⌊(n + ⌊d/2⌋)/d⌋` (the two agree for odd `d`: no integer lies strictly
+    /// between `n + (d−1)/2` and `n + d/2`). Every magnitude is below `2^(2B+shift+2)`, far below
+    /// the field modulus, so the field equation is the integer one.
+    fn div(
+        &self,
+        ctx: &mut Context<Fr>,
+        a: AssignedValue<Fr>,
+        b: AssignedValue<Fr>,
+        shift: u32,
+        node: &str,
+    ) -> Result<AssignedValue<Fr>> {
+        let (sign, _) = self.sign_decompose(ctx, b, node)?;
+        let sigma = self.gate().mul_add(ctx, sign, Constant(Fr::from(2u64)), Constant(-Fr::ONE));
+        let d = self.gate().mul(ctx, sigma, b);
+        let a_scaled = self.gate().mul(ctx, a, Constant(Fr::from(2u64).pow_vartime([shift as u64])));
+        let n = self.gate().mul(ctx, sigma, a_scaled);
+        let d_minus_one = self.gate().sub(ctx, d, Constant(Fr::ONE));
+        self.range.range_check(ctx, d_minus_one, self.bits - 1);
+        let (av, bv) = (self.value(&a), self.value(&b));
+        let (y, r) = match crate::graph::div_operands(av as i64, bv as i64, shift) {
+            Some((nv, dv)) if self.mode != Witnessing::ShapeOnly => {
+                #[allow(unused_mut)]
+                let mut y = self.check(node, div_round(nv, dv))?;
+                #[cfg(test)]
+                if self.mode == Witnessing::Tampered(Tamper::Div) {
+                    y += 1;
+                }
+                (y, 2 * nv + dv - 2 * dv * y)
+            }
+            None if self.mode != Witnessing::ShapeOnly => return Err(Error::DivisionByZero { node: node.into() }),
+            _ => (0, 0),
+        };
+        let y_shifted = ctx.load_witness(to_field(y + (1i128 << (self.bits - 1))));
+        self.range.range_check(ctx, y_shifted, self.bits);
+        let y_cell = self.gate().sub(ctx, y_shifted, Constant(self.half));
+        let r_cell = ctx.load_witness(to_field(r));
+        self.range.range_check(ctx, r_cell, self.bits);
+        // 2d − 1 − r
+        let slack = self.gate().mul_add(ctx, d, Constant(Fr::from(2u64)), Constant(-Fr::ONE));
+        let slack = self.gate().sub(ctx, slack, r_cell);
+        self.range.range_check(ctx, slack, self.bits);
+        let lhs = self.gate().mul_add(ctx, n, Constant(Fr::from(2u64)), d);
+        let dy = self.gate().mul(ctx, d, y_cell);
+        let rhs = self.gate().mul_add(ctx, dy, Constant(Fr::from(2u64)), r_cell);
+        ctx.constrain_equal(&lhs, &rhs);
+        Ok(y_cell)
+    }
+
+    /// `round(sqrt(max(x, 0)·2^shift))` (half up) of a range-checked `x`.
+    ///
+    /// With `N = relu(x)·2^shift`: `z = ⌊sqrt(4N)⌋` by `z ∈ [0, 2^Z)`, `4N − z² ∈ [0, 2^(Z+1))`
+    /// and `z² + 2z − 4N ∈ [0, 2^(Z+1))` (both residuals are at most `2z`), then `z + 1 = 2y + c`
+    /// with `c` a bit: `y = ⌊(⌊sqrt(4N)⌋ + 1)/2⌋ = ⌊sqrt(N) + 1/2⌋`.
+    fn sqrt(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, shift: u32, node: &str) -> Result<AssignedValue<Fr>> {
+        let pos = self.relu(ctx, x, node)?;
+        let four_n = self.gate().mul(ctx, pos, Constant(Fr::from(2u64).pow_vartime([shift as u64 + 2])));
+        // z ≤ sqrt(4·2^(B-1)·2^shift) = 2^((B+1+shift)/2)
+        let z_bits = (self.bits + 1 + shift as usize) / 2 + 1;
+        let n = (self.value(&pos).max(0)) << shift;
+        let z = crate::graph::isqrt(4 * n);
+        #[cfg(test)]
+        let z = if self.mode == Witnessing::Tampered(Tamper::Sqrt) { z + 1 } else { z };
+        let (z, c) = if self.mode == Witnessing::ShapeOnly { (0, 1) } else { (z, (z + 1) % 2) };
+        let y = self.check(node, (z + 1) / 2)?;
+        let z_cell = ctx.load_witness(to_field(z));
+        self.range.range_check(ctx, z_cell, z_bits);
+        let zz = self.gate().mul(ctx, z_cell, z_cell);
+        let r1 = self.gate().sub(ctx, four_n, zz);
+        self.range.range_check(ctx, r1, z_bits + 1);
+        let zz_2z = self.gate().mul_add(ctx, z_cell, Constant(Fr::from(2u64)), zz);
+        let r2 = self.gate().sub(ctx, zz_2z, four_n);
+        self.range.range_check(ctx, r2, z_bits + 1);
+        let c_cell = ctx.load_witness(Fr::from(c as u64));
+        self.gate().assert_bit(ctx, c_cell);
+        let y_cell = ctx.load_witness(to_field(y));
+        self.range.range_check(ctx, y_cell, self.bits - 1);
+        // z + 1 = 2y + c
+        let lhs = self.gate().add(ctx, z_cell, Constant(Fr::ONE));
+        let rhs = self.gate().mul_add(ctx, y_cell, Constant(Fr::from(2u64)), c_cell);
+        ctx.constrain_equal(&lhs, &rhs);
+        Ok(y_cell)
+    }
+
     /// `max(a, b)` (or `min`) of two range-checked values: `is_less_than` on the shifted values,
     /// then `select`.
     fn max_min(
@@ -476,8 +612,10 @@ pub fn synthesize(
     #[cfg(test)]
     {
         circuit.dense.tamper = mode == Witnessing::Tampered(Tamper::Dot);
+        circuit.functions.tamper = mode == Witnessing::Tampered(Tamper::Lookup);
     }
     let dense = &mut circuit.dense;
+    let functions = &mut circuit.functions;
     let ctx = circuit.base.main(0);
 
     let binding_cell = ctx.load_witness(binding);
@@ -700,6 +838,52 @@ pub fn synthesize(
                     .collect()
             }
             QuantOp::Reshape => arg(0)?,
+            QuantOp::Table { shift, table, clamp_lo, clamp_hi } => {
+                let tag = functions.register(table);
+                let lo = clamp_lo.then(|| chips.constant(ctx, table.lo, node)).transpose()?;
+                let hi = clamp_hi.then(|| chips.constant(ctx, table.hi(), node)).transpose()?;
+                arg(0)?
+                    .iter()
+                    .map(|x| {
+                        let mut u =
+                            if *shift == 0 { *x } else { chips.div_round(ctx, *x, 1u64 << shift, false, node)? };
+                        if let Some(lo) = lo {
+                            u = chips.max_min(ctx, u, lo, false);
+                        }
+                        if let Some(hi) = hi {
+                            u = chips.max_min(ctx, u, hi, true);
+                        }
+                        let y = table
+                            .eval(from_field(u.value()).unwrap_or(0).clamp(i64::MIN as i128, i64::MAX as i128) as i64);
+                        Ok(functions.lookup(ctx, tag, u, y))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            QuantOp::Div { shift } => {
+                let (x, y) = (arg(0)?, arg(1)?);
+                x.iter().zip(&y).map(|(a, b)| chips.div(ctx, *a, *b, *shift, node)).collect::<Result<_>>()?
+            }
+            QuantOp::Sqrt { shift } => {
+                arg(0)?.iter().map(|x| chips.sqrt(ctx, *x, *shift, node)).collect::<Result<_>>()?
+            }
+            QuantOp::Bilinear { pairs, shift } => {
+                let (a, b) = (arg(0)?, arg(1)?);
+                pairs
+                    .iter()
+                    .map(|p| {
+                        let acc = if p.is_empty() {
+                            ctx.load_zero()
+                        } else {
+                            chips.gate().inner_product(
+                                ctx,
+                                p.iter().map(|(i, _)| Existing(a[*i as usize])),
+                                p.iter().map(|(_, j)| Existing(b[*j as usize])),
+                            )
+                        };
+                        chips.div_round(ctx, acc, 1u64 << shift, false, node)
+                    })
+                    .collect::<Result<_>>()?
+            }
         };
         tensors[layer.output] = Some(out);
     }
@@ -901,6 +1085,110 @@ mod tests {
         QuantModel::quantize(&float, QuantParams { value_bits: 24, ..QuantParams::default() }, None).unwrap()
     }
 
+    /// Function tables, division, square root and a bilinear layer over a ±5 input (scale 2^7):
+    /// outputs `[x / (1 + sigmoid x), sqrt x, bilinear(sigmoid, tanh), tanh x, exp(min(x, 0))]`.
+    fn nonlinear() -> QuantModel {
+        use crate::functions::Func;
+        let f = |func| LayerKind::Function { func, max_input: None };
+        let layers = vec![
+            layer("sig", vec![0], 1, f(Func::Sigmoid)),
+            layer("tanh", vec![0], 2, f(Func::Tanh)),
+            layer("one_plus", vec![1], 3, LayerKind::AddConst { values: vec![1.0; 4] }),
+            layer("div", vec![0, 3], 4, LayerKind::Div),
+            layer("sqrt", vec![0], 5, LayerKind::Sqrt),
+            layer(
+                "bil",
+                vec![1, 2],
+                6,
+                LayerKind::Bilinear { pairs: vec![vec![(0, 0), (1, 1)], vec![(2, 3)], vec![(3, 0), (3, 3), (1, 2)]] },
+            ),
+            layer("exp", vec![0], 7, LayerKind::Function { func: Func::Exp, max_input: Some(0.0) }),
+            layer("sig2", vec![5], 8, f(Func::Sigmoid)),
+        ];
+        let shapes = vec![
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 4],
+            vec![1, 3],
+            vec![1, 4],
+            vec![1, 4],
+        ];
+        let mut float = float_model(4, shapes, layers);
+        float.outputs = vec![4, 5, 6, 2, 7, 8];
+        float.output_names = (0..6).map(|i| format!("y{i}")).collect();
+        let params = QuantParams { value_bits: 24, ..QuantParams::default() };
+        QuantModel::quantize(&float, params, Some((-640, 640))).unwrap()
+    }
+
+    /// Rows for the tables of [`nonlinear`].
+    const K_TABLES: u32 = 13;
+
+    fn mock_tables(model: &QuantModel, input: &[i64], mode: Witnessing, claimed: Option<&[i64]>) -> bool {
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K_TABLES, 2);
+        let synthesized = synthesize(&mut circuit, model, input, Fr::from(BINDING), mode).unwrap();
+        let params = circuit.calculate_params().unwrap();
+        assert!(params.lookups);
+        let instances = match claimed {
+            Some(out) => public_instances(Fr::from(BINDING), input, out, model.params.value_bits),
+            None => synthesized.instances,
+        };
+        MockProver::run(K_TABLES, &circuit, vec![instances]).unwrap().verify().is_ok()
+    }
+
+    #[test]
+    fn function_tables_division_and_square_root_accept_the_honest_witness_and_reject_tampering() {
+        let model = nonlinear();
+        // Sigmoid is shared by two layers: one table.
+        let tables: Vec<_> = model
+            .layers
+            .iter()
+            .filter_map(|l| match &l.op {
+                QuantOp::Table { table, .. } => Some(table.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tables.len(), 4);
+        let input = [-600, -1, 0, 517];
+        assert!(mock_tables(&model, &input, Witnessing::Exact, None));
+        for tamper in [Tamper::Lookup, Tamper::Div, Tamper::Sqrt] {
+            assert!(!mock_tables(&model, &input, Witnessing::Tampered(tamper), None), "{tamper:?} accepted");
+        }
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K_TABLES, 2);
+        let out = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
+        circuit.clear();
+        for i in 0..out.len() {
+            let mut wrong = out.clone();
+            wrong[i] += 1;
+            assert!(!mock_tables(&model, &input, Witnessing::Exact, Some(&wrong)), "output {i} + 1 accepted");
+        }
+    }
+
+    #[test]
+    fn a_table_too_large_for_k_is_named() {
+        let model = nonlinear();
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, 10, 2);
+        synthesize(&mut circuit, &model, &[0; 4], Fr::from(BINDING), Witnessing::Exact).unwrap();
+        let e = circuit.calculate_params().unwrap_err();
+        circuit.clear();
+        assert!(e.to_string().contains("function tables"), "{e}");
+    }
+
+    #[test]
+    fn division_by_zero_is_named() {
+        let layers = vec![layer("div", vec![0, 0], 1, LayerKind::Div)];
+        let float = float_model(1, vec![vec![1, 2], vec![1, 2]], layers);
+        let model = QuantModel::quantize(&float, QuantParams::default(), Some((-100, 100))).unwrap();
+        assert_eq!(model.forward(&[5, -7]).unwrap(), vec![128, 128]);
+        assert!(matches!(model.forward(&[5, 0]), Err(Error::DivisionByZero { node }) if node == "div"));
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 0);
+        let e = synthesize(&mut circuit, &model, &[5, 0], Fr::from(BINDING), Witnessing::Exact).unwrap_err();
+        circuit.clear();
+        assert!(matches!(e, Error::DivisionByZero { .. }), "{e}");
+    }
+
     /// Lane counts every test runs with: dot products in the flex gate, and in the dot-product
     /// region with rows of 3 (so that dot products span several rows and end in a partial one).
     const LANES: [usize; 2] = [0, 3];
@@ -1038,6 +1326,17 @@ mod tests {
         #[test]
         fn circuit_equals_reference_on_every_ir_kind(input in proptest::collection::vec(-600i64..600, 4)) {
             equals_reference(&wide(), &input)?;
+        }
+
+        #[test]
+        fn circuit_equals_reference_with_function_tables(input in proptest::collection::vec(-640i64..=640, 4)) {
+            let model = nonlinear();
+            let expected = model.forward(&input).unwrap();
+            let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K_TABLES, 2);
+            let out = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
+            circuit.clear();
+            prop_assert_eq!(out, expected);
+            prop_assert!(mock_tables(&model, &input, Witnessing::Exact, None));
         }
 
         #[test]

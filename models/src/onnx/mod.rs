@@ -77,7 +77,14 @@ fn import_inner(path: &Path, options: &ImportOptions) -> Result<FloatModel> {
     let outlets = parsed.outlets_by_name;
 
     let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let mut ctx = Ctx::default();
+    let mut ctx = Ctx {
+        opset: proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(13, |o| o.version),
+        ..Ctx::default()
+    };
     let mut inputs = Vec::new();
     for input in graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())) {
         let (kind, dt, shape) = input_type(input, options)?;
@@ -410,6 +417,8 @@ pub struct Ctx {
     pub shapes: Vec<Vec<usize>>,
     /// IR layers so far.
     pub layers: Vec<Layer>,
+    /// The model's default-domain opset version (operators changed meaning across versions).
+    pub opset: i64,
 }
 
 impl Ctx {

@@ -16,7 +16,7 @@ pub const ADD_SUB: OpSpec = OpSpec {
 pub const MUL_DIV: OpSpec = OpSpec {
     ops: &["Mul", "Div"],
     lower: mul_div,
-    limits: "activation × or ÷ constant (linear); activation × activation (rescaled product)",
+    limits: "activation × or ÷ constant (linear); activation × activation (rescaled product); ÷ an activation by proved rounding division (a zero divisor is an error)",
 };
 
 pub const NEG: OpSpec = OpSpec { ops: &["Neg"], lower: neg, limits: "exact" };
@@ -106,13 +106,15 @@ fn mul_div(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let shapes = (0..2).map(|i| input_shape(ctx, node, i)).collect::<Result<Vec<_>>>()?;
     let shape = out_shape(node, &shapes)?;
     match (ctx.is_act(node, 0), ctx.is_act(node, 1)) {
-        (true, true) if !div => {
+        (true, true) => {
             let (a, b) = (operand(ctx, node, 0, &shape)?, operand(ctx, node, 1, &shape)?);
-            ctx.emit(node, vec![a, b], shape, LayerKind::Mul)
+            ctx.emit(node, vec![a, b], shape, if div { LayerKind::Div } else { LayerKind::Mul })
         }
-        (true, true) => Err(node.unsupported("divisor", "an activation (division by a computed value is not linear)")),
         (false, true) if div => {
-            Err(node.unsupported("divisor", "an activation (division by a computed value is not linear)"))
+            // A constant divided by an activation.
+            let a = operand(ctx, node, 0, &shape)?;
+            let b = operand(ctx, node, 1, &shape)?;
+            ctx.emit(node, vec![a, b], shape, LayerKind::Div)
         }
         (a_act, _) => {
             let (ai, ci) = if a_act { (0, 1) } else { (1, 0) };

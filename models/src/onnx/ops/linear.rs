@@ -3,7 +3,7 @@
 use super::{OpSpec, Result};
 use crate::{
     error::Error,
-    ir::{LayerKind, Terms},
+    ir::{LayerKind, Pairs, Terms},
     onnx::{broadcast, broadcast_shape, numel, strides, Ctx, Node},
 };
 
@@ -14,7 +14,7 @@ pub const GEMM: OpSpec = OpSpec {
 };
 
 pub const MATMUL: OpSpec =
-    OpSpec { ops: &["MatMul"], lower: matmul, limits: "linear; a constant on either side, batch dimensions broadcast" };
+    OpSpec { ops: &["MatMul"], lower: matmul, limits: "linear with a constant on either side; two activations: proved sum of products, rescaled; batch dimensions broadcast" };
 
 pub const BATCH_NORM: OpSpec = OpSpec {
     ops: &["BatchNormalization"],
@@ -22,35 +22,18 @@ pub const BATCH_NORM: OpSpec = OpSpec {
     limits: "linear (inference mode: folded into one weight and bias per channel)",
 };
 
-/// `out = x·W` (or `W·x` when `const_left`) for an activation `x` of shape `[.., M, K]` and a
-/// constant `W`; terms and output shape.
-fn matmul_terms(
-    node: &Node<'_>,
-    x_shape: &[usize],
-    w_dims: &[usize],
-    w: &[f32],
-    const_left: bool,
-) -> Result<(Terms, Vec<usize>)> {
-    let mismatch =
-        || Error::ShapeMismatch { node: node.name.clone(), expected: w_dims.to_vec(), got: x_shape.to_vec() };
-    // Promote 1-D operands as numpy does.
-    let (mut xs, mut ws) = (x_shape.to_vec(), w_dims.to_vec());
-    let (x1, w1) = (xs.len() == 1, ws.len() == 1);
-    if x1 {
-        if const_left {
-            xs.push(1)
-        } else {
-            xs.insert(0, 1)
-        }
+/// The `(a index, b index)` pairs summed by each output of `a @ b` (numpy rules: a 1-D `a` is a
+/// row, a 1-D `b` a column, batch dimensions broadcast), and the output shape.
+pub(super) fn matmul_pairs(node: &Node<'_>, a: &[usize], b: &[usize]) -> Result<(Pairs, Vec<usize>)> {
+    let mismatch = || Error::ShapeMismatch { node: node.name.clone(), expected: a.to_vec(), got: b.to_vec() };
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    let (a1, b1) = (a.len() == 1, b.len() == 1);
+    if a1 {
+        a.insert(0, 1);
     }
-    if w1 {
-        if const_left {
-            ws.insert(0, 1)
-        } else {
-            ws.push(1)
-        }
+    if b1 {
+        b.push(1);
     }
-    let (a, b) = if const_left { (&ws, &xs) } else { (&xs, &ws) };
     let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
     let (k2, n) = (b[b.len() - 2], b[b.len() - 1]);
     if k != k2 {
@@ -60,34 +43,54 @@ fn matmul_terms(
     let nb = numel(&batch);
     let a_batch = super::super::broadcast_index(&a[..a.len() - 2], &batch).ok_or_else(mismatch)?;
     let b_batch = super::super::broadcast_index(&b[..b.len() - 2], &batch).ok_or_else(mismatch)?;
-    let mut terms = Vec::with_capacity(nb * m * n);
+    let mut pairs = Vec::with_capacity(nb * m * n);
     for bi in 0..nb {
         let (ab, bb) = (a_batch[bi] * m * k, b_batch[bi] * k * n);
         for r in 0..m {
             for c in 0..n {
-                let mut t = Vec::with_capacity(k);
-                for j in 0..k {
-                    let (ai, bj) = (ab + r * k + j, bb + j * n + c);
-                    let (xi, wv) = if const_left { (bj, w[ai]) } else { (ai, w[bj]) };
-                    if wv != 0.0 {
-                        t.push((xi as u32, wv));
-                    }
-                }
-                terms.push(t);
+                pairs.push((0..k).map(|j| ((ab + r * k + j) as u32, (bb + j * n + c) as u32)).collect());
             }
         }
     }
     let mut shape = batch;
-    if !(if const_left { w1 } else { x1 }) {
+    if !a1 {
         shape.push(m);
     }
-    if !(if const_left { x1 } else { w1 }) {
+    if !b1 {
         shape.push(n);
     }
+    Ok((pairs, shape))
+}
+
+/// The terms of `x @ w` (or `w @ x` when `const_left`) with a constant `w`, and the output shape.
+fn matmul_terms(
+    node: &Node<'_>,
+    x_shape: &[usize],
+    w_dims: &[usize],
+    w: &[f32],
+    const_left: bool,
+) -> Result<(Terms, Vec<usize>)> {
+    let (pairs, shape) =
+        if const_left { matmul_pairs(node, w_dims, x_shape)? } else { matmul_pairs(node, x_shape, w_dims)? };
+    let terms = pairs
+        .into_iter()
+        .map(|p| {
+            p.into_iter()
+                .map(|(ai, bj)| if const_left { (bj, w[ai as usize]) } else { (ai, w[bj as usize]) })
+                .filter(|(_, wv)| *wv != 0.0)
+                .collect()
+        })
+        .collect();
     Ok((terms, shape))
 }
 
 fn matmul(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
+    if ctx.is_act(node, 0) && ctx.is_act(node, 1) {
+        // Both operands computed: a bilinear layer (attention scores and values).
+        let (a, b) = (ctx.act(node, 0)?, ctx.act(node, 1)?);
+        let (pairs, shape) = matmul_pairs(node, ctx.shape(a), ctx.shape(b))?;
+        return ctx.emit(node, vec![a, b], shape, LayerKind::Bilinear { pairs });
+    }
     let const_left = !ctx.is_act(node, 0);
     let (xi, wi) = if const_left { (1, 0) } else { (0, 1) };
     let x = ctx.act(node, xi)?;

@@ -10,6 +10,7 @@ mod argmax;
 mod arith;
 mod compare;
 mod conv;
+mod function;
 mod linear;
 mod movement;
 mod pool;
@@ -42,6 +43,12 @@ pub static REGISTRY: &[&OpSpec] = &[
     &activation::CLIP,
     &activation::HARD,
     &activation::MAX_MIN,
+    &function::TABLE,
+    &function::RELU_TAIL,
+    &function::EXACT,
+    &function::POW,
+    &function::SOFTMAX,
+    &function::LAYER_NORM,
     &pool::POOL,
     &pool::REDUCE,
     &compare::COMPARE,
@@ -226,7 +233,8 @@ mod tests {
         for op in ["Gemm", "Conv", "Concat", "Gather", "ArgMax", "PRelu", "Where", "Resize"] {
             assert!(lookup(op).is_some(), "{op} is not registered");
         }
-        assert!(lookup("Sigmoid").is_none());
+        assert!(lookup("Sigmoid").is_some() && lookup("Softmax").is_some());
+        assert!(lookup("LSTM").is_none());
     }
 
     #[test]
