@@ -177,8 +177,57 @@ pub struct ModelCard {
     /// What calibration chose and the output error it measured against the float model.
     #[serde(default)]
     pub calibration: Option<Calibration>,
+    /// The function tables of the circuit (non-linear element-wise functions), with their domains
+    /// and documented error bounds.
+    #[serde(default)]
+    pub function_tables: Vec<FunctionTableInfo>,
     /// Artifact files.
     pub files: Files,
+}
+
+/// One lookup table of an element-wise function ([`crate::functions`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionTableInfo {
+    /// ONNX node(s) it proves.
+    pub node: String,
+    /// The tabulated function (for a function linear at +∞, its saturating part).
+    pub function: String,
+    /// Scale (bits) of the table's input; the layer's input is rounded to it.
+    pub input_scale_bits: u32,
+    /// Scale (bits) of the output.
+    pub output_scale_bits: u32,
+    /// Domain of the table in real units, inclusive; inputs outside are clamped to it.
+    pub domain: (f64, f64),
+    /// Number of entries (rows of the table).
+    pub entries: usize,
+    /// Largest absolute error of the quantized function against the real one for an input in the
+    /// domain (plus a quarter LSB beyond a saturating edge), in real units.
+    pub error_bound: f64,
+}
+
+impl FunctionTableInfo {
+    /// The tables of `model`'s layers, one entry per layer.
+    pub fn of(model: &crate::graph::QuantModel) -> Vec<Self> {
+        model
+            .layers
+            .iter()
+            .filter_map(|l| match &l.op {
+                crate::graph::QuantOp::Table { table, .. } => {
+                    let scale = (1u64 << table.in_scale_bits) as f64;
+                    Some(Self {
+                        node: l.node.clone(),
+                        function: table.func.name(),
+                        input_scale_bits: table.in_scale_bits,
+                        output_scale_bits: table.out_scale_bits,
+                        domain: (table.lo as f64 / scale, table.hi() as f64 / scale),
+                        entries: table.values.len(),
+                        error_bound: table.error_bound,
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl ModelCard {

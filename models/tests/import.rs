@@ -92,7 +92,7 @@ struct Meta {
 /// BatchNorm, depthwise Conv, shape arithmetic) and skl2onnx (scaler and per-class MLPs).
 #[test]
 fn zoo_models_keep_float_accuracy_within_one_point() {
-    for name in ["digits_mlp", "digits_cnn", "digits_dwcnn", "breast_cancer"] {
+    for name in ["digits_mlp", "digits_cnn", "digits_dwcnn", "breast_cancer", "breast_cancer_sigmoid"] {
         let path = zoo(&format!("{name}.onnx"));
         let meta: Meta = serde_json::from_slice(&std::fs::read(zoo(&format!("{name}.meta.json"))).unwrap()).unwrap();
         let float = onnx::import(&path).unwrap();

@@ -392,6 +392,19 @@ pub fn setup(a: SetupArgs) -> anyhow::Result<()> {
             acc.samples
         );
     }
+    for t in &card.function_tables {
+        println!(
+            "function table  {} at `{}`: {} entries over [{}, {}] (input 2^{}, output 2^{}), error <= {:.2e}",
+            t.function,
+            t.node,
+            t.entries,
+            t.domain.0,
+            t.domain.1,
+            t.input_scale_bits,
+            t.output_scale_bits,
+            t.error_bound
+        );
+    }
     println!("srs             {}", card.srs.describe());
     if card.srs.insecure {
         println!("WARNING         keys made with an INSECURE dev SRS (public seed): for tests and demos only");

@@ -319,6 +319,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         outputs,
         bound: Some(bound),
         calibration: Some(calibration),
+        function_tables: models::card::FunctionTableInfo::of(&model),
         files: Files {
             onnx: onnx_file,
             proving_key: pk_file,
