@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use models::{
     artifact,
-    calibrate::{calibrate, CalibrationOptions},
+    calibrate::{calibrate, Calibration, CalibrationOptions},
     card::{CircuitInfo, Files, ModelCard, TensorInfo, VerifierInfo, PK_KIND, VK_KIND},
     eval::{accuracy, Dataset, FloatRunner},
     graph::QuantModel,
+    ir::FloatModel,
     onnx, prover,
     srs::{DevSrsCache, Srs},
 };
@@ -149,8 +150,26 @@ pub fn contract_name(name: &str) -> String {
     out + "Verifier"
 }
 
-/// Runs the whole setup and writes the artifacts; returns the card and its path.
-pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
+/// Step 1 of [`run`]: the imported model, its float runner, its metadata and the chosen
+/// quantization, before any circuit or key.
+pub struct Calibrated {
+    /// Model name (option, else metadata, else the file stem).
+    pub name: String,
+    /// Description from the metadata.
+    pub description: String,
+    /// The imported float model.
+    pub float: FloatModel,
+    /// tract's float forward pass of the same file.
+    pub runner: FloatRunner,
+    /// The labelled evaluation set (option, else metadata's).
+    pub eval_set: Option<PathBuf>,
+    /// Scales, value bits, input range and the measured output error.
+    pub calibration: Calibration,
+}
+
+/// Imports the model and calibrates its quantization with the options' defaults (metadata beside
+/// the ONNX file, the eval set as calibration set): what `setup` would choose, without keys.
+pub fn calibrate_model(opts: &SetupOptions) -> Result<Calibrated> {
     let meta = ModelMeta::for_onnx(&opts.onnx)?;
     let (meta, meta_path) = match meta {
         Some((m, p)) => (m, Some(p)),
@@ -184,14 +203,20 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     };
     info!(target: "prover_node::setup", "calibrating scales and sizing value bits from the input range");
     let calibration = calibrate(&float, &runner, &cal_opts)?;
-    let params = calibration.params;
     if calibration.narrowed {
         warn!(target: "prover_node::setup", range = ?calibration.input_range_real, "the default input range was narrowed so that every input in it is provable; pass --input-min/--input-max to choose it");
     }
     if !calibration.within_tolerance {
         warn!(target: "prover_node::setup", max_abs_error = calibration.error.max_abs, worst_ratio = calibration.error.worst_ratio, "the quantized output is further from the float model than the tolerance at every candidate scale; check the card's calibration section");
     }
-    info!(target: "prover_node::setup", ?params, range = ?calibration.input_range, max_abs_error = calibration.error.max_abs, "quantization chosen");
+    info!(target: "prover_node::setup", params = ?calibration.params, range = ?calibration.input_range, max_abs_error = calibration.error.max_abs, "quantization chosen");
+    Ok(Calibrated { name, description: meta.description.unwrap_or_default(), float, runner, eval_set, calibration })
+}
+
+/// Runs the whole setup and writes the artifacts; returns the card and its path.
+pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
+    let Calibrated { name, description, float, runner, eval_set, calibration } = calibrate_model(opts)?;
+    let params = calibration.params;
     let model = QuantModel::quantize(&float, params, Some(calibration.input_range))?;
     let bound = model.check_bound()?;
 
@@ -284,7 +309,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         std::fs::read(&opts.onnx).map_err(|source| Error::Io { action: "reading", path: opts.onnx.clone(), source })?;
     let card = ModelCard {
         name: name.clone(),
-        description: meta.description.unwrap_or_default(),
+        description,
         model_id,
         vk_keccak256: vk_keccak,
         onnx_sha256: artifact::sha256_hex(&onnx_bytes),
