@@ -249,9 +249,10 @@ fn setup(
     opts.max_k = max_k.unwrap_or(opts.max_k);
     opts.lanes = lanes;
     opts.solc = solc.unwrap_or(opts.solc);
-    let (card, path) = py.detach(|| prover_node::setup::run(&opts)).map_err(|e| error::from_node(py, e))?;
-    let path = std::path::absolute(&path).unwrap_or(path);
-    Ok(ModelCard { card, path })
+    let (_, path) = py.detach(|| prover_node::setup::run(&opts)).map_err(|e| error::from_node(py, e))?;
+    // The card as everyone else will read it from its file (a float may differ from the in-memory
+    // one in its last digit after the JSON round trip).
+    ModelCard::load(py, &path)
 }
 
 /// Chooses the quantization `setup` would choose (scales, value bits, input range) and measures

@@ -1,0 +1,265 @@
+"""The Python entry point on the zoo's digits MLP: setup, card, calibrate, prove, verify, errors."""
+
+import json
+import math
+import subprocess
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+import zkinfer
+from conftest import ONNX, ROOT, ZOO, prover_node_binary
+
+FULFILLER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def test_setup_writes_the_card_keys_and_verifier(card):
+    assert card.name == "digits_mlp"
+    assert (card.input_shape, card.output_shape) == ([1, 64], [1, 10])
+    assert (card.input_len, card.output_len) == (64, 10)
+    # digits_mlp.meta.json: inputs are pixel/16 in [0, 1] at scale 2^4
+    assert card.input_scale_bits == 4
+    assert card.input_range == (0, 16)
+    lo, hi = card.output_range
+    assert lo < 0 < hi
+    assert card.model_id.startswith("0x") and len(card.model_id) == 66
+    assert card.insecure_srs and "INSECURE" in card.srs
+    assert 0 < card.verifier_bytes <= 24576
+    assert card.verifier_contract == "DigitsMlpVerifier"
+    for name, path in card.files.items():
+        assert Path(path).is_file(), f"{name}: {path} missing"
+    assert card.files["verifier_sol"].endswith("DigitsMlpVerifier.sol")
+    assert "contract DigitsMlpVerifier" in Path(card.files["verifier_sol"]).read_text()
+    assert card.accuracy["quantized"] >= 0.9
+    whole = card.to_dict()
+    assert whole["model_id"] == card.model_id and whole["circuit"]["k"] == card.k
+    assert zkinfer.load_card(card.path).to_dict() == whole
+    assert zkinfer.ModelCard.load(Path(card.path)).model_id == card.model_id
+
+
+def test_setup_with_the_dev_srs_warns_loudly(tmp_path):
+    with pytest.warns(UserWarning, match="INSECURE dev SRS"):
+        with pytest.raises(zkinfer.OnnxError):
+            zkinfer.setup(_garbage_onnx(tmp_path), tmp_path / "out", insecure_dev_srs=True)
+
+
+def test_setup_needs_exactly_one_srs(tmp_path):
+    with pytest.raises(ValueError, match="choose an SRS"):
+        zkinfer.setup(ONNX, tmp_path)
+    with pytest.raises(ValueError, match="choose an SRS"):
+        zkinfer.setup(ONNX, tmp_path, srs=ROOT / "srs" / "hermez-raw-11", insecure_dev_srs=True)
+
+
+def _same(a, b):
+    """Equal documents, floats to 1e-12 (the card file keeps 17 significant digits)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float):
+        return a == pytest.approx(b, rel=1e-12, abs=0)
+    return a == b
+
+
+def test_calibrate_chooses_what_setup_chose(card):
+    calibration = zkinfer.calibrate(ONNX)
+    assert _same(calibration, card.to_dict()["calibration"])
+    assert calibration["within_tolerance"] is True
+    assert calibration["error"]["max_abs"] == pytest.approx(card.max_abs_error, rel=1e-12)
+    # a fixed scale is kept
+    fixed = zkinfer.calibrate(ONNX, input_scale_bits=6, weight_scale_bits=12, activation_scale_bits=8)
+    assert (fixed["params"]["input_scale_bits"], fixed["params"]["activation_scale_bits"]) == (6, 8)
+
+
+def test_prove_gives_the_reference_output_within_the_documented_error(card, prover, proof, sample):
+    x, label = sample
+    assert proof.output == prover.forward(x) == prover.forward(input_quantized=prover.quantize(x))
+    assert proof.input == [round(v * 16) for v in x]
+    assert proof.output_dequantized == [q / 2**card.output_scale_bits for q in proof.output]
+    assert proof.prediction == label == int(np.argmax(proof.output))
+    session = onnxruntime.InferenceSession(str(ONNX), providers=["CPUExecutionProvider"])
+    (name,) = [i.name for i in session.get_inputs()]
+    (logits,) = session.run(None, {name: np.asarray([x], dtype=np.float32)})
+    # the sample is in the calibration set, whose largest error the card records (tract and
+    # onnxruntime agree to float rounding)
+    error = np.abs(np.asarray(proof.output_dequantized) - logits[0]).max()
+    assert error <= card.max_abs_error + 1e-5, (error, card.max_abs_error)
+
+
+def test_the_proof_is_bound_and_encoded_for_the_chain(card, proof):
+    assert (proof.model, proof.model_id) == ("digits_mlp", card.model_id)
+    assert (proof.request_id, proof.chain_id, proof.fulfiller) == (7, 31337, FULFILLER)
+    assert proof.coordinator == "0x" + "0" * 40
+    assert len(proof.instances) == card.to_dict()["circuit"]["num_instances"]
+    words = b"".join(bytes.fromhex(w[2:]) for w in proof.instances)
+    assert proof.verifier_calldata == words + proof.proof
+    assert len(proof.proof) > 1000
+    # fulfillInference(uint256,int256[],int256[],bytes) selector, then the request id
+    assert proof.fulfill_calldata[4:36] == (7).to_bytes(32, "big")
+    assert proof.prove_seconds > 0
+
+
+def test_prove_matches_the_cli(card, proof, tmp_path):
+    cli = prover_node_binary()
+    if not cli.is_file():
+        pytest.skip(f"{cli} not built (cargo build --release -p prover-node)")
+    out = tmp_path / "cli-proof.json"
+    subprocess.run(
+        [cli, "prove", "--card", card.path, "--input", ZOO / "digits_mlp.input.json", "--insecure-dev-srs",
+         "--request-id", "7", "--fulfiller", FULFILLER, "--out", out],
+        check=True, capture_output=True,
+    )
+    cli_proof = zkinfer.Proof.load(out)
+    assert (cli_proof.input, cli_proof.output, cli_proof.instances) == (proof.input, proof.output, proof.instances)
+    assert cli_proof.fulfill_calldata[: 4 + 32 * 3] == proof.fulfill_calldata[: 4 + 32 * 3]
+    # each side verifies the other's proof
+    assert zkinfer.verify(card, out).output == proof.output
+    mine = tmp_path / "python-proof.json"
+    proof.save(mine)
+    subprocess.run(
+        [cli, "verify", "--card", card.path, "--proof", mine, "--insecure-dev-srs"], check=True, capture_output=True
+    )
+
+
+def test_verify_accepts_the_proof_object_and_its_file(card, proof, tmp_path):
+    checked = zkinfer.verify(card, proof)
+    assert (checked.output, checked.prediction) == (proof.output, proof.prediction)
+    assert checked.output_dequantized == proof.output_dequantized
+    assert 0 < checked.seconds < 5
+    path = tmp_path / "proof.json"
+    proof.save(path)
+    assert proof.to_dict() == json.loads(proof.to_json())
+    assert _same(zkinfer.Proof.load(path).to_dict(), proof.to_dict())
+    assert zkinfer.verify(card.path, str(path)).output == proof.output
+
+
+def _doctored(proof, change):
+    doc = proof.to_dict()
+    change(doc)
+    return zkinfer.Proof.from_json(json.dumps(doc))
+
+
+def test_a_flipped_proof_byte_fails_verification(card, proof):
+    def flip(doc):
+        raw = bytearray(bytes.fromhex(doc["proof"][2:]))
+        raw[len(raw) // 2] ^= 1
+        doc["proof"] = "0x" + raw.hex()
+        words = b"".join(bytes.fromhex(w[2:]) for w in proof.instances)  # the dict's are unpadded
+        doc["verifier_calldata"] = "0x" + (words + bytes(raw)).hex()
+
+    with pytest.raises(zkinfer.InvalidProofError) as err:
+        zkinfer.verify(card, _doctored(proof, flip))
+    assert err.value.kind == "InvalidProof"
+    assert not isinstance(err.value, zkinfer.ClaimError)
+
+
+def test_a_doctored_claim_fails_by_name(card, proof):
+    def other_output(doc):
+        doc["output"][3] += 1
+        doc["output_dequantized"][3] = doc["output"][3] / 2**card.output_scale_bits
+
+    with pytest.raises(zkinfer.ClaimError, match="instances") as err:
+        zkinfer.verify(card, _doctored(proof, other_output))
+    assert err.value.kind == "InstancesMismatch"
+    assert isinstance(err.value, zkinfer.InvalidProofError)
+
+    def other_prediction(doc):
+        doc["prediction"] = 7
+
+    with pytest.raises(zkinfer.ClaimError, match="prediction 7") as err:
+        zkinfer.verify(card, _doctored(proof, other_prediction))
+    assert err.value.kind == "PredictionMismatch"
+
+
+@pytest.mark.parametrize(
+    "kwargs, kind, message",
+    [
+        ({"input": [0.5] * 63}, "InputLength", "takes 64 values"),
+        ({"input": [0.5] * 63 + [2.0]}, "InputOutOfRange", r"input\[63\] = 32"),
+        ({"input": [0.5] * 63 + [math.nan]}, "InputNotFinite", r"input\[63\]"),
+        ({"input_quantized": [8] * 63 + [-1]}, "InputOutOfRange", r"input\[63\] = -1"),
+    ],
+)
+def test_bad_inputs_raise_input_errors(prover, kwargs, kind, message):
+    with pytest.raises(zkinfer.InputError, match=message) as err:
+        prover.prove(**kwargs)
+    assert err.value.kind == kind
+    assert isinstance(err.value, zkinfer.ZkinferError)
+
+
+def test_bad_arguments_raise_value_errors(prover, sample):
+    with pytest.raises(ValueError, match="exactly one"):
+        prover.prove()
+    with pytest.raises(ValueError, match="exactly one"):
+        prover.prove(sample[0], input_quantized=[0] * 64)
+    with pytest.raises(ValueError, match="not an address"):
+        prover.prove(sample[0], fulfiller="0x1234")
+    with pytest.raises(ValueError, match="unsigned 256-bit"):
+        prover.prove(sample[0], request_id=-1)
+
+
+def test_numpy_vectors_are_accepted(prover, sample):
+    x = np.asarray(sample[0], dtype=np.float32)
+    assert prover.forward(x) == prover.forward(sample[0])
+
+
+def _garbage_onnx(tmp_path):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"this is not a protobuf \xff\xfe" * 8)
+    return path
+
+
+def test_a_malformed_onnx_file_is_named(tmp_path):
+    path = _garbage_onnx(tmp_path)
+    with pytest.raises(zkinfer.OnnxError, match="broken.onnx") as err:
+        zkinfer.calibrate(path)
+    assert err.value.kind == "MalformedOnnx"
+    with pytest.raises(zkinfer.ArtifactError, match="missing.onnx") as err:
+        zkinfer.calibrate(tmp_path / "missing.onnx")
+    assert err.value.kind == "Io"
+
+
+def test_malformed_cards_and_proofs_are_artifact_errors(tmp_path):
+    path = tmp_path / "card.json"
+    path.write_text("{}")
+    with pytest.raises(zkinfer.ArtifactError, match="model card") as err:
+        zkinfer.load_card(path)
+    assert err.value.kind == "Json"
+    with pytest.raises(zkinfer.ArtifactError, match="proof"):
+        zkinfer.Proof.from_json('{"model": 1}')
+
+
+def test_proving_releases_the_gil(prover, sample):
+    done = threading.Event()
+    result = {}
+
+    def work():
+        result["proof"] = prover.prove(sample[0])
+        done.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    spins = 0
+    while not done.is_set():
+        spins += 1
+    thread.join()
+    # with the GIL held for the whole proof this thread could not have run meanwhile
+    assert spins > 10_000, spins
+    assert result["proof"].output == prover.forward(sample[0])
+
+
+def test_a_ceremony_card_needs_its_srs(tmp_path, sample):
+    ceremony = ROOT / "srs" / "hermez-raw-11"
+    card = zkinfer.setup(ONNX, tmp_path, srs=ceremony, max_k=11)
+    assert not card.insecure_srs and card.k <= 11
+    with pytest.raises(zkinfer.SrsError, match="pass srs=") as err:
+        zkinfer.Prover(card)
+    assert err.value.kind == "SrsRequired"
+    proof = zkinfer.prove(card, sample[0], srs=ceremony)
+    assert zkinfer.verify(card, proof, srs=ceremony).prediction == sample[1]
+    with pytest.raises(zkinfer.SrsError):
+        zkinfer.verify(card, proof)
