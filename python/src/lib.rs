@@ -379,7 +379,12 @@ fn import_srs<'py>(
 fn enable_logging(filter: &str) -> PyResult<bool> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| PyValueError::new_err(format!("filter {filter:?}: {e}")))?;
-    Ok(tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init().is_ok())
+    Ok(tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init()
+        .is_ok())
 }
 
 #[pymodule]

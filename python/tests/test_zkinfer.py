@@ -3,6 +3,7 @@
 import json
 import math
 import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -263,3 +264,12 @@ def test_a_ceremony_card_needs_its_srs(tmp_path, sample):
     assert zkinfer.verify(card, proof, srs=ceremony).prediction == sample[1]
     with pytest.raises(zkinfer.SrsError):
         zkinfer.verify(card, proof)
+
+
+def test_the_example_runs_on_the_zoo_model(tmp_path):
+    example = ROOT / "python" / "examples" / "torch_to_proof.py"
+    run = subprocess.run(
+        [sys.executable, example, "--onnx", ONNX, "--out", tmp_path], check=True, capture_output=True, text=True
+    )
+    assert "verified        prediction" in run.stdout, run.stdout
+    assert (tmp_path / "digits_mlp.card.json").is_file() and (tmp_path / "proof.json").is_file()
