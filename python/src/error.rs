@@ -28,7 +28,8 @@ create_exception!(
     zkinfer,
     InputError,
     ZkinferError,
-    "A model input of the wrong length, outside the model's range, not finite, or not integral."
+    "A model input of the wrong length, outside the model's range, not finite, not integral, or one the \
+     model cannot evaluate (a division by zero)."
 );
 create_exception!(
     zkinfer,
@@ -92,9 +93,11 @@ fn models_class(e: &models::Error) -> Class {
         | E::UnsupportedAttribute { .. }
         | E::InvalidGraph { .. }
         | E::ShapeMismatch { .. } => OnnxError::new_err::<String>,
-        E::InputLength { .. } | E::InputOutOfRange { .. } | E::InputNotFinite { .. } | E::InputNotIntegral { .. } => {
-            InputError::new_err::<String>
-        }
+        E::InputLength { .. }
+        | E::InputOutOfRange { .. }
+        | E::InputNotFinite { .. }
+        | E::InputNotIntegral { .. }
+        | E::DivisionByZero { .. } => InputError::new_err::<String>,
         E::Overflow { .. } | E::InputRangeNotProvable { .. } | E::InvalidParams(_) => {
             QuantizationError::new_err::<String>
         }

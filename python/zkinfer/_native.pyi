@@ -27,7 +27,8 @@ class QuantizationError(ZkinferError):
     """Scales or value bits that cannot work: an overflow, or an input range that cannot be proved."""
 
 class InputError(ZkinferError):
-    """A model input of the wrong length, outside the model's range, not finite, or not integral."""
+    """A model input of the wrong length, outside the model's range, not finite, not integral, or
+    one the model cannot evaluate (kind "DivisionByZero")."""
 
 class CircuitError(ZkinferError):
     """No circuit layout fits the requested size (k, lanes), or the layout is unusable."""
