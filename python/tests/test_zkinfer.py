@@ -1,11 +1,12 @@
 """The Python entry point on the zoo's digits MLP: setup, card, calibrate, prove, verify, errors."""
 
+import ast
+import inspect
 import json
 import math
 import subprocess
 import sys
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +274,28 @@ def test_the_example_runs_on_the_zoo_model(tmp_path):
     )
     assert "verified        prediction" in run.stdout, run.stdout
     assert (tmp_path / "digits_mlp.card.json").is_file() and (tmp_path / "proof.json").is_file()
+
+
+def _stub_parameters(function):
+    args = function.args
+    names = [a.arg for a in args.posonlyargs + args.args if a.arg != "self"]
+    return names, [a.arg for a in args.kwonlyargs]
+
+
+def _runtime_parameters(obj):
+    parameters = inspect.signature(obj).parameters.values()
+    positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [n for n in positional if n != "self"], [p.name for p in parameters if p.kind == p.KEYWORD_ONLY]
+
+
+def test_the_stub_matches_the_module():
+    stub = ast.parse((Path(zkinfer.__file__).parent / "_native.pyi").read_text())
+    defined = {node.name: node for node in stub.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    assert set(zkinfer.__all__) - {"__version__", "DEV_CHAIN_ID"} <= set(defined)
+    for name, node in defined.items():
+        if isinstance(node, ast.FunctionDef):
+            assert _stub_parameters(node) == _runtime_parameters(getattr(zkinfer, name)), name
+    prover = {node.name: node for node in defined["Prover"].body if isinstance(node, ast.FunctionDef)}
+    for method in ("prove", "forward", "quantize"):
+        assert _stub_parameters(prover[method]) == _runtime_parameters(getattr(zkinfer.Prover, method)), method
+    assert _stub_parameters(prover["__init__"]) == _runtime_parameters(zkinfer.Prover)
