@@ -17,7 +17,9 @@
 //! * Functions with a finite limit on a side (Sigmoid, Tanh, Erf; the tails below; Exp at −∞) are
 //!   clamped where they are within a quarter of an output LSB of the limit.
 //! * Functions without one (Exp at +∞, Log, Pow) end at the sound interval bound of their input
-//!   over the registered input range, and Exp also where its output leaves the value range. Log and
+//!   over the registered input range (rounded out to a power of two, so that similar layers share a
+//!   table), and Exp also where its output leaves the value range. The domain does not otherwise
+//!   depend on the input bound: every layer of a function at the same scales shares one table. Log and
 //!   Pow start at the smallest positive table input (`1/2^t`): an input below it (NaN or −∞ in
 //!   floats for non-positive ones) reads `f(1/2^t)`, outside the error bound.
 //! * Functions linear at +∞ (GELU, Softplus, ELU, SELU, CELU) are split `f(x) = c·relu(x) + g(x)`
@@ -190,8 +192,11 @@ impl FunctionTable {
         let tol = 0.25 / (1u64 << s_out) as f64;
         let vmax = ((1i128 << (value_bits - 1)) - 1) as f64 / (1u64 << s_out) as f64;
         let (lim_lo, lim_hi) = func.limits();
-        let mut a = lim_lo.map_or(bl, |l| -func.saturation(l, -1.0, tol));
-        let mut b = lim_hi.map_or(bh, |l| func.saturation(l, 1.0, tol));
+        // Sides without a limit end at the input bound, rounded out to a power of two (in real
+        // units) so that layers with similar bounds share one table.
+        let pow2 = |v: f64| if v <= 0.0 { v } else { 2f64.powi(v.log2().ceil() as i32) };
+        let mut a = lim_lo.map_or(-pow2(-bl), |l| -func.saturation(l, -1.0, tol));
+        let mut b = lim_hi.map_or(pow2(bh), |l| func.saturation(l, 1.0, tol));
         if func == Func::Exp {
             // The largest input whose output still fits the value range.
             b = b.min(libm::log(vmax));
@@ -199,9 +204,6 @@ impl FunctionTable {
         if let Some(m) = max_input {
             b = b.min(m);
         }
-        // Never wider than the inputs can reach.
-        a = a.max(bl);
-        b = b.min(bh);
         if a > b {
             // Every input is clamped to one edge.
             let edge = if bh < a { a } else { b };
@@ -224,11 +226,14 @@ impl FunctionTable {
             hi = lo;
         }
         let out_scale = (1u64 << s_out) as f64;
-        let vlimit = (1i128 << (value_bits - 1)) as f64;
+        // Values are clamped into the value range (a saturating function at its limit can round one
+        // LSB past it); the clamp is added to the error bound. Far outside is an error.
+        let (vmin, vmax_q) = (-(1i128 << (value_bits - 1)) as f64, ((1i128 << (value_bits - 1)) - 1) as f64);
+        let mut clamped = 0.0f64;
         let values = (lo..=hi)
             .map(|u| {
                 let y = (func.eval(u as f64 / scale) * out_scale).round();
-                if !y.is_finite() || y.abs() >= vlimit {
+                if !y.is_finite() || y < vmin - 1.0 || y > vmax_q + 1.0 {
                     return Err(Error::InvalidGraph {
                         node: node.into(),
                         reason: format!(
@@ -240,7 +245,9 @@ impl FunctionTable {
                         ),
                     });
                 }
-                Ok(y as i64)
+                let c = y.clamp(vmin, vmax_q);
+                clamped = clamped.max((c - y).abs());
+                Ok(c as i64)
             })
             .collect::<Result<Vec<_>>>()?;
         // Largest slope on the domain, at 8 points per table step (0 when t = s_x: no input rounding).
@@ -258,7 +265,7 @@ impl FunctionTable {
                 .fold(0.0, f64::max)
         };
         let saturating = if lim_lo.is_some() || lim_hi.is_some() { tol } else { 0.0 };
-        let error_bound = 0.5 / out_scale + slope * 0.5 / scale + saturating;
+        let error_bound = (0.5 + clamped) / out_scale + slope * 0.5 / scale + saturating;
         Ok(Self { func, in_scale_bits: t, out_scale_bits: s_out, lo, values, error_bound })
     }
 
@@ -344,9 +351,17 @@ mod tests {
     }
 
     #[test]
-    fn a_table_is_no_wider_than_the_input_bound() {
+    fn tables_are_shared_and_capped() {
+        // Saturating: the same table whatever the input bound.
         let t = FunctionTable::build(Func::Sigmoid, 10, 10, (-512, 512), None, 24, "n").unwrap();
-        assert_eq!((t.lo, t.hi(), t.in_scale_bits), (-512, 512, 10));
+        let u = FunctionTable::build(Func::Sigmoid, 10, 10, (-90_000, 3_000), None, 24, "n").unwrap();
+        assert_eq!(t, u);
+        assert!(t.values.len() <= MAX_TABLE_ROWS);
+        // Log: the bound rounded out to a power of two.
+        let l = FunctionTable::build(Func::Log, 8, 10, (0, 5 << 8), None, 24, "n").unwrap();
+        let m = FunctionTable::build(Func::Log, 8, 10, (0, 7 << 8), None, 24, "n").unwrap();
+        assert_eq!(l, m);
+        assert_eq!(l.hi() as f64 / (1u64 << l.in_scale_bits) as f64, 8.0);
         // Softmax's exp: capped at 0.
         let t = FunctionTable::build(Func::Exp, 8, 10, (-4096, 4096), Some(0.0), 24, "n").unwrap();
         assert_eq!(t.hi(), 0);

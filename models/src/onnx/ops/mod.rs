@@ -14,6 +14,7 @@ mod function;
 mod linear;
 mod movement;
 mod pool;
+mod recurrent;
 
 use super::{Ctx, Node};
 use crate::error::Result;
@@ -49,6 +50,7 @@ pub static REGISTRY: &[&OpSpec] = &[
     &function::POW,
     &function::SOFTMAX,
     &function::LAYER_NORM,
+    &recurrent::RECURRENT,
     &pool::POOL,
     &pool::REDUCE,
     &compare::COMPARE,
@@ -234,7 +236,7 @@ mod tests {
             assert!(lookup(op).is_some(), "{op} is not registered");
         }
         assert!(lookup("Sigmoid").is_some() && lookup("Softmax").is_some());
-        assert!(lookup("LSTM").is_none());
+        assert!(lookup("LSTM").is_some() && lookup("TreeEnsembleClassifier").is_none());
     }
 
     #[test]
