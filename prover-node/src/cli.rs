@@ -6,11 +6,13 @@ use std::path::PathBuf;
 
 use crate::{
     chain,
+    deploy::Deployer,
+    deployments::Deployments,
     proof::{Fulfiller, InputFile, ProofFile},
     prove,
     setup::{self, SetupOptions, SrsSource},
 };
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use models::{card::ModelCard, srs::Srs};
@@ -40,6 +42,130 @@ pub enum Command {
     /// Ceremony SRS files: import (with every check) what setup, prove and the node load.
     #[command(subcommand)]
     Srs(SrsCommand),
+    /// Deploy the coordinator at its deterministic CREATE2 address (the forge script's), unless it
+    /// is there; start the chain's deployments file.
+    DeployCoordinator(DeployCoordinatorArgs),
+    /// Deploy a model card's verifier (CREATE2, one address per verifier code), unless it is there.
+    DeployVerifier(DeployVerifierArgs),
+    /// Register a model card's model on the coordinator (deploying its verifier) unless it is
+    /// registered, list it unless a listing on the same terms is recorded, record both in the
+    /// deployments file.
+    ListModel(ListModelArgs),
+}
+
+/// The chain and the signer of the deployment commands.
+#[derive(Args)]
+pub struct ChainArgs {
+    /// JSON-RPC URL of the chain (HTTP).
+    #[arg(long, env = "ZKINFER_RPC_URL")]
+    rpc_url: String,
+    /// Encrypted JSON keystore of the signing account (for example from `cast wallet import`;
+    /// forge keeps them in ~/.foundry/keystores/). Used instead of the private key when given.
+    #[arg(long, value_name = "FILE", help_heading = "Signer")]
+    keystore: Option<PathBuf>,
+    /// Environment variable holding the keystore's password (never a flag: it would be in the
+    /// shell history and the process list).
+    #[arg(long, value_name = "VAR", default_value = "ZKINFER_KEYSTORE_PASSWORD", help_heading = "Signer")]
+    keystore_password_env: String,
+    /// Hex private key of the signing account. Set the environment variable rather than the flag.
+    #[arg(long, env = "ZKINFER_PRIVATE_KEY", hide_env_values = true, help_heading = "Signer")]
+    private_key: Option<String>,
+    /// The chain's deployments file (read, and written unless --dry-run). Default:
+    /// deployments/<chain id>.json, where the forge scripts write it.
+    #[arg(long, env = "ZKINFER_DEPLOYMENTS", value_name = "FILE")]
+    deployments: Option<PathBuf>,
+    /// Simulate every transaction and print its gas and cost; send nothing, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl ChainArgs {
+    /// The signer: the keystore (password from the environment) if given, else the private key.
+    fn signer(&self) -> anyhow::Result<alloy::signers::local::PrivateKeySigner> {
+        if let Some(path) = &self.keystore {
+            let password = std::env::var(&self.keystore_password_env).map_err(|_| {
+                anyhow::anyhow!(
+                    "--keystore {}: set the environment variable {} to its password",
+                    path.display(),
+                    self.keystore_password_env
+                )
+            })?;
+            return alloy::signers::local::PrivateKeySigner::decrypt_keystore(path, password).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot decrypt the keystore {}: {e} (check the password in {})",
+                    path.display(),
+                    self.keystore_password_env
+                )
+            });
+        }
+        match &self.private_key {
+            Some(key) => Ok(chain::signer(key)?),
+            None => bail!(
+                "no signer: give --keystore FILE (password in ${}) or set ZKINFER_PRIVATE_KEY",
+                self.keystore_password_env
+            ),
+        }
+    }
+
+    /// Connects, printing each step of the deployer on stdout.
+    async fn deployer(&self) -> anyhow::Result<(Deployer, PathBuf)> {
+        let deployer = Deployer::connect(&self.rpc_url, self.signer()?, self.dry_run, |line| println!("{line}"))
+            .await
+            .with_context(|| format!("connecting to {}", self.rpc_url))?;
+        let path = self.deployments.clone().unwrap_or_else(|| Deployments::default_path(deployer.chain_id()));
+        println!("chain           {} (signer {})", deployer.chain_id(), deployer.sender());
+        if self.dry_run {
+            println!("dry run         simulating only: nothing is sent, nothing written");
+        }
+        Ok((deployer, path))
+    }
+}
+
+#[derive(Args)]
+pub struct DeployCoordinatorArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// forge's build output, holding the coordinator's creation code (`forge build`).
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    forge_out: PathBuf,
+    /// CREATE2 salt (default keccak256("zkinfer.InferenceCoordinator"), as the forge script).
+    #[arg(long, env = "ZKINFER_SALT")]
+    salt: Option<B256>,
+}
+
+#[derive(Args)]
+pub struct DeployVerifierArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Model card written by `setup` (its verifier artifact is read beside it).
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ListModelArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Model card written by `setup` (its verifier artifact and keys are read beside it).
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+    /// The coordinator (default: the deployments file's).
+    #[arg(long, env = "ZKINFER_COORDINATOR")]
+    coordinator: Option<Address>,
+    /// Fee per request, in wei.
+    #[arg(long, default_value = "0", help_heading = "Listing")]
+    fee: U256,
+    /// Time a node has to fulfil a request, in seconds.
+    #[arg(long, default_value_t = 3600, help_heading = "Listing")]
+    deadline_seconds: u64,
+    /// A proof of the model (`prove` output, or `instances` and `proof`), needed only to register
+    /// it: the coordinator measures the verifier's gas on it. Default: prove one with the card's
+    /// keys (on --srs, or the card's dev SRS).
+    #[arg(long, value_name = "FILE", help_heading = "Registration")]
+    sample: Option<PathBuf>,
+    /// The ceremony SRS of the card's keys, to prove the sample when --sample is not given.
+    #[arg(long, value_name = "FILE", help_heading = "Registration")]
+    srs: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -641,4 +767,75 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     println!("{}", crate::bench::table(&rows));
     println!("2 cores, insecure dev SRS, anvil --hardfork prague, solc 0.8.30 (optimizer 200 runs, Yul optimizer off)");
     Ok(())
+}
+
+/// `deploy-coordinator`.
+pub fn deploy_coordinator(a: DeployCoordinatorArgs) -> anyhow::Result<()> {
+    let init_code = crate::contracts::forge_bytecode(&a.forge_out, "InferenceCoordinator")?;
+    let salt = a.salt.unwrap_or_else(crate::deploy::default_coordinator_salt);
+    block_on(async {
+        let (mut deployer, path) = a.chain.deployer().await?;
+        let d = deployer.deploy_coordinator(&init_code, salt, &path).await?;
+        println!("coordinator     {} (salt {salt})", d.address);
+        print_spent(&deployer);
+        Ok(())
+    })
+}
+
+/// `deploy-verifier`.
+pub fn deploy_verifier(a: DeployVerifierArgs) -> anyhow::Result<()> {
+    let card = ModelCard::load(&a.card)?;
+    let compiled = verifier_gen::Compiled::for_card(&a.card, &card)?;
+    block_on(async {
+        let (mut deployer, _) = a.chain.deployer().await?;
+        let v = deployer.deploy_verifier(&card, &compiled).await?;
+        println!("verifier        {} of {} (codehash {})", v.address, card.name, card.verifier.codehash);
+        print_spent(&deployer);
+        Ok(())
+    })
+}
+
+/// `list-model`.
+pub fn list_model(a: ListModelArgs) -> anyhow::Result<()> {
+    let card = ModelCard::load(&a.card)?;
+    let terms = crate::deploy::ListingTerms { fee: a.fee, deadline_seconds: a.deadline_seconds };
+    let sample = || -> crate::Result<alloy::primitives::Bytes> {
+        match &a.sample {
+            Some(path) => crate::deploy::load_sample(path),
+            None => {
+                println!("sample          proving one with the card's keys (--sample to give one)");
+                let srs = setup::card_srs(&card, a.srs.as_deref())?;
+                crate::contracts::sample_calldata(&prove::load(&a.card, &srs)?)
+            }
+        }
+    };
+    block_on(async {
+        let (mut deployer, path) = a.chain.deployer().await?;
+        let l = deployer.list_model(&a.card, &card, a.coordinator, &path, terms, sample).await?;
+        println!("coordinator     {}", l.coordinator);
+        println!("model           {} (id {}, verifier {})", card.name, l.model_id, l.verifier);
+        match l.listing_id {
+            Some(id) => {
+                println!("listing         {id} ({} wei per request, {} s to fulfil)", a.fee, a.deadline_seconds)
+            }
+            None => println!("listing         none yet (dry run)"),
+        }
+        print_spent(&deployer);
+        Ok(())
+    })
+}
+
+fn print_spent(deployer: &Deployer) {
+    match deployer.sent() {
+        0 => println!("sent            nothing"),
+        n => println!(
+            "sent            {n} transaction{}, {} ETH",
+            if n == 1 { "" } else { "s" },
+            crate::deploy::format_ether(deployer.spent())
+        ),
+    }
+}
+
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
 }

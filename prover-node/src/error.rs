@@ -52,7 +52,8 @@ pub enum Error {
     ChainIdMismatch { expected: u64, got: u64 },
     /// No contract at the configured coordinator address.
     #[error(
-        "no contract at the coordinator address {address} on this chain: check contract.coordinator and rpc.http_url"
+        "no contract at the coordinator address {address} on this chain: check the coordinator (contract.coordinator, \
+         contract.deployments or --coordinator) and the RPC URL"
     )]
     NoCode { address: Address },
     /// A served model is not registered on the coordinator under its card's id.
@@ -67,6 +68,50 @@ pub enum Error {
     /// A transaction was mined but reverted.
     #[error("transaction reverted: {0}")]
     Reverted(String),
+    /// No deployments file where one was named.
+    #[error(
+        "no deployments file at {}: run `prover-node deploy-coordinator` (or the forge script DeployCoordinator) \
+         against this chain first, or point at the right file",
+        path.display()
+    )]
+    DeploymentsMissing { path: std::path::PathBuf },
+    /// The deployments file records another chain than the one the RPC endpoint serves.
+    #[error(
+        "{} is the deployments file of chain {file}, but the RPC endpoint serves chain {chain}: use chain {chain}'s \
+         file (deployments/{chain}.json) or the RPC URL of chain {file}",
+        path.display()
+    )]
+    DeploymentsChainMismatch { path: std::path::PathBuf, file: u64, chain: u64 },
+    /// Two sources name different coordinators (a flag or the config versus the deployments file,
+    /// or the file versus the CREATE2 address of this salt).
+    #[error("{what} is {given}, but {} records coordinator {recorded}: one deployments file per coordinator", path.display())]
+    CoordinatorMismatch { what: String, given: Address, path: std::path::PathBuf, recorded: Address },
+    /// A verifier made with the insecure dev SRS, to be deployed on a chain other than the dev chain.
+    #[error(
+        "{model}: refused on chain {chain_id}: its verifier was made with the insecure dev SRS (card srs.insecure = \
+         true), which lets anyone forge its proofs, and it runs only on chain {}; run `prover-node setup` with a \
+         ceremony SRS (--srs) to deploy it here",
+        verifier_gen::DEV_CHAIN_ID
+    )]
+    DevSrsOffDevChain { model: String, chain_id: u64 },
+    /// The standard CREATE2 deployer is not on this chain.
+    #[error(
+        "no CREATE2 deployer at {address} on chain {chain_id}: deterministic deployment needs it (it is on anvil and \
+         most public chains; see github.com/Arachnid/deterministic-deployment-proxy to deploy it)"
+    )]
+    NoCreate2Factory { address: Address, chain_id: u64 },
+    /// Deployed code, or a verifier artifact, is not the model card's verifier.
+    #[error("{what} has code hash {got}, but the card's verifier has {expected}")]
+    VerifierCodeMismatch { what: String, got: B256, expected: B256 },
+    /// The coordinator derives another model id than the card states.
+    #[error(
+        "{model}: the coordinator derives model id {derived} from the card's verifier and encoding, but the card says \
+         {card}: the card and its verifier artifact do not belong together (run `prover-node setup` again)"
+    )]
+    ModelIdMismatch { model: String, card: B256, derived: B256 },
+    /// A transaction would revert (found by simulating it); nothing was sent.
+    #[error("{what} would revert: {reason}; nothing was sent")]
+    SimulationReverted { what: String, reason: String },
 }
 
 impl From<StoreError> for Error {

@@ -9,6 +9,8 @@ pub mod client;
 pub mod config;
 pub mod contracts;
 pub mod demo;
+pub mod deploy;
+pub mod deployments;
 pub mod error;
 pub mod metrics;
 pub mod progress;

@@ -14,6 +14,9 @@ fn main() {
         Command::Demo(a) => cli::demo(a),
         Command::Srs(SrsCommand::Import(a)) => cli::srs_import(a),
         Command::Srs(SrsCommand::Show { file }) => cli::srs_show(file),
+        Command::DeployCoordinator(a) => cli::deploy_coordinator(a),
+        Command::DeployVerifier(a) => cli::deploy_verifier(a),
+        Command::ListModel(a) => cli::list_model(a),
     };
     if let Err(err) = result {
         eprintln!("Error: {err:?}");
