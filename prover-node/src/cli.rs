@@ -232,6 +232,9 @@ pub struct RunArgs {
     /// Override contract.coordinator.
     #[arg(long, env = "ZKINFER_COORDINATOR", help_heading = "Overrides")]
     coordinator: Option<Address>,
+    /// Override contract.deployments (the chain's deployments file, which names the coordinator).
+    #[arg(long, env = "ZKINFER_DEPLOYMENTS", value_name = "FILE", help_heading = "Overrides")]
+    deployments: Option<PathBuf>,
     /// Override store.path.
     #[arg(long, env = "ZKINFER_STORE", help_heading = "Overrides")]
     store: Option<PathBuf>,
@@ -697,7 +700,10 @@ pub fn run_node(a: RunArgs) -> anyhow::Result<()> {
         cfg.rpc.http_url = url;
     }
     if let Some(c) = a.coordinator {
-        cfg.contract.coordinator = c;
+        cfg.contract.coordinator = Some(c);
+    }
+    if let Some(d) = a.deployments {
+        cfg.contract.deployments = Some(d);
     }
     if let Some(s) = a.store {
         cfg.store.path = s;

@@ -6,7 +6,10 @@ use std::{net::SocketAddr, path::PathBuf};
 use alloy::primitives::Address;
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::{
+    deployments::Deployments,
+    error::{Error, Result},
+};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -82,15 +85,48 @@ fn default_log_range() -> u64 {
     2_000
 }
 
-/// Coordinator contract.
+/// Coordinator contract: its address, or a deployments file that records it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContractConfig {
-    /// Coordinator address.
-    pub coordinator: Address,
+    /// Coordinator address (taken from `deployments` when unset).
+    #[serde(default)]
+    pub coordinator: Option<Address>,
+    /// A chain's deployments file (`deployments/<chain id>.json`, written by `prover-node
+    /// deploy-coordinator` / `list-model` or the forge scripts): the coordinator is taken from it,
+    /// and the node refuses to start on a chain other than the file's.
+    #[serde(default)]
+    pub deployments: Option<PathBuf>,
     /// First block to scan on a fresh store.
     #[serde(default)]
     pub start_block: u64,
+    /// The chain id the deployments file records, once read ([`NodeConfig::apply_deployments`]).
+    #[serde(skip)]
+    pub deployments_chain_id: Option<u64>,
+}
+
+impl ContractConfig {
+    /// The coordinator at `coordinator`, scanned from block 0 on a fresh store.
+    pub fn at(coordinator: Address) -> Self {
+        Self { coordinator: Some(coordinator), deployments: None, start_block: 0, deployments_chain_id: None }
+    }
+
+    /// The coordinator a deployments file records, scanned from block 0 on a fresh store.
+    pub fn from_deployments(path: impl Into<PathBuf>) -> Self {
+        Self { coordinator: None, deployments: Some(path.into()), start_block: 0, deployments_chain_id: None }
+    }
+
+    /// The coordinator's address.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when neither `coordinator` is set nor a deployments file was applied.
+    pub fn coordinator(&self) -> Result<Address> {
+        self.coordinator.ok_or_else(|| Error::Config {
+            key: "contract",
+            reason: "no coordinator: set `coordinator = \"0x…\"` or `deployments = \"deployments/<chain id>.json\"`"
+                .into(),
+        })
+    }
 }
 
 /// Where the signing key comes from. The key itself never appears in the file or in logs.
@@ -283,6 +319,9 @@ impl NodeConfig {
             }
         };
         fix(&mut cfg.store.path);
+        if let Some(d) = &mut cfg.contract.deployments {
+            fix(d);
+        }
         for m in &mut cfg.models {
             fix(&mut m.card);
             if let Some(s) = &mut m.srs {
@@ -295,8 +334,46 @@ impl NodeConfig {
         Ok(cfg)
     }
 
+    /// Takes the coordinator from the deployments file, if one is configured (`contract.deployments`),
+    /// and returns the file. The chain id it records is kept, for the start-up check against the
+    /// endpoint's.
+    ///
+    /// # Errors
+    /// [`Error::DeploymentsMissing`], [`Error::Io`] or [`Error::BadFile`] when the file cannot be
+    /// used; [`Error::Config`] when `rpc.chain_id` names another chain than the file;
+    /// [`Error::CoordinatorMismatch`] when `contract.coordinator` (or `--coordinator`) is set to
+    /// another coordinator than the file's.
+    pub fn apply_deployments(&mut self) -> Result<Option<Deployments>> {
+        let Some(path) = self.contract.deployments.clone() else { return Ok(None) };
+        let file = Deployments::load(&path)?;
+        if let Some(expected) = self.rpc.chain_id.filter(|c| *c != file.chain_id) {
+            return Err(Error::Config {
+                key: "contract.deployments",
+                reason: format!(
+                    "{} is the deployments file of chain {}, but rpc.chain_id is {expected}: use chain {expected}'s file",
+                    path.display(),
+                    file.chain_id
+                ),
+            });
+        }
+        if let Some(given) = self.contract.coordinator.filter(|c| *c != file.coordinator) {
+            return Err(Error::CoordinatorMismatch {
+                what: "contract.coordinator".into(),
+                given,
+                path,
+                recorded: file.coordinator,
+            });
+        }
+        self.contract.coordinator = Some(file.coordinator);
+        self.contract.deployments_chain_id = Some(file.chain_id);
+        Ok(Some(file))
+    }
+
     /// Checks values a user could get wrong.
     pub fn validate(&self) -> Result<()> {
+        if self.contract.coordinator.is_none() && self.contract.deployments.is_none() {
+            self.contract.coordinator()?;
+        }
         if self.models.is_empty() {
             return Err(Error::Config {
                 key: "[[models]]",
@@ -405,6 +482,58 @@ mod tests {
         // Neither the config nor the signer's Debug output carries the key.
         let printed = format!("{env_cfg:?} {from_env:?}");
         assert!(!printed.contains(&hex::encode(key)));
+    }
+
+    #[test]
+    fn the_coordinator_comes_from_a_deployments_file_of_the_same_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator: Address = "0x6Cf6ef5d2196782dC469594eeF559028702e6c6B".parse().unwrap();
+        crate::deployments::Deployments::new(31337, coordinator, Default::default())
+            .save(&dir.path().join("deployments/31337.json"))
+            .unwrap();
+        let example = include_str!("../node.example.toml");
+        let with_file = |extra: &str| {
+            let text = example.replace(
+                "coordinator = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"",
+                &format!("deployments = \"deployments/31337.json\"\n{extra}"),
+            );
+            let path = dir.path().join("node.toml");
+            std::fs::write(&path, text).unwrap();
+            NodeConfig::load(&path).unwrap()
+        };
+
+        // Relative to the config file's directory; the coordinator and chain id come from the file.
+        let mut cfg = with_file("");
+        assert_eq!(cfg.contract.deployments.as_deref(), Some(dir.path().join("deployments/31337.json").as_path()));
+        assert!(cfg.contract.coordinator().is_err(), "unset until the file is applied");
+        assert!(cfg.apply_deployments().unwrap().is_some());
+        assert_eq!(
+            (cfg.contract.coordinator().unwrap(), cfg.contract.deployments_chain_id),
+            (coordinator, Some(31337))
+        );
+
+        // The same coordinator in both places is fine; another is refused.
+        let mut same = with_file(&format!("coordinator = \"{coordinator}\""));
+        assert!(same.apply_deployments().is_ok());
+        let mut other = with_file("coordinator = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"");
+        assert!(matches!(other.apply_deployments(), Err(Error::CoordinatorMismatch { .. })));
+
+        // Another chain than rpc.chain_id, a missing file, a malformed one.
+        let mut chain = with_file("");
+        chain.rpc.chain_id = Some(1);
+        let err = chain.apply_deployments().unwrap_err();
+        assert!(err.to_string().contains("deployments file of chain 31337, but rpc.chain_id is 1"), "{err}");
+        let mut missing = with_file("");
+        missing.contract.deployments = Some(dir.path().join("deployments/5.json"));
+        assert!(matches!(missing.apply_deployments(), Err(Error::DeploymentsMissing { .. })));
+        std::fs::write(dir.path().join("deployments/31337.json"), "{\"chainId\": \"x\"}").unwrap();
+        let mut malformed = with_file("");
+        assert!(matches!(malformed.apply_deployments(), Err(Error::BadFile { what: "deployments file", .. })));
+
+        // Neither a coordinator nor a file.
+        let neither = example.replace("coordinator = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"", "");
+        let err = NodeConfig::from_toml(&neither).unwrap_err();
+        assert!(err.to_string().contains("no coordinator"), "{err}");
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
             poll_interval_ms: 100,
             ..RpcConfig::new(node_chain.endpoint())
         },
-        contract: ContractConfig { coordinator: d.coordinator, start_block: 0 },
+        contract: ContractConfig::at(d.coordinator),
         signer: SignerConfig::default(),
         models: vec![ModelConfig {
             card: opts.card.clone(),

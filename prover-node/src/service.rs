@@ -149,6 +149,12 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
         if let Some(expected) = self.ctx.cfg.rpc.chain_id.filter(|e| *e != chain_id) {
             return Err(Error::ChainIdMismatch { expected, got: chain_id });
         }
+        let contract = &self.ctx.cfg.contract;
+        if let (Some(path), Some(file)) = (&contract.deployments, contract.deployments_chain_id) {
+            if file != chain_id {
+                return Err(Error::DeploymentsChainMismatch { path: path.clone(), file, chain: chain_id });
+            }
+        }
         let genesis = client.known_block(0).await?.hash;
         let coordinator = client.coordinator();
         if client.code_size(coordinator).await? == 0 {
@@ -429,13 +435,17 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
+    let mut cfg = cfg;
+    if let Some(file) = cfg.apply_deployments()? {
+        log_deployments(&cfg, &file);
+    }
     let signer = match signer {
         Some(s) => s,
         None => cfg.signer()?,
     };
     // The store first: a damaged or foreign store is reported before minutes of key loading.
-    let client =
-        RpcClient::new(&cfg.rpc.http_url, signer, cfg.contract.coordinator, Duration::from_millis(cfg.rpc.timeout_ms))?;
+    let coordinator = cfg.contract.coordinator()?;
+    let client = RpcClient::new(&cfg.rpc.http_url, signer, coordinator, Duration::from_millis(cfg.rpc.timeout_ms))?;
     let store_check = Store::open(&cfg.store.path, cfg.store.reinit)?;
     drop(store_check);
     let listener = crate::metrics::bind(cfg.metrics.listen).await.map_err(|source| Error::Io {
@@ -452,9 +462,26 @@ pub async fn serve(
         _ = stop.wait_for(|s| *s) => return Ok(()),
     };
     let backend = loaded.map_err(|e| Error::Panicked { what: "loading models", reason: e.to_string() })??;
-    let mut cfg = cfg;
     cfg.store.reinit = false; // already applied above
     Node::new(cfg, client, Arc::new(backend), metrics)?.run(shutdown).await
+}
+
+/// Says which of the deployments file's listings route requests to the served models, and warns
+/// about a served model the file does not record (registered by someone else, or the wrong file).
+fn log_deployments(cfg: &NodeConfig, file: &crate::deployments::Deployments) {
+    let path = cfg.contract.deployments.as_deref().unwrap_or(std::path::Path::new("?")).display();
+    info!(deployments = %path, chain_id = file.chain_id, coordinator = %file.coordinator, "coordinator from the deployments file");
+    for m in &cfg.models {
+        // An unreadable card is reported, with its path, when the models are loaded.
+        let Ok(card) = models::card::ModelCard::load(&m.card) else { continue };
+        let Ok(model_id) = card.model_id.parse::<B256>() else { continue };
+        if file.model_by_id(model_id).is_none() {
+            warn!(model = %card.name, %model_id, deployments = %path, "served model not recorded in the deployments file");
+            continue;
+        }
+        let listings: Vec<u64> = file.listings_of(model_id).map(|l| l.listing_id).collect();
+        info!(model = %card.name, %model_id, ?listings, "served model recorded in the deployments file");
+    }
 }
 
 #[cfg(test)]

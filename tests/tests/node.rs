@@ -61,7 +61,7 @@ impl System {
     fn config(&self, url: &str, store: &str, confirmations: u64) -> NodeConfig {
         NodeConfig {
             rpc: RpcConfig { chain_id: Some(31337), poll_interval_ms: 100, ..RpcConfig::new(url) },
-            contract: ContractConfig { coordinator: self.deployment.coordinator, start_block: 0 },
+            contract: ContractConfig::at(self.deployment.coordinator),
             signer: SignerConfig::default(),
             models: vec![ModelConfig { card: zoo("digits_mlp").card_path.clone(), srs: None, insecure_dev_srs: true }],
             prover: ProverConfig { confirmations, concurrency: 1 },

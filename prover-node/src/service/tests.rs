@@ -65,7 +65,7 @@ impl ProofBackend for TestProver {
 fn config(dir: &std::path::Path, confirmations: u64) -> NodeConfig {
     NodeConfig {
         rpc: RpcConfig { poll_interval_ms: 10, timeout_ms: 50, ..RpcConfig::new("http://unused") },
-        contract: ContractConfig { coordinator: Address::repeat_byte(0xC0), start_block: 0 },
+        contract: ContractConfig::at(Address::repeat_byte(0xC0)),
         signer: SignerConfig::default(),
         models: vec![],
         prover: ProverConfig { confirmations, concurrency: 1 },
