@@ -845,3 +845,41 @@ fn print_spent(deployer: &Deployer) {
 fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn deployment_commands_take_the_signer_from_a_keystore_or_the_key() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["prover-node"][..], args].concat());
+        let Command::ListModel(a) =
+            parse(&["list-model", "--rpc-url", "http://x", "--card", "c.json", "--keystore", "k.json", "--fee", "5"])
+                .unwrap()
+                .command
+        else {
+            panic!("not list-model")
+        };
+        assert_eq!(
+            (a.fee, a.deadline_seconds, a.chain.keystore_password_env.as_str()),
+            (U256::from(5), 3600, "ZKINFER_KEYSTORE_PASSWORD")
+        );
+        assert!(parse(&["deploy-verifier", "--rpc-url", "http://x"]).is_err(), "--card is required");
+        assert!(parse(&["list-model", "--rpc-url", "http://x", "--card", "c", "--fee", "-1"]).is_err());
+        let Command::DeployCoordinator(d) =
+            parse(&["deploy-coordinator", "--rpc-url", "http://x", "--salt", &format!("{}", B256::repeat_byte(1))])
+                .unwrap()
+                .command
+        else {
+            panic!("not deploy-coordinator")
+        };
+        assert_eq!(d.salt, Some(B256::repeat_byte(1)));
+    }
+}
