@@ -22,7 +22,8 @@ import {IInferenceCoordinator} from "../src/interfaces/IInferenceCoordinator.sol
 ///     "models":   { "<card name>": { "modelId", "verifier", "codehash", "verifyGas", "devSrs" } },
 ///     "listings": { "<listing id>": { "listingId", "model", "modelId", "owner", "fee", "deadlineSeconds" } } }
 /// It is written only when the script broadcasts (not on a dry run), after its transactions were
-/// simulated; `fee` is a decimal string (wei).
+/// simulated; `fee` is a decimal string (wei). `prover-node deploy-coordinator` / `list-model` read and
+/// write the same file (prover-node/src/deployments.rs), and the node reads it (`contract.deployments`).
 abstract contract ZkinferScript is Script {
     /// @notice The only chain a verifier made with a dev (insecure) SRS runs on: anvil's default chain id.
     uint256 internal constant DEV_CHAIN_ID = 31337;
