@@ -371,8 +371,8 @@ impl NodeConfig {
 
     /// Checks values a user could get wrong.
     pub fn validate(&self) -> Result<()> {
-        if self.contract.coordinator.is_none() && self.contract.deployments.is_none() {
-            self.contract.coordinator()?;
+        if self.contract.deployments.is_none() {
+            self.contract.coordinator()?; // no address and no file to take it from
         }
         if self.models.is_empty() {
             return Err(Error::Config {

@@ -53,6 +53,9 @@ pub fn create2_address(salt: B256, init_code: &[u8]) -> Address {
     CREATE2_FACTORY.create2_from_code(salt, init_code)
 }
 
+/// How long a sent transaction may take to be mined before the command gives up waiting.
+const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Terms of a new listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListingTerms {
@@ -227,11 +230,12 @@ impl Deployer {
     pub async fn deploy_verifier(&mut self, card: &ModelCard, compiled: &Compiled) -> Result<VerifierDeployment> {
         self.refuse_dev_srs(card)?;
         if let Some(dev_chain) = compiled.dev_chain_id.filter(|c| *c != self.chain_id) {
-            // A card that says ceremony SRS next to a verifier guarded for the dev chain: both are wrong here.
-            return Err(Error::DevSrsOffDevChain {
-                model: format!("{} (its verifier runs only on chain {dev_chain})", card.name),
-                chain_id: self.chain_id,
-            });
+            // The card says ceremony SRS, its artifact is guarded for the dev chain: they do not belong together.
+            return Err(Error::Invalid(format!(
+                "{}: the verifier artifact {} runs only on chain {dev_chain} (a dev-SRS verifier), but the card \
+                 says its keys are on a ceremony SRS: the card and the artifact do not belong together",
+                card.name, card.files.verifier_artifact
+            )));
         }
         let expected = card_codehash(card)?;
         let artifact = keccak256(&compiled.deployed_bytecode);
@@ -270,7 +274,6 @@ impl Deployer {
     /// [`Error::ModelIdMismatch`], [`Error::Invalid`] (a fee above 2^96 − 1), those of
     /// [`Deployer::deploy_verifier`] and of `sample`, [`Error::SimulationReverted`] (for example a
     /// deadline outside the coordinator's bounds), [`Error::Reverted`], [`Error::Rpc`], [`Error::Io`].
-    #[allow(clippy::too_many_arguments)]
     pub async fn list_model(
         &mut self,
         card_path: &Path,
@@ -496,7 +499,13 @@ impl Deployer {
         self.sent += 1;
         let hash = *pending.tx_hash();
         self.say(format!("{what}: sent {hash}, waiting for its receipt"));
-        let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc(format!("receipt of {hash}: {e}")))?;
+        let receipt = pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await.map_err(|e| {
+            Error::Rpc(format!(
+                "{what}: no receipt for {hash} within {} s ({e}); once it is mined, running the command again \
+                 sends only what is still missing",
+                RECEIPT_TIMEOUT.as_secs()
+            ))
+        })?;
         if !receipt.status() {
             return Err(Error::Reverted(format!("{what} in {hash}")));
         }

@@ -251,6 +251,13 @@ async fn a_second_run_sends_nothing_and_the_forge_scripts_share_addresses_and_fi
     assert_eq!(nonce(&provider, owner.address()).await, sent);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), after_list);
 
+    // A transaction that would revert is stopped by its simulation, with the coordinator's error.
+    let short = [&list("7")[..], &["--deadline-seconds", "5"]].concat();
+    let run = cli(&rpc, &short, &signer).await;
+    assert!(!run.ok, "a 5 s fulfilment window was listed:\n{}", run.stdout);
+    assert!(run.stderr.contains("createListing digits_mlp would revert: InvalidDeadline"), "{}", run.stderr);
+    assert_eq!(nonce(&provider, owner.address()).await, sent);
+
     // forge's ListModel reads the CLI's file, finds the model and adds listing 2; the CLI then
     // finds that listing on the same terms and sends nothing.
     let card_dir = dir.path().join("digits_mlp");
