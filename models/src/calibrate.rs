@@ -246,6 +246,15 @@ fn calibrate_range(
         .iter()
         .map(|x| runner.run(&x.iter().map(|v| *v as f32).collect::<Vec<_>>()))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(i) = float_outputs.iter().position(|f| f.iter().any(|v| !v.is_finite())) {
+        // Log, Sqrt, Reciprocal... outside their domain: no error can be measured there.
+        return Err(Error::InvalidParams(format!(
+            "the float model's output is not finite (NaN or ±inf) on calibration sample {i} of {source} over the \
+             input range [{}, {}]: pass --calibration-set with inputs the model is defined on, and \
+             --input-min/--input-max to match",
+            range.0, range.1
+        )));
+    }
     let count = float_outputs.iter().map(|f| f.len()).sum::<usize>().max(1);
     let float_mean = float_outputs.iter().flatten().map(|v| (*v as f64).abs()).sum::<f64>() / count as f64;
     let tolerance = (opts.tolerance, opts.tolerance / 10.0 * float_mean.max(1e-2));

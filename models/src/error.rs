@@ -49,6 +49,19 @@ pub enum Error {
     /// A divisor is zero (Div, Reciprocal, Softmax over an all-zero sum).
     #[error("node `{node}`: division by zero")]
     DivisionByZero { node: String },
+    /// A function's input is outside the domain it is proved on (Log and Pow of non-positive
+    /// values, Sqrt of negative ones, Exp beyond the value range: no limit to clamp to).
+    #[error(
+        "node `{node}`: {function} of {value} is outside its proved domain [{lo}, {hi}]; narrow \
+         --input-min/--input-max (or the calibration range) so that it cannot happen"
+    )]
+    OutsideDomain { node: String, function: String, value: f64, lo: f64, hi: f64 },
+    /// Some input in the registered range makes a divisor zero.
+    #[error(
+        "node `{node}`: the divisor can be 0 for inputs in the registered range [{min}, {max}] (its bound is \
+         [{lo}, {hi}] quantized); narrow --input-min/--input-max so that it cannot"
+    )]
+    DivisorMayBeZero { node: String, lo: i128, hi: i128, min: i64, max: i64 },
     /// Some input inside the registered range would overflow the value range.
     #[error(
         "inputs in the registered range [{min}, {max}] can reach {max_abs} at node `{node}`, which needs \

@@ -106,6 +106,13 @@ impl Func {
         }
     }
 
+    /// Whether the function has a finite limit at −∞ and at +∞ (its input is clamped there; on
+    /// a side without one, an input outside the table is an error).
+    pub fn saturates(self) -> (bool, bool) {
+        let (lo, hi) = self.limits();
+        (lo.is_some(), hi.is_some())
+    }
+
     /// The limits at −∞ and +∞ where finite.
     fn limits(self) -> (Option<f64>, Option<f64>) {
         match self {
@@ -119,9 +126,15 @@ impl Func {
         }
     }
 
-    /// Whether the function is only defined for positive inputs.
-    fn positive_only(self) -> bool {
-        matches!(self, Func::Log | Func::Pow { .. })
+    /// The smallest table input (in table units) where the function is defined: 1 (positive
+    /// inputs) for Log and negative powers, 0 for fractional positive powers, none otherwise.
+    fn min_input(self) -> Option<i64> {
+        match self {
+            Func::Log => Some(1),
+            Func::Pow { p } if p <= 0.0 => Some(1),
+            Func::Pow { p } if p.fract() != 0.0 => Some(0),
+            _ => None,
+        }
     }
 
     /// Name for messages and the model card.
@@ -168,6 +181,10 @@ pub struct FunctionTable {
     pub values: Vec<i64>,
     /// Documented error bound (real units), see the module docs.
     pub error_bound: f64,
+    /// The domain's upper edge is a cap the composite guarantees (Softmax's `x − max ≤ 0`): inputs
+    /// above it, which interval bounds cannot exclude, are clamped rather than refused.
+    #[serde(default)]
+    pub capped: bool,
 }
 
 impl FunctionTable {
@@ -217,8 +234,8 @@ impl FunctionTable {
         let scale = (1u64 << t) as f64;
         let mut lo = (a * scale).ceil() as i64;
         let mut hi = (b * scale).floor() as i64;
-        if func.positive_only() {
-            lo = lo.max(1);
+        if let Some(m) = func.min_input() {
+            lo = lo.max(m);
             hi = hi.max(lo);
         }
         hi = hi.min(lo + MAX_TABLE_ROWS as i64 - 1);
@@ -266,12 +283,31 @@ impl FunctionTable {
         };
         let saturating = if lim_lo.is_some() || lim_hi.is_some() { tol } else { 0.0 };
         let error_bound = (0.5 + clamped) / out_scale + slope * 0.5 / scale + saturating;
-        Ok(Self { func, in_scale_bits: t, out_scale_bits: s_out, lo, values, error_bound })
+        Ok(Self { func, in_scale_bits: t, out_scale_bits: s_out, lo, values, error_bound, capped: max_input.is_some() })
     }
 
     /// Last table input.
     pub fn hi(&self) -> i64 {
         self.lo + self.values.len() as i64 - 1
+    }
+
+    /// Checks that table input `u` is in the domain or beyond a saturating edge.
+    ///
+    /// # Errors
+    /// [`Error::OutsideDomain`] naming `node`.
+    pub fn check(&self, u: i128, node: &str) -> Result<()> {
+        let (sat_lo, sat_hi) = self.func.saturates();
+        if (u < self.lo as i128 && !sat_lo) || (u > self.hi() as i128 && !sat_hi && !self.capped) {
+            let scale = (1u64 << self.in_scale_bits) as f64;
+            return Err(Error::OutsideDomain {
+                node: node.into(),
+                function: self.func.name(),
+                value: u as f64 / scale,
+                lo: self.lo as f64 / scale,
+                hi: self.hi() as f64 / scale,
+            });
+        }
+        Ok(())
     }
 
     /// The output for a table input `u` (clamped to the domain).
@@ -310,7 +346,7 @@ mod tests {
     fn every_table_is_within_its_documented_bound_over_the_whole_domain() {
         for func in all() {
             for (s_x, s_out, range) in [(10u32, 10u32, 8.0f64), (7, 12, 30.0), (12, 8, 4.0), (4, 10, 200.0)] {
-                let lo_real = if func.positive_only() { 0.0 } else { -range };
+                let lo_real = if func.min_input().is_some() { 0.0 } else { -range };
                 let bound = ((lo_real * (1u64 << s_x) as f64) as i128, (range * (1u64 << s_x) as f64) as i128);
                 let value_bits = 40;
                 let table = match FunctionTable::build(func, s_x, s_out, bound, None, value_bits, "n") {
@@ -331,7 +367,7 @@ mod tests {
                     // Inside the domain (after rounding), or on a saturating side: the documented
                     // bound. (Exp above its value range, Log/Pow at non-positive inputs are clamped.)
                     // (Log and Pow: below the first table input the slope is unbounded; documented.)
-                    let first = if func.positive_only() { dlo } else { dlo - 0.5 / scale };
+                    let first = if func.min_input().is_some() { dlo } else { dlo - 0.5 / scale };
                     let inside = (first..=dhi + 0.5 / scale).contains(&real);
                     let (ll, lh) = func.limits();
                     let saturating = (real < dlo && ll.is_some()) || (real > dhi && lh.is_some());

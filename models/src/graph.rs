@@ -8,7 +8,7 @@
 //! * `Linear`: `acc = bias_q + Σ w_q · x`, with `w_q = round(w·2^s_w)` and
 //!   `bias_q = round(b·2^(s_x+s_w))`; then `y = div_round(acc, 2^(s_x+s_w−s_a))` (no division, and
 //!   output scale `s_x+s_w`, when that is below `s_a`), optionally followed by ReLU (fused).
-//! * `AddConst`: `y = x + round(c·2^s_x)`. `Add`, `MaxMin`, `Compare`, `Where`, `Move`: operands are
+//! * `AddConst`: `y = x + round(c·2^s_x)` (a positive `c` that rounds to 0 is one LSB). `Add`, `MaxMin`, `Compare`, `Where`, `Move`: operands are
 //!   first brought to the largest of their scales by exact multiplication with a power of two.
 //! * `Mul`: `y = div_round(a·b, 2^(s_a+s_b−s_out))` with `s_out = min(s_a+s_b, activation scale)`.
 //! * `LeakyRelu`: `y = x` if `x ≥ 0`, else `div_round(round(α·2^s_w)·x, 2^s_w)`.
@@ -94,9 +94,14 @@ pub enum QuantOp {
     /// `u = div_round(x, 2^shift)`, clamped to the table's domain (on the sides flagged), then
     /// `y = table[u]` ([`crate::functions`]).
     Table { shift: u32, table: FunctionTable, clamp_lo: bool, clamp_hi: bool },
-    /// `y = div_round(a·2^shift, b)` for `b ≠ 0` (computed as `div_round(−a·2^shift, −b)` for `b < 0`).
-    Div { shift: u32 },
-    /// `y = round(sqrt(max(x, 0)·2^shift))`, half up.
+    /// `y = div_round(a·2^shift, b)` for `b ≠ 0` (computed as `div_round(−a·2^shift, −b)` for `b < 0`);
+    /// `max_abs` bounds `|y|` where the composite it comes from guarantees it (interval bounds).
+    Div {
+        shift: u32,
+        #[serde(default)]
+        max_abs: Option<i64>,
+    },
+    /// `y = round(sqrt(x·2^shift))`, half up, for `x ≥ 0` (a negative `x` is an error).
     Sqrt { shift: u32 },
     /// `y[o] = div_round(Σ a[i]·b[j] over pairs[o], 2^shift)`.
     Bilinear { pairs: Vec<Vec<(u32, u32)>>, shift: u32 },
@@ -247,7 +252,12 @@ impl QuantModel {
                     (QuantOp::Linear { terms, bias, shift, relu: false }, s_acc - shift)
                 }
                 LayerKind::AddConst { values } => {
-                    let values = values.iter().map(|c| q(*c, s_x, node, "constant")).collect::<Result<Vec<_>>>()?;
+                    // A positive constant too small for the scale (an ε before a square root or a
+                    // division) is one LSB, not zero.
+                    let values = values
+                        .iter()
+                        .map(|c| q(*c, s_x, node, "constant").map(|v| if *c > 0.0 { v.max(1) } else { v }))
+                        .collect::<Result<Vec<_>>>()?;
                     (QuantOp::AddConst { values }, s_x)
                 }
                 LayerKind::Add { sub } => {
@@ -302,8 +312,14 @@ impl QuantModel {
                     (QuantOp::LeakyRelu { slopes, shift: s_w }, s_x)
                 }
                 LayerKind::Clip { min, max } => {
-                    let min = min.map(|v| q(v, s_x, node, "clip bound")).transpose()?;
-                    let max = max.map(|v| q(v, s_x, node, "clip bound")).transpose()?;
+                    // A positive lower bound stays positive (a divisor floor), a negative upper
+                    // bound negative: at least one LSB.
+                    let min = min
+                        .map(|v| q(v, s_x, node, "clip bound").map(|c| if v > 0.0 { c.max(1) } else { c }))
+                        .transpose()?;
+                    let max = max
+                        .map(|v| q(v, s_x, node, "clip bound").map(|c| if v < 0.0 { c.min(-1) } else { c }))
+                        .transpose()?;
                     (QuantOp::Clip { min, max }, s_x)
                 }
                 LayerKind::MaxMin { min } => {
@@ -331,12 +347,19 @@ impl QuantModel {
                         FunctionTable::build(*func, s_x, s_a, hull, max_input.map(f64::from), params.value_bits, node)?;
                     let shift = s_x - table.in_scale_bits;
                     let (ulo, uhi) = (div_round(hull.0, 1i128 << shift), div_round(hull.1, 1i128 << shift));
-                    let (clamp_lo, clamp_hi) = (ulo < table.lo as i128, uhi > table.hi() as i128);
+                    // Clamped only on a saturating side; elsewhere the input must stay in the table
+                    // (an error in the reference pass, a failed lookup in the circuit, refused at
+                    // setup by `check_bound` when the input range allows it).
+                    let (sat_lo, sat_hi) = table.func.saturates();
+                    let clamp_lo = sat_lo && ulo < table.lo as i128;
+                    let clamp_hi = (sat_hi || table.capped) && uhi > table.hi() as i128;
                     (QuantOp::Table { shift, table, clamp_lo, clamp_hi }, s_a)
                 }
-                LayerKind::Div => {
+                LayerKind::Div { max_abs } => {
                     let s_out = s_a.max(s_in[0].saturating_sub(s_in[1]));
-                    (QuantOp::Div { shift: s_out + s_in[1] - s_in[0] }, s_out)
+                    // One LSB above the real bound covers the quotient's rounding.
+                    let max_abs = max_abs.map(|m| (m as f64 * (1u64 << s_out) as f64).ceil() as i64 + 1);
+                    (QuantOp::Div { shift: s_out + s_in[1] - s_in[0], max_abs }, s_out)
                 }
                 LayerKind::Sqrt => {
                     let s_out = s_a.max(s_x.div_ceil(2));
@@ -623,9 +646,13 @@ impl QuantModel {
                 QuantOp::Reshape => arg(0).clone(),
                 QuantOp::Table { shift, table, .. } => arg(0)
                     .iter()
-                    .map(|x| check(table.eval(div_round(*x as i128, 1i128 << shift) as i64) as i128))
+                    .map(|x| {
+                        let u = div_round(*x as i128, 1i128 << shift);
+                        table.check(u, &layer.node)?;
+                        check(table.eval(u as i64) as i128)
+                    })
                     .collect::<Result<_>>()?,
-                QuantOp::Div { shift } => arg(0)
+                QuantOp::Div { shift, .. } => arg(0)
                     .iter()
                     .zip(arg(1))
                     .map(|(a, b)| {
@@ -634,9 +661,22 @@ impl QuantModel {
                         check(div_round(n, d))
                     })
                     .collect::<Result<_>>()?,
-                QuantOp::Sqrt { shift } => {
-                    arg(0).iter().map(|x| check(sqrt_round(((*x).max(0) as i128) << shift))).collect::<Result<_>>()?
-                }
+                QuantOp::Sqrt { shift } => arg(0)
+                    .iter()
+                    .map(|x| {
+                        if *x < 0 {
+                            let s = self.scales[layer.inputs[0]];
+                            return Err(Error::OutsideDomain {
+                                node: layer.node.clone(),
+                                function: "Sqrt".into(),
+                                value: *x as f64 / (1u64 << s) as f64,
+                                lo: 0.0,
+                                hi: f64::INFINITY,
+                            });
+                        }
+                        check(sqrt_round((*x as i128) << shift))
+                    })
+                    .collect::<Result<_>>()?,
                 QuantOp::Bilinear { pairs, shift } => {
                     let (a, b) = (arg(0), arg(1));
                     pairs
@@ -683,6 +723,38 @@ impl QuantModel {
     /// # Errors
     /// [`Error::InputRangeNotProvable`] naming the node and the bits needed.
     pub fn check_bound(&self) -> Result<ValueBound> {
+        let (bounds, _, _) = self.bounds_with_max()?;
+        for layer in &self.layers {
+            let x = hull(&bounds[layer.inputs.first().copied().unwrap_or(0)]);
+            match &layer.op {
+                QuantOp::Table { shift, table, .. } => {
+                    table.check(div_round(x.0, 1i128 << shift), &layer.node)?;
+                    table.check(div_round(x.1, 1i128 << shift), &layer.node)?;
+                }
+                QuantOp::Sqrt { .. } if x.0 < 0 => {
+                    return Err(Error::OutsideDomain {
+                        node: layer.node.clone(),
+                        function: "Sqrt".into(),
+                        value: x.0 as f64 / (1u64 << self.scales[layer.inputs[0]]) as f64,
+                        lo: 0.0,
+                        hi: f64::INFINITY,
+                    });
+                }
+                QuantOp::Div { .. } => {
+                    let d = hull(&bounds[layer.inputs[1]]);
+                    if d.0 <= 0 && d.1 >= 0 {
+                        return Err(Error::DivisorMayBeZero {
+                            node: layer.node.clone(),
+                            lo: d.0,
+                            hi: d.1,
+                            min: self.input_range.0,
+                            max: self.input_range.1,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
         let bound = self.bound()?;
         if bound.required_value_bits > self.params.value_bits {
             return Err(Error::InputRangeNotProvable {
@@ -933,7 +1005,7 @@ pub fn interval_bounds(
                     y
                 })
                 .collect(),
-            QuantOp::Div { shift } => x
+            QuantOp::Div { shift, max_abs } => x
                 .iter()
                 .zip(&b[layer.inputs[1]])
                 .map(|(a, d)| {
@@ -952,6 +1024,10 @@ pub fn interval_bounds(
                         // The divisor may be any non-zero integer in range: |y| ≤ |a|·2^shift.
                         let m = (a.0.abs().max(a.1.abs()) << shift) + 1;
                         (-m, m)
+                    };
+                    let y = match max_abs {
+                        Some(m) => (y.0.max(-(*m as i128)), y.1.min(*m as i128)),
+                        None => y,
                     };
                     seen(&y);
                     y

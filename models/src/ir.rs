@@ -146,9 +146,11 @@ pub enum LayerKind {
     /// `out = f(in)` element-wise, by a lookup table ([`crate::functions`]); `max_input` caps the
     /// table's domain (real units) where the input is known not to exceed it.
     Function { func: Func, max_input: Option<f32> },
-    /// `out = a / b` of two activations of the same shape (a zero divisor is an error).
-    Div,
-    /// `out = sqrt(max(in, 0))`.
+    /// `out = a / b` of two activations of the same shape (a zero divisor is an error);
+    /// `max_abs` is a bound on `|a / b|` known from the composite it comes from (Softmax ≤ 1,
+    /// LayerNormalization ≤ √n), which interval arithmetic cannot see.
+    Div { max_abs: Option<f32> },
+    /// `out = sqrt(in)` (a negative input is an error).
     Sqrt,
     /// `out[o] = Σ a[i]·b[j]` over `pairs[o]` (inputs `[a, b]`): MatMul and Einsum of two activations.
     Bilinear { pairs: Pairs },

@@ -98,7 +98,8 @@ fn models_class(e: &models::Error) -> Class {
         | E::InputNotFinite { .. }
         | E::InputNotIntegral { .. }
         | E::DivisionByZero { .. } => InputError::new_err::<String>,
-        E::Overflow { .. } | E::InputRangeNotProvable { .. } | E::InvalidParams(_) => {
+        E::OutsideDomain { .. } => InputError::new_err::<String>,
+        E::Overflow { .. } | E::InputRangeNotProvable { .. } | E::DivisorMayBeZero { .. } | E::InvalidParams(_) => {
             QuantizationError::new_err::<String>
         }
         E::InvalidCircuitSize(_) | E::NoLayout(_) | E::CircuitTooLarge(_) => CircuitError::new_err::<String>,

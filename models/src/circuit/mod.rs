@@ -465,13 +465,24 @@ impl Chips<'_> {
         Ok(y_cell)
     }
 
-    /// `round(sqrt(max(x, 0)·2^shift))` (half up) of a range-checked `x`.
+    /// `round(sqrt(x·2^shift))` (half up) of a range-checked `x ≥ 0`.
     ///
-    /// With `N = relu(x)·2^shift`: `z = ⌊sqrt(4N)⌋` by `z ∈ [0, 2^Z)`, `4N − z² ∈ [0, 2^(Z+1))`
+    /// With `N = x·2^shift`: `z = ⌊sqrt(4N)⌋` by `z ∈ [0, 2^Z)`, `4N − z² ∈ [0, 2^(Z+1))`
     /// and `z² + 2z − 4N ∈ [0, 2^(Z+1))` (both residuals are at most `2z`), then `z + 1 = 2y + c`
     /// with `c` a bit: `y = ⌊(⌊sqrt(4N)⌋ + 1)/2⌋ = ⌊sqrt(N) + 1/2⌋`.
     fn sqrt(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, shift: u32, node: &str) -> Result<AssignedValue<Fr>> {
-        let pos = self.relu(ctx, x, node)?;
+        // x ∈ [0, 2^(B-1)): a negative input is outside the domain (the reference pass names it).
+        if self.mode != Witnessing::ShapeOnly && self.value(&x) < 0 {
+            return Err(Error::OutsideDomain {
+                node: node.into(),
+                function: "Sqrt".into(),
+                value: self.value(&x) as f64,
+                lo: 0.0,
+                hi: f64::INFINITY,
+            });
+        }
+        self.range.range_check(ctx, x, self.bits - 1);
+        let pos = x;
         let four_n = self.gate().mul(ctx, pos, Constant(Fr::from(2u64).pow_vartime([shift as u64 + 2])));
         // z ≤ sqrt(4·2^(B-1)·2^shift) = 2^((B+1+shift)/2)
         let z_bits = (self.bits + 1 + shift as usize) / 2 + 1;
@@ -853,13 +864,16 @@ pub fn synthesize(
                         if let Some(hi) = hi {
                             u = chips.max_min(ctx, u, hi, true);
                         }
-                        let y = table
-                            .eval(from_field(u.value()).unwrap_or(0).clamp(i64::MIN as i128, i64::MAX as i128) as i64);
+                        let uv = from_field(u.value()).unwrap_or(0);
+                        if mode != Witnessing::ShapeOnly {
+                            table.check(uv, node)?;
+                        }
+                        let y = table.eval(uv.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
                         Ok(functions.lookup(ctx, tag, u, y))
                     })
                     .collect::<Result<_>>()?
             }
-            QuantOp::Div { shift } => {
+            QuantOp::Div { shift, .. } => {
                 let (x, y) = (arg(0)?, arg(1)?);
                 x.iter().zip(&y).map(|(a, b)| chips.div(ctx, *a, *b, *shift, node)).collect::<Result<_>>()?
             }
@@ -1086,7 +1100,8 @@ mod tests {
     }
 
     /// Function tables, division, square root and a bilinear layer over a ±5 input (scale 2^7):
-    /// outputs `[x / (1 + sigmoid x), sqrt x, bilinear(sigmoid, tanh), tanh x, exp(min(x, 0))]`.
+    /// outputs `[x / (1 + sigmoid x), sqrt(sigmoid x), bilinear(sigmoid, tanh), tanh x, exp(min(x, 0)),
+    /// sigmoid(sqrt(sigmoid x))]`.
     fn nonlinear() -> QuantModel {
         use crate::functions::Func;
         let f = |func| LayerKind::Function { func, max_input: None };
@@ -1094,8 +1109,8 @@ mod tests {
             layer("sig", vec![0], 1, f(Func::Sigmoid)),
             layer("tanh", vec![0], 2, f(Func::Tanh)),
             layer("one_plus", vec![1], 3, LayerKind::AddConst { values: vec![1.0; 4] }),
-            layer("div", vec![0, 3], 4, LayerKind::Div),
-            layer("sqrt", vec![0], 5, LayerKind::Sqrt),
+            layer("div", vec![0, 3], 4, LayerKind::Div { max_abs: None }),
+            layer("sqrt", vec![1], 5, LayerKind::Sqrt),
             layer(
                 "bil",
                 vec![1, 2],
@@ -1178,7 +1193,7 @@ mod tests {
 
     #[test]
     fn division_by_zero_is_named() {
-        let layers = vec![layer("div", vec![0, 0], 1, LayerKind::Div)];
+        let layers = vec![layer("div", vec![0, 0], 1, LayerKind::Div { max_abs: None })];
         let float = float_model(1, vec![vec![1, 2], vec![1, 2]], layers);
         let model = QuantModel::quantize(&float, QuantParams::default(), Some((-100, 100))).unwrap();
         assert_eq!(model.forward(&[5, -7]).unwrap(), vec![128, 128]);
@@ -1187,6 +1202,46 @@ mod tests {
         let e = synthesize(&mut circuit, &model, &[5, 0], Fr::from(BINDING), Witnessing::Exact).unwrap_err();
         circuit.clear();
         assert!(matches!(e, Error::DivisionByZero { .. }), "{e}");
+    }
+
+    #[test]
+    fn inputs_outside_a_function_domain_are_refused_not_clamped() {
+        use crate::functions::Func;
+        let one = |kind: LayerKind| {
+            let layers = vec![layer("f", vec![0], 1, kind)];
+            float_model(1, vec![vec![1, 2], vec![1, 2]], layers)
+        };
+        let f = |func| LayerKind::Function { func, max_input: None };
+        let params = QuantParams { value_bits: 24, ..QuantParams::default() };
+        // Log over a range with non-positive inputs: refused at setup, and a non-positive input
+        // is a named error, never a clamped value.
+        let log = QuantModel::quantize(&one(f(Func::Log)), params, Some((-128, 1024))).unwrap();
+        assert!(matches!(log.check_bound(), Err(Error::OutsideDomain { .. })));
+        assert!(matches!(log.forward(&[0, 128]), Err(Error::OutsideDomain { ref node, .. }) if node == "f"));
+        assert_eq!(log.forward(&[128, 256]).unwrap()[0], 0);
+        let log = QuantModel::quantize(&one(f(Func::Log)), params, Some((1, 1024))).unwrap();
+        log.check_bound().unwrap();
+        // Exp beyond the value range: refused, not capped.
+        let exp = QuantModel::quantize(&one(f(Func::Exp)), params, Some((-2560, 2560))).unwrap();
+        assert!(matches!(exp.check_bound(), Err(Error::OutsideDomain { .. })), "{:?}", exp.check_bound());
+        // Sigmoid saturates: any range is fine.
+        let sig = QuantModel::quantize(&one(f(Func::Sigmoid)), params, Some((-1 << 22, 1 << 22))).unwrap();
+        sig.check_bound().unwrap();
+        // Sqrt of a negative value.
+        let sqrt = QuantModel::quantize(&one(LayerKind::Sqrt), params, Some((-128, 128))).unwrap();
+        assert!(matches!(sqrt.check_bound(), Err(Error::OutsideDomain { .. })));
+        assert!(matches!(sqrt.forward(&[-1, 4]), Err(Error::OutsideDomain { .. })));
+        // A divisor that can be 0.
+        let layers = vec![
+            layer("one", vec![], 1, LayerKind::Const { values: vec![1.0, 1.0] }),
+            layer("recip", vec![1, 0], 2, LayerKind::Div { max_abs: None }),
+        ];
+        let recip = float_model(2, vec![vec![1, 2], vec![1, 2], vec![1, 2]], layers);
+        let q = QuantModel::quantize(&recip, params, Some((-128, 128))).unwrap();
+        assert!(matches!(q.check_bound(), Err(Error::DivisorMayBeZero { ref node, .. }) if node == "recip"));
+        let q = QuantModel::quantize(&recip, params, Some((64, 128))).unwrap();
+        q.check_bound().unwrap();
+        assert_eq!(q.forward(&[64, 128]).unwrap(), vec![256, 128]);
     }
 
     /// Lane counts every test runs with: dot products in the flex gate, and in the dot-product

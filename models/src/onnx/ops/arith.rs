@@ -108,13 +108,13 @@ fn mul_div(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     match (ctx.is_act(node, 0), ctx.is_act(node, 1)) {
         (true, true) => {
             let (a, b) = (operand(ctx, node, 0, &shape)?, operand(ctx, node, 1, &shape)?);
-            ctx.emit(node, vec![a, b], shape, if div { LayerKind::Div } else { LayerKind::Mul })
+            ctx.emit(node, vec![a, b], shape, if div { LayerKind::Div { max_abs: None } } else { LayerKind::Mul })
         }
         (false, true) if div => {
             // A constant divided by an activation.
             let a = operand(ctx, node, 0, &shape)?;
             let b = operand(ctx, node, 1, &shape)?;
-            ctx.emit(node, vec![a, b], shape, LayerKind::Div)
+            ctx.emit(node, vec![a, b], shape, LayerKind::Div { max_abs: None })
         }
         (a_act, _) => {
             let (ai, ci) = if a_act { (0, 1) } else { (1, 0) };

@@ -121,7 +121,7 @@ fn filled(ctx: &mut Ctx, node: &Node<'_>, x: TensorId, v: f32) -> Result<TensorI
 fn reciprocal(ctx: &mut Ctx, node: &Node<'_>, x: TensorId) -> Result<TensorId> {
     let (shape, _) = same_shape(ctx, x);
     let one = filled(ctx, node, x, 1.0)?;
-    Ok(ctx.push(node, vec![one, x], shape, LayerKind::Div))
+    Ok(ctx.push(node, vec![one, x], shape, LayerKind::Div { max_abs: None }))
 }
 
 fn exact(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
@@ -137,7 +137,7 @@ fn exact(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
             // x / (1 + |x|)
             let abs = ctx.push(node, vec![x], shape.clone(), LayerKind::LeakyRelu { slopes: vec![-1.0; n] });
             let den = ctx.push(node, vec![abs], shape.clone(), LayerKind::AddConst { values: vec![1.0; n] });
-            ctx.emit(node, vec![x, den], shape, LayerKind::Div)
+            ctx.emit(node, vec![x, den], shape, LayerKind::Div { max_abs: Some(1.0) })
         }
     }
 }
@@ -216,7 +216,7 @@ fn softmax(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
         return ctx.emit(node, vec![d, log_all], shape, LayerKind::Add { sub: true });
     }
     let sum_all = spread(ctx, node, sum, &group, &shape);
-    ctx.emit(node, vec![e, sum_all], shape, LayerKind::Div)
+    ctx.emit(node, vec![e, sum_all], shape, LayerKind::Div { max_abs: Some(1.0) })
 }
 
 fn layer_norm(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
@@ -248,7 +248,10 @@ fn layer_norm(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     let floor = eps.sqrt().max(1.0 / 1024.0);
     let std = ctx.push(node, vec![std], vec![g], LayerKind::Clip { min: Some(floor), max: None });
     let std_all = spread(ctx, node, std, &group, &shape);
-    let normed = ctx.push(node, vec![d, std_all], shape.clone(), LayerKind::Div);
+    // |x_i − mean| ≤ √(m−1)·std for any row; 2·√m + 2 leaves room for the rounding of the mean,
+    // the variance and the root.
+    let max_abs = Some(2.0 * (m as f32).sqrt() + 2.0);
+    let normed = ctx.push(node, vec![d, std_all], shape.clone(), LayerKind::Div { max_abs });
     // scale (input 1) and bias (input 2), constants broadcast over the normalized axes
     let (sd, sv) = ctx.floats(node, 1)?;
     let scale = crate::onnx::broadcast(&sv, &sd, &shape[axis..])
