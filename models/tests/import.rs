@@ -81,6 +81,9 @@ fn malformed_and_missing_files_are_clear_errors() {
 #[derive(Deserialize)]
 struct Meta {
     input_scale_bits: Option<u32>,
+    weight_scale_bits: Option<u32>,
+    activation_scale_bits: Option<u32>,
+    value_bits: Option<u32>,
     input_range: (f64, f64),
     eval_set: String,
     test_samples: usize,
@@ -92,7 +95,9 @@ struct Meta {
 /// BatchNorm, depthwise Conv, shape arithmetic) and skl2onnx (scaler and per-class MLPs).
 #[test]
 fn zoo_models_keep_float_accuracy_within_one_point() {
-    for name in ["digits_mlp", "digits_cnn", "digits_dwcnn", "breast_cancer", "breast_cancer_sigmoid"] {
+    for name in
+        ["digits_mlp", "digits_cnn", "digits_dwcnn", "breast_cancer", "breast_cancer_sigmoid", "digits_transformer"]
+    {
         let path = zoo(&format!("{name}.onnx"));
         let meta: Meta = serde_json::from_slice(&std::fs::read(zoo(&format!("{name}.meta.json"))).unwrap()).unwrap();
         let float = onnx::import(&path).unwrap();
@@ -100,6 +105,9 @@ fn zoo_models_keep_float_accuracy_within_one_point() {
         let set = Dataset::load(&zoo(&meta.eval_set)).unwrap();
         let opts = CalibrationOptions {
             input_scale_bits: meta.input_scale_bits,
+            weight_scale_bits: meta.weight_scale_bits,
+            activation_scale_bits: meta.activation_scale_bits,
+            value_bits: meta.value_bits,
             input_range: Some(meta.input_range),
             samples: Some(set.inputs.clone()),
             ..CalibrationOptions::default()

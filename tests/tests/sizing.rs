@@ -89,7 +89,14 @@ async fn predicted_verifier_bytes_and_gas_match_the_generated_verifiers() {
         v
     } else {
         // breast_cancer_sigmoid: a function table (a second lookup argument) deploys, verifies and is predicted.
-        vec![("digits_mlp", 0), ("digits_mlp", 6), ("digits_cnn", 3), ("breast_cancer_sigmoid", 0)]
+        // digits_transformer: attention, LayerNorm, GELU, Softmax (k = 16).
+        vec![
+            ("digits_mlp", 0),
+            ("digits_mlp", 6),
+            ("digits_cnn", 3),
+            ("breast_cancer_sigmoid", 0),
+            ("digits_transformer", 0),
+        ]
     };
     let mut rows = Vec::new();
     for (name, lanes) in layouts {
