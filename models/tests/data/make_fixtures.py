@@ -26,8 +26,8 @@ Fixtures
 * ``residual_add.onnx``: input [1,8] -> Gemm(8->8, transB=0) -> Relu ->
   Add(relu output, graph input)  (an activation + activation add) ->
   Gemm(8->2, transB=0) -> output [1,2].
-* ``unsupported_einsum.onnx``: input [1,4] -> Gemm(4->3) -> Einsum "bi->bi"
-  (node named "act_einsum") -> output [1,3].  Valid ONNX with an operator
+* ``unsupported_op.onnx``: input [1,4] -> Gemm(4->3) -> Sin (node named
+  "act_sin") -> output [1,3].  Valid ONNX with an operator
   zkinfer does not support, which it must reject with an error naming the
   node/op; no expected.json is written.
 * ``malformed.onnx``: the first half of a valid serialized model followed by
@@ -193,22 +193,22 @@ def residual_add(rng):
     return model_of(graph), x, r @ w2 + b2
 
 
-def unsupported_einsum(rng):
+def unsupported_op(rng):
     w = uniform(rng, (4, 3))
     b = uniform(rng, (3,))
     nodes = [
         helper.make_node("Gemm", ["input", "fc.weight", "fc.bias"], ["fc_out"],
                          name="fc", alpha=1.0, beta=1.0, transB=0),
-        helper.make_node("Einsum", ["fc_out"], ["output"], name="act_einsum", equation="bi->bi"),
+        helper.make_node("Sin", ["fc_out"], ["output"], name="act_sin"),
     ]
     graph = helper.make_graph(
-        nodes, "unsupported_einsum",
+        nodes, "unsupported_op",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3])],
         [f32("fc.weight", w), f32("fc.bias", b)],
     )
     x = uniform(rng, (1, 4))
-    return model_of(graph), x, x.astype(np.float64) @ w + b
+    return model_of(graph), x, np.sin(x.astype(np.float64) @ w + b)
 
 
 def malformed(valid_model):
@@ -241,8 +241,8 @@ def main():
     save("maxpool", m, x, ref)
     m, x, ref = residual_add(rng)
     save("residual_add", m, x, ref)
-    m, x, ref = unsupported_einsum(rng)
-    save("unsupported_einsum", m, x, ref, write_expected=False)
+    m, x, ref = unsupported_op(rng)
+    save("unsupported_op", m, x, ref, write_expected=False)
     malformed(conv_model)
 
 

@@ -10,6 +10,7 @@ mod argmax;
 mod arith;
 mod compare;
 mod conv;
+mod einsum;
 mod function;
 mod linear;
 mod movement;
@@ -51,6 +52,7 @@ pub static REGISTRY: &[&OpSpec] = &[
     &function::SOFTMAX,
     &function::LAYER_NORM,
     &recurrent::RECURRENT,
+    &einsum::EINSUM,
     &pool::POOL,
     &pool::REDUCE,
     &compare::COMPARE,
@@ -236,7 +238,7 @@ mod tests {
             assert!(lookup(op).is_some(), "{op} is not registered");
         }
         assert!(lookup("Sigmoid").is_some() && lookup("Softmax").is_some());
-        assert!(lookup("LSTM").is_some() && lookup("TreeEnsembleClassifier").is_none());
+        assert!(lookup("LSTM").is_some() && lookup("Einsum").is_some() && lookup("TreeEnsembleClassifier").is_none());
     }
 
     #[test]
