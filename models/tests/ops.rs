@@ -15,6 +15,9 @@ use models::{
 };
 use serde::Deserialize;
 
+/// Fixtures of models tract cannot read (see the test).
+const TRACT_REFUSES: &[&str] = &["tree_gbm", "tree_regressor"];
+
 #[derive(Deserialize)]
 struct Sample {
     inputs: Vec<Vec<f64>>,
@@ -80,6 +83,13 @@ fn every_operator_matches_onnxruntime_and_the_circuit_equals_the_reference() {
                 Err(models::Error::Unsupported(r)) => assert_eq!(r[0].op, fixture.op, "{name}"),
                 other => panic!("{name}: expected a refusal, got {other:?}"),
             }
+            continue;
+        }
+        if TRACT_REFUSES.contains(&name.as_str()) {
+            // tract rejects a binary gradient boosting's single base value and does not read
+            // TreeEnsembleRegressor: a named error, not a wrong model.
+            let e = onnx::import(&path).unwrap_err().to_string();
+            assert!(e.contains("TreeEnsemble"), "{name}: {e}");
             continue;
         }
         let model = quantize(&name, &path, fixture.input_range);

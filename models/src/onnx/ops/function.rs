@@ -200,7 +200,19 @@ fn softmax(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     // Opset < 13 flattens from `axis` on; 13+ normalizes one axis.
     let opset_13 = ctx.opset >= 13;
     let axes: Vec<usize> = if opset_13 { vec![axis] } else { (axis..shape.len()).collect() };
-    let (windows, group) = groups(&shape, &axes);
+    let y = softmax_over(ctx, node, x, &shape, &axes, node.op_type() == "LogSoftmax");
+    ctx.bind(node, 0, y)
+}
+
+/// Softmax of `x` (of `shape`) over its last axis.
+pub(super) fn softmax_of(ctx: &mut Ctx, node: &Node<'_>, x: TensorId, shape: &[usize]) -> Result<TensorId> {
+    Ok(softmax_over(ctx, node, x, shape, &[shape.len() - 1], false))
+}
+
+/// Softmax (or LogSoftmax) of `x` over `axes`: max, exp table of `x − max`, sum, division.
+fn softmax_over(ctx: &mut Ctx, node: &Node<'_>, x: TensorId, shape: &[usize], axes: &[usize], log: bool) -> TensorId {
+    let shape = shape.to_vec();
+    let (windows, group) = groups(&shape, axes);
     let g = windows.len();
     let max = ctx.push(node, vec![x], vec![g], LayerKind::MaxPool { windows: windows.clone(), min: false });
     let max_all = spread(ctx, node, max, &group, &shape);
@@ -210,13 +222,13 @@ fn softmax(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     // The sum is at least exp(0) = 1 (the maximum's own term, exactly 1 in the table): saying so
     // changes no value and keeps the interval bound of the division (and the log) finite.
     let sum = ctx.push(node, vec![sum], vec![g], LayerKind::Clip { min: Some(1.0), max: None });
-    if node.op_type() == "LogSoftmax" {
+    if log {
         let log = ctx.push(node, vec![sum], vec![g], LayerKind::Function { func: Func::Log, max_input: None });
         let log_all = spread(ctx, node, log, &group, &shape);
-        return ctx.emit(node, vec![d, log_all], shape, LayerKind::Add { sub: true });
+        return ctx.push(node, vec![d, log_all], shape, LayerKind::Add { sub: true });
     }
     let sum_all = spread(ctx, node, sum, &group, &shape);
-    ctx.emit(node, vec![e, sum_all], shape, LayerKind::Div { max_abs: Some(1.0) })
+    ctx.push(node, vec![e, sum_all], shape, LayerKind::Div { max_abs: Some(1.0) })
 }
 
 fn layer_norm(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {

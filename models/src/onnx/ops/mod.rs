@@ -16,6 +16,7 @@ mod linear;
 mod movement;
 mod pool;
 mod recurrent;
+mod trees;
 
 use super::{Ctx, Node};
 use crate::error::Result;
@@ -53,6 +54,7 @@ pub static REGISTRY: &[&OpSpec] = &[
     &function::LAYER_NORM,
     &recurrent::RECURRENT,
     &einsum::EINSUM,
+    &trees::TREES,
     &pool::POOL,
     &pool::REDUCE,
     &compare::COMPARE,
@@ -238,7 +240,12 @@ mod tests {
             assert!(lookup(op).is_some(), "{op} is not registered");
         }
         assert!(lookup("Sigmoid").is_some() && lookup("Softmax").is_some());
-        assert!(lookup("LSTM").is_some() && lookup("Einsum").is_some() && lookup("TreeEnsembleClassifier").is_none());
+        assert!(
+            lookup("LSTM").is_some()
+                && lookup("Einsum").is_some()
+                && lookup("TreeEnsembleClassifier").is_some()
+                && lookup("TreeEnsembleRegressor").is_none()
+        );
     }
 
     #[test]
