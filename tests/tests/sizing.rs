@@ -96,6 +96,8 @@ async fn predicted_verifier_bytes_and_gas_match_the_generated_verifiers() {
             ("digits_cnn", 3),
             ("breast_cancer_sigmoid", 0),
             ("digits_transformer", 0),
+            // breast_cancer_forest: comparisons and path selection (a tree ensemble).
+            ("breast_cancer_forest", 0),
         ]
     };
     let mut rows = Vec::new();
