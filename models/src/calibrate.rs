@@ -304,7 +304,16 @@ fn calibrate_range(
         }
         params.value_bits = opts.value_bits.unwrap_or(needed);
         let quant = QuantModel::quantize(model, params, Some(input_range))?;
-        let bound = quant.check_bound()?;
+        let bound = match quant.check_bound() {
+            Ok(b) => b,
+            // At a coarse scale a small positive input can round to 0 (a Log or a divisor): a
+            // finer scale may fit.
+            Err(e @ (Error::OutsideDomain { .. } | Error::DivisorMayBeZero { .. })) => {
+                first_err.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let error = output_error(&quant, &samples, &float_outputs, &source, tolerance)?;
         let within = error.worst_ratio <= 1.0;
         let c = Calibration {
@@ -320,7 +329,11 @@ fn calibrate_range(
         if within {
             return Ok(Ok(c));
         }
-        if best.as_ref().is_none_or(|b| c.error.worst_ratio < b.error.worst_ratio) {
+        // Ties on the worst sample (a flipped tree branch is a whole vote at any scale) go to the
+        // smaller mean error.
+        let better =
+            |b: &Calibration| (c.error.worst_ratio, c.error.mean_abs) < (b.error.worst_ratio, b.error.mean_abs);
+        if best.as_ref().is_none_or(better) {
             best = Some(c);
         }
     }

@@ -53,13 +53,15 @@ pub enum Error {
     /// values, Sqrt of negative ones, Exp beyond the value range: no limit to clamp to).
     #[error(
         "node `{node}`: {function} of {value} is outside its proved domain [{lo}, {hi}]; narrow \
-         --input-min/--input-max (or the calibration range) so that it cannot happen"
+         --input-min/--input-max so that it cannot happen, or raise the scales (--input-scale-bits, \
+         --activation-scale-bits) if small values round to 0"
     )]
     OutsideDomain { node: String, function: String, value: f64, lo: f64, hi: f64 },
     /// Some input in the registered range makes a divisor zero.
     #[error(
         "node `{node}`: the divisor can be 0 for inputs in the registered range [{min}, {max}] (its bound is \
-         [{lo}, {hi}] quantized); narrow --input-min/--input-max so that it cannot"
+         [{lo}, {hi}] quantized); narrow --input-min/--input-max so that it cannot, or raise the scales \
+         (--input-scale-bits, --activation-scale-bits) if small values round to 0"
     )]
     DivisorMayBeZero { node: String, lo: i128, hi: i128, min: i64, max: i64 },
     /// Some input inside the registered range would overflow the value range.

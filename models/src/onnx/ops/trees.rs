@@ -7,8 +7,8 @@
 //! * each class score is the sum of the reached leaves' weights (a linear layer over the leaf bits)
 //!   plus `base_values`, then `post_transform` (NONE, LOGISTIC by the Sigmoid table, SOFTMAX).
 //!
-//! Thresholds are quantized like any constant: an input within half an LSB of a threshold (at the
-//! comparison's scale) may take the other branch.
+//! Thresholds are quantized like any constant (to the nearest value at the comparison's scale): an
+//! input within one LSB of a threshold may take the other branch.
 
 use std::collections::HashMap;
 
