@@ -193,6 +193,7 @@ impl Deployer {
         deployments: &Path,
     ) -> Result<CoordinatorDeployment> {
         let address = create2_address(salt, init_code);
+        let _lock = Deployments::lock(deployments)?;
         let file = Deployments::load_for_chain(deployments, self.chain_id)?;
         if let Some(file) = file.as_ref().filter(|f| f.coordinator != address) {
             return Err(Error::CoordinatorMismatch {
@@ -287,6 +288,8 @@ impl Deployer {
         if terms.fee >= U256::from(1u8) << 96 {
             return Err(Error::Invalid(format!("the fee {} wei does not fit a uint96", terms.fee)));
         }
+        // Held until the file is rewritten: a concurrent run waits instead of losing this listing.
+        let _lock = Deployments::lock(deployments)?;
         let file = Deployments::load_for_chain(deployments, self.chain_id)?;
         let coordinator = match (coordinator, &file) {
             (Some(given), Some(f)) if given != f.coordinator => {

@@ -153,6 +153,14 @@ impl Deployments {
         std::fs::rename(&tmp, path).map_err(|e| io("replacing deployments file", e))
     }
 
+    /// Takes the exclusive lock of the deployments file at `path` (see [`DeploymentsLock`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the lock file cannot be created or locked.
+    pub fn lock(path: &Path) -> Result<DeploymentsLock> {
+        DeploymentsLock::acquire(path)
+    }
+
     /// The recorded model with id `model_id`, with its name.
     pub fn model_by_id(&self, model_id: B256) -> Option<(&str, &ModelDeployment)> {
         self.models.iter().find(|(_, m)| m.model_id == model_id).map(|(name, m)| (name.as_str(), m))
@@ -161,6 +169,40 @@ impl Deployments {
     /// The recorded listings of `model_id`.
     pub fn listings_of(&self, model_id: B256) -> impl Iterator<Item = &ListingDeployment> {
         self.listings.values().filter(move |l| l.model_id == model_id)
+    }
+}
+
+/// An exclusive advisory lock (`flock`) on `<deployments file>.lock`, held by a command from reading
+/// the deployments file to rewriting it, so that two runs on one file (two `list-model`s) are
+/// serialized instead of one losing the other's entries. The operating system releases it when the
+/// guard is dropped or the process dies; the forge scripts do not take it.
+#[derive(Debug)]
+pub struct DeploymentsLock {
+    _file: std::fs::File,
+}
+
+impl DeploymentsLock {
+    fn acquire(path: &Path) -> Result<Self> {
+        let lock_path = path.with_extension("json.lock");
+        let io = |action, source| Error::Io { action, path: lock_path.clone(), source };
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("opening the lock of the deployments file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!(file = %path.display(), "another run holds the deployments file; waiting for it");
+                file.lock().map_err(|e| io("locking the deployments file", e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking the deployments file", e)),
+        }
+        Ok(Self { _file: file })
     }
 }
 
@@ -272,6 +314,25 @@ mod tests {
         std::fs::write(&path, FORGE_WRITTEN).unwrap();
         let err = Deployments::load_for_chain(&path, 1337).unwrap_err();
         assert!(matches!(err, Error::DeploymentsChainMismatch { file: 31337, chain: 1337, .. }), "{err}");
+    }
+
+    #[test]
+    fn the_lock_serializes_two_holders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployments/31337.json");
+        let first = Deployments::lock(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        let waiter = std::thread::spawn(move || {
+            let _second = Deployments::lock(&p).unwrap();
+            tx.send(()).unwrap();
+        });
+        // The second holder waits while the first holds the lock...
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err());
+        drop(first);
+        // ...and gets it once the first is dropped.
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        waiter.join().unwrap();
     }
 
     #[test]
