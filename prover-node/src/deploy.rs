@@ -331,6 +331,19 @@ impl Deployer {
         } else {
             // The sample first (it may take a proof): a failure then leaves nothing half done.
             let sample = sample()?;
+            // Registration simulated before the verifier is deployed (its code put in place), so a
+            // sample proof the verifier rejects stops the command with nothing sent.
+            let predicted = create2_address(VERIFIER_SALT, &compiled.bytecode);
+            if self.code(predicted).await?.is_empty() {
+                let what = format!("registerModel {}", card.name);
+                let pre = c
+                    .registerModel(predicted, encoding.clone(), sample.clone())
+                    .into_transaction_request()
+                    .with_from(self.sender);
+                let code =
+                    StateOverridesBuilder::default().with_code(predicted, compiled.deployed_bytecode.clone()).build();
+                self.provider.call(pre).overrides(code).await.map_err(|e| simulation_error(&what, e))?;
+            }
             let v = self.deploy_verifier(card, &compiled).await?;
             let tx = c.registerModel(v.address, encoding, sample).into_transaction_request();
             // On a dry run the verifier is not there yet: simulate with its code in place.

@@ -222,6 +222,15 @@ async fn a_second_run_sends_nothing_and_the_forge_scripts_share_addresses_and_fi
     let list = |fee: &'static str| {
         [&["list-model", "--card", path_str(&mlp.card_path), "--fee", fee][..], &deployments].concat()
     };
+    // A sample proof of another model: the registration is simulated (the verifier's code put in
+    // place) before the verifier is deployed, so the command stops with nothing sent.
+    let before = nonce(&provider, owner.address()).await;
+    let wrong = root().join("contracts/test/fixtures/digits_cnn.json");
+    let run = cli(&rpc, &[&list("1000")[..], &["--sample", path_str(&wrong)]].concat(), &signer).await;
+    assert!(!run.ok, "another model's sample was accepted:\n{}", run.stdout);
+    assert!(run.stderr.contains("registerModel digits_mlp would revert"), "{}", run.stderr);
+    assert_eq!(nonce(&provider, owner.address()).await, before, "a refused registration sent a transaction");
+
     cli(&rpc, &list("1000"), &signer).await.assert_ok("list-model");
     let after_list = std::fs::read_to_string(&file).unwrap();
     let sent = nonce(&provider, owner.address()).await;
