@@ -723,7 +723,7 @@ impl QuantModel {
     /// # Errors
     /// [`Error::InputRangeNotProvable`] naming the node and the bits needed.
     pub fn check_bound(&self) -> Result<ValueBound> {
-        let (bounds, _, _) = self.bounds_with_max()?;
+        let (bounds, max_abs, node) = self.bounds_with_max()?;
         for layer in &self.layers {
             let x = hull(&bounds[layer.inputs.first().copied().unwrap_or(0)]);
             match &layer.op {
@@ -755,7 +755,7 @@ impl QuantModel {
                 _ => {}
             }
         }
-        let bound = self.bound()?;
+        let bound = ValueBound { max_abs: max_abs.to_string(), node, required_value_bits: bits_for(max_abs) };
         if bound.required_value_bits > self.params.value_bits {
             return Err(Error::InputRangeNotProvable {
                 node: bound.node.clone(),

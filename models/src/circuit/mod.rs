@@ -1142,15 +1142,8 @@ mod tests {
     const K_TABLES: u32 = 13;
 
     fn mock_tables(model: &QuantModel, input: &[i64], mode: Witnessing, claimed: Option<&[i64]>) -> bool {
-        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K_TABLES, 2);
-        let synthesized = synthesize(&mut circuit, model, input, Fr::from(BINDING), mode).unwrap();
-        let params = circuit.calculate_params().unwrap();
-        assert!(params.lookups);
-        let instances = match claimed {
-            Some(out) => public_instances(Fr::from(BINDING), input, out, model.params.value_bits),
-            None => synthesized.instances,
-        };
-        MockProver::run(K_TABLES, &circuit, vec![instances]).unwrap().verify().is_ok()
+        assert!(model.has_function_tables());
+        mock_at(model, input, mode, claimed, 2, K_TABLES)
     }
 
     #[test]
@@ -1250,14 +1243,27 @@ mod tests {
 
     /// Runs MockProver; `claimed` replaces the honest output in the public instances.
     fn mock_lanes(model: &QuantModel, input: &[i64], mode: Witnessing, claimed: Option<&[i64]>, lanes: usize) -> bool {
-        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, lanes);
+        mock_at(model, input, mode, claimed, lanes, K)
+    }
+
+    /// [`mock_lanes`] at `2^k` rows.
+    fn mock_at(
+        model: &QuantModel,
+        input: &[i64],
+        mode: Witnessing,
+        claimed: Option<&[i64]>,
+        lanes: usize,
+        k: u32,
+    ) -> bool {
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, k, lanes);
         let synthesized = synthesize(&mut circuit, model, input, Fr::from(BINDING), mode).unwrap();
-        circuit.calculate_params().unwrap();
+        let params = circuit.calculate_params().unwrap();
+        assert_eq!(params.lookups, model.has_function_tables());
         let instances = match claimed {
             Some(out) => public_instances(Fr::from(BINDING), input, out, model.params.value_bits),
             None => synthesized.instances,
         };
-        MockProver::run(K, &circuit, vec![instances]).unwrap().verify().is_ok()
+        MockProver::run(k, &circuit, vec![instances]).unwrap().verify().is_ok()
     }
 
     /// [`mock_lanes`] with every lane count: `true` only if all accept, `false` only if all reject.

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use super::{OpSpec, Result};
 use crate::{
     functions::Func,
-    ir::{Cmp, LayerKind, Source, TensorId},
+    ir::{Cmp, LayerKind, Source},
     onnx::{Ctx, Node},
 };
 
@@ -104,7 +104,6 @@ fn tree_classifier(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
     }
     // bit position of every branch node, per mode group, concatenated in the order below
     let mut bit_of: HashMap<usize, usize> = HashMap::new();
-    let mut groups: Vec<TensorId> = Vec::new();
     let mut offset = 0;
     let mut slots = Vec::new();
     let mut mode_names: Vec<&str> = branches.iter().map(|i| modes[*i].as_str()).collect();
@@ -124,10 +123,9 @@ fn tree_classifier(ctx: &mut Ctx, node: &Node<'_>) -> Result<()> {
         }
         offset += k;
         slots.push(bits);
-        groups.push(bits);
     }
-    let bits = if groups.len() == 1 {
-        groups[0]
+    let bits = if slots.len() == 1 {
+        slots[0]
     } else {
         let sources = slots
             .iter()
