@@ -151,6 +151,10 @@ pub struct ModelCard {
     pub output_scale_bits: u32,
     /// Accepted quantized input range (inclusive).
     pub input_range: (i64, i64),
+    /// Whether the input is committed, not public: proofs carry `C = Poseidon(pack(input) ‖ salt)` in
+    /// the input's place and requests are private ([`crate::commitment`]).
+    #[serde(default)]
+    pub input_committed: bool,
     /// Possible quantized output range (inclusive).
     pub output_range: (i64, i64),
     /// Circuit dimensions.

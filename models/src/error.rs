@@ -74,6 +74,12 @@ pub enum Error {
     /// An integer or bool input was given a fractional value.
     #[error("input[{index}] = {value} must be an integer: that input is of {kind} type")]
     InputNotIntegral { index: usize, value: f64, kind: &'static str },
+    /// A salt that is not a field element below 2^248 (see [`crate::commitment`]).
+    #[error("invalid salt: {0}")]
+    InvalidSalt(String),
+    /// A committed-input model was proved without a salt, or a public-input model with one.
+    #[error("{}", if *.committed { "this model commits to its input: proving it needs the salt of the commitment (a private request's envelope carries it)" } else { "this model's input is public: it takes no salt (set the model up with --private-input to commit to the input)" })]
+    SaltMismatch { committed: bool },
     /// The SRS given is not the one a card's keys were made with.
     #[error("{0}")]
     WrongSrs(String),

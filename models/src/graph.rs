@@ -137,6 +137,11 @@ pub struct QuantModel {
     pub outputs: Vec<TensorId>,
     /// Inclusive range accepted for every quantized input value.
     pub input_range: (i64, i64),
+    /// Committed-input mode: the input is a private witness and the proof exposes only
+    /// `C = Poseidon(pack(input) ‖ salt)` in its place (see [`crate::commitment`]). Set by setup's
+    /// `--private-input`; models saved before it existed are public-input.
+    #[serde(default)]
+    pub input_committed: bool,
 }
 
 /// The largest value any input in range can produce, and where.
@@ -382,12 +387,17 @@ impl QuantModel {
                 *out = upscale(&mut layers, &mut shapes, &mut scales, *out, out_scale, &name);
             }
         }
-        Ok(Self { params, shapes, scales, layers, inputs, outputs, input_range })
+        Ok(Self { params, shapes, scales, layers, inputs, outputs, input_range, input_committed: false })
     }
 
     /// Whether any layer is proved by a function table (the circuit then has a lookup region).
     pub fn has_function_tables(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.op, QuantOp::Table { .. }))
+    }
+
+    /// Number of public instances of the model's proofs (see [`crate::circuit::num_instances`]).
+    pub fn num_instances(&self) -> usize {
+        crate::circuit::num_instances(self.input_len(), self.output_len(), self.params.value_bits, self.input_committed)
     }
 
     /// Number of input values (all inputs, concatenated).

@@ -14,6 +14,7 @@ pub mod artifact;
 pub mod calibrate;
 pub mod card;
 pub mod circuit;
+pub mod commitment;
 pub mod error;
 pub mod eval;
 pub mod functions;

@@ -48,7 +48,7 @@ pub struct CircuitShape {
     pub params: BaseCircuitParams,
     /// Where the prover breaks rows across advice columns (from key generation).
     pub break_points: MultiPhaseThreadBreakPoints,
-    /// Number of public instances: 1 binding + packed inputs + packed outputs.
+    /// Number of public instances: 1 binding + packed inputs (or 1 commitment) + packed outputs.
     pub num_instances: usize,
     /// Lanes of the dot-product region (0: dot products in the flex gate; keys made before the
     /// region existed have none).
@@ -76,7 +76,7 @@ impl CircuitShape {
 pub(crate) fn shape_circuit(model: &QuantModel, k: u32, lanes: usize) -> Result<(ModelCircuit, CircuitParams)> {
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Keygen, k, lanes);
     let input = vec![0i64; model.input_len()];
-    synthesize(&mut circuit, model, &input, Fr::from(0u64), Witnessing::ShapeOnly)?;
+    synthesize(&mut circuit, model, &input, Fr::from(0u64), None, Witnessing::ShapeOnly)?;
     let params = circuit.calculate_params()?;
     Ok((circuit, params))
 }
@@ -98,7 +98,7 @@ pub fn keygen(
     let shape = CircuitShape {
         params: calculated.base,
         break_points: circuit.base.break_points(),
-        num_instances: crate::circuit::num_instances(model.input_len(), model.output_len(), model.params.value_bits),
+        num_instances: model.num_instances(),
         lanes: calculated.lanes,
         lookups: calculated.lookups,
     };
@@ -110,13 +110,15 @@ pub fn keygen(
 pub struct Proof {
     /// Proof bytes (EVM transcript encoding).
     pub proof: Vec<u8>,
-    /// Public instances `[binding, packed input.., packed output..]`.
+    /// Public instances `[binding, packed input.., packed output..]` (`[binding, C, packed output..]`
+    /// for a committed-input model).
     pub instances: Vec<Fr>,
     /// The quantized output.
     pub output: Vec<i64>,
 }
 
-/// Proves `model(input)`, bound to `binding`.
+/// Proves `model(input)`, bound to `binding`. A committed-input model needs the `salt` of its input
+/// commitment, a public-input model none ([`Error::SaltMismatch`] otherwise).
 pub fn prove(
     srs: &ParamsKZG<Bn256>,
     pk: &ProvingKey<G1Affine>,
@@ -124,6 +126,7 @@ pub fn prove(
     model: &QuantModel,
     input: &[i64],
     binding: Fr,
+    salt: Option<Fr>,
 ) -> Result<Proof> {
     if srs.k() != shape.k() {
         return Err(Error::InvalidCircuitSize(format!("SRS has k = {}, circuit needs k = {}", srs.k(), shape.k())));
@@ -131,7 +134,7 @@ pub fn prove(
     // The reference pass validates the input and names any overflow before synthesis.
     let expected = model.forward(input)?;
     let mut circuit = ModelCircuit::prover(&shape.circuit_params(), shape.break_points.clone());
-    let synthesized = synthesize(&mut circuit, model, input, binding, Witnessing::Exact)?;
+    let synthesized = synthesize(&mut circuit, model, input, binding, salt, Witnessing::Exact)?;
     if synthesized.output != expected {
         return Err(Error::Prove(format!(
             "circuit output {:?} differs from the reference {expected:?}",

@@ -30,7 +30,7 @@ use halo2_base::halo2_proofs::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    circuit::{dense::DenseRegion, num_instances, CircuitParams, ModelCircuit, MINIMUM_ROWS},
+    circuit::{dense::DenseRegion, CircuitParams, ModelCircuit, MINIMUM_ROWS},
     error::{Error, Result},
     graph::{QuantModel, QuantOp},
     prover::{shape_circuit, MAX_K, MIN_K},
@@ -181,7 +181,7 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         None => (MIN_K..=opts.max_k).collect(),
     };
     let dots = dot_products(model);
-    let instances = num_instances(model.input_len(), model.output_len(), model.params.value_bits);
+    let instances = model.num_instances();
     let lane_choices: Vec<usize> = match opts.lanes {
         Some(l) => vec![l],
         None if dots.is_empty() => vec![0],

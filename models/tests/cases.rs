@@ -45,7 +45,7 @@ fn mock(model: &QuantModel, input: &[i64]) -> Vec<i64> {
     let k = 14;
     // Dot products in the dot-product region, 2 lanes (multi-row sums end in partial rows).
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, k as u32, 2);
-    let s = synthesize(&mut circuit, model, input, Fr::from(3u64), Witnessing::Exact).unwrap();
+    let s = synthesize(&mut circuit, model, input, Fr::from(3u64), None, Witnessing::Exact).unwrap();
     circuit.calculate_params().unwrap();
     MockProver::run(k as u32, &circuit, vec![s.instances]).unwrap().assert_satisfied();
     s.output

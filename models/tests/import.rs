@@ -32,7 +32,7 @@ struct Expected {
 fn mock_prove(model: &QuantModel, input: &[i64], k: u32) -> (Vec<i64>, bool) {
     // Dot products in the dot-product region, 4 lanes (multi-row sums end in partial rows).
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, k, 4);
-    let s = synthesize(&mut circuit, model, input, Fr::from(9u64), Witnessing::Exact).unwrap();
+    let s = synthesize(&mut circuit, model, input, Fr::from(9u64), None, Witnessing::Exact).unwrap();
     circuit.calculate_params().unwrap();
     let ok = MockProver::run(k, &circuit, vec![s.instances]).unwrap().verify().is_ok();
     (s.output, ok)

@@ -28,7 +28,7 @@ fn proofs_verify_and_tampering_is_rejected() {
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).unwrap();
     let input: Vec<i64> = (0..64).map(|i| (i * 7 % 17) as i64).collect();
     let binding = Fr::from(123u64);
-    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input, binding).unwrap();
+    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input, binding, None).unwrap();
     assert_eq!(proof.output, model.forward(&input).unwrap());
     assert_eq!(proof.instances.len(), shape.num_instances);
     prover::verify(&srs.params, pk.get_vk(), &proof.instances, &proof.proof).unwrap();
@@ -63,13 +63,13 @@ fn proofs_verify_and_tampering_is_rejected() {
 
     // Wrong inputs never reach the prover.
     assert!(matches!(
-        prover::prove(&srs.params, &pk, &shape, &model, &input[1..], binding),
+        prover::prove(&srs.params, &pk, &shape, &model, &input[1..], binding, None),
         Err(Error::InputLength { expected: 64, got: 63, .. })
     ));
     let mut big = input.clone();
     big[0] = 17;
     assert!(matches!(
-        prover::prove(&srs.params, &pk, &shape, &model, &big, binding),
+        prover::prove(&srs.params, &pk, &shape, &model, &big, binding, None),
         Err(Error::InputOutOfRange { index: 0, value: 17, .. })
     ));
 

@@ -32,7 +32,7 @@ fn proofs_verify_with_three_points_and_tampering_is_rejected() {
     let srs = Srs::insecure_dev(k, 11);
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).unwrap();
     let binding = Fr::from(99u64);
-    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input(), binding).unwrap();
+    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input(), binding, None).unwrap();
     let vk = pk.get_vk();
 
     // The seed alone, and the loaded SRS, give the same three points; both verify.
@@ -82,7 +82,7 @@ fn verify_time_at_k16_is_milliseconds() {
     let circuit = plan(&model, &PlanOptions { k: Some(16), max_k: 16, lanes: None }).unwrap().params;
     let srs = Srs::insecure_dev(16, 5);
     let (pk, shape) = prover::keygen(&srs.params, &model, &circuit).unwrap();
-    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input(), Fr::from(1u64)).unwrap();
+    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input(), Fr::from(1u64), None).unwrap();
     let started = Instant::now();
     let small = VerifierSrs::insecure_dev(5);
     small.verify(pk.get_vk(), &proof.instances, &proof.proof).unwrap();

@@ -364,6 +364,11 @@ pub struct SetupArgs {
     /// Labelled set `{"inputs": [[..]], "labels": [..]}` for float/quantized accuracy (default: metadata's).
     #[arg(long, value_name = "FILE")]
     eval_set: Option<PathBuf>,
+    /// Commit to the input instead of making it public: the proof carries C = Poseidon(packed input ‖
+    /// salt) in the input's place, and the model serves private requests (the input travels encrypted
+    /// to the prover and never appears on-chain). Another verifier, hence another model id.
+    #[arg(long, help_heading = "Circuit")]
+    private_input: bool,
     /// Solidity compiler (standard-JSON interface).
     #[arg(long, env = "ZKINFER_SOLC", value_name = "PATH")]
     solc: Option<PathBuf>,
@@ -475,6 +480,7 @@ pub fn setup(a: SetupArgs) -> anyhow::Result<()> {
         max_k: a.max_k,
         lanes: a.lanes,
         eval_set: a.eval_set,
+        private_input: a.private_input,
         solc: a.solc.unwrap_or_else(verifier_gen::default_solc),
     };
     let (card, path) = setup::run(&opts)?;

@@ -77,6 +77,7 @@ pub fn encoding(card: &ModelCard) -> ModelEncoding {
         inputMax: e.input_max,
         outputMin: e.output_min,
         outputMax: e.output_max,
+        inputCommitted: e.input_committed,
     }
 }
 

@@ -60,7 +60,7 @@ pub fn fulfill_calldata(request_id: U256, input: &[i64], output: &[i64], proof: 
 /// coordinator).
 pub fn prove(m: &LoadedModel, input: &[i64], request_id: U256, fulfiller: &Fulfiller) -> Result<ProofFile> {
     let started = Instant::now();
-    let p = prover::prove(&m.srs, &m.pk, &m.shape, &m.model, input, fulfiller.binding(request_id))?;
+    let p = prover::prove(&m.srs, &m.pk, &m.shape, &m.model, input, fulfiller.binding(request_id), None)?;
     let prove_seconds = started.elapsed().as_secs_f64();
     let calldata = verifier_gen::calldata(&p.instances, &p.proof);
     Ok(ProofFile {

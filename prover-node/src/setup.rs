@@ -104,6 +104,9 @@ pub struct SetupOptions {
     pub lanes: Option<usize>,
     /// Labelled evaluation set (default: metadata's).
     pub eval_set: Option<PathBuf>,
+    /// Committed-input mode: the input stays a private witness and proofs carry its commitment
+    /// (private requests; see `models::commitment`).
+    pub private_input: bool,
     /// The solc wrapper.
     pub solc: PathBuf,
 }
@@ -129,6 +132,7 @@ impl SetupOptions {
             max_k: prover::DEFAULT_MAX_K,
             lanes: None,
             eval_set: None,
+            private_input: false,
             solc: verifier_gen::default_solc(),
         }
     }
@@ -217,7 +221,8 @@ pub fn calibrate_model(opts: &SetupOptions) -> Result<Calibrated> {
 pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let Calibrated { name, description, float, runner, eval_set, calibration } = calibrate_model(opts)?;
     let params = calibration.params;
-    let model = QuantModel::quantize(&float, params, Some(calibration.input_range))?;
+    let mut model = QuantModel::quantize(&float, params, Some(calibration.input_range))?;
+    model.input_committed = opts.private_input;
     let bound = model.check_bound()?;
 
     let acc = match eval_set {
@@ -318,6 +323,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         quantization: params,
         output_scale_bits: model.output_scale_bits(),
         input_range: model.input_range,
+        input_committed: model.input_committed,
         output_range: model.output_range(),
         circuit: CircuitInfo {
             k,

@@ -160,6 +160,7 @@ mod tests {
             input_max: 16,
             output_min: -32768,
             output_max: 32767,
+            input_committed: false,
         }
     }
 

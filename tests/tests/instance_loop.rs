@@ -119,7 +119,7 @@ async fn a_64x64_input_model_gets_a_deployable_verifier_that_checks_every_instan
     let input: Vec<i64> = (0..SIDE * SIDE).map(|i| ((i * 37 + i / SIDE * 11) % 129) as i64).collect();
     let binding = Fr::from(0xb1du64);
     let started = std::time::Instant::now();
-    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input, binding).expect("prove");
+    let proof = prover::prove(&srs.params, &pk, &shape, &model, &input, binding, None).expect("prove");
     eprintln!("64x64 input: proved at k = {k} ({circuit:?}) in {:?}", started.elapsed());
     assert_eq!(proof.instances.len(), n);
     assert_eq!(

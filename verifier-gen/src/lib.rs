@@ -360,6 +360,8 @@ pub struct Encoding {
     pub output_min: i64,
     /// Largest possible output value.
     pub output_max: i64,
+    /// Whether the input is committed (`[binding, C, outputs..]` instances) rather than public.
+    pub input_committed: bool,
 }
 
 impl Encoding {
@@ -376,6 +378,7 @@ impl Encoding {
             input_max: model.input_range.1,
             output_min,
             output_max,
+            input_committed: model.input_committed,
         }
     }
 
@@ -391,6 +394,7 @@ impl Encoding {
             input_max: card.input_range.1,
             output_min: card.output_range.0,
             output_max: card.output_range.1,
+            input_committed: card.input_committed,
         }
     }
 }
@@ -413,8 +417,8 @@ pub fn keccak256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// The ABI words of an encoding: `abi.encode(inputLen, outputLen, inputScaleBits,
-/// outputScaleBits, valueBits, inputMin, inputMax, outputMin, outputMax)`.
-pub fn encoding_words(e: &Encoding) -> [[u8; 32]; 9] {
+/// outputScaleBits, valueBits, inputMin, inputMax, outputMin, outputMax, inputCommitted)`.
+pub fn encoding_words(e: &Encoding) -> [[u8; 32]; 10] {
     [
         word_u(e.input_len as u64),
         word_u(e.output_len as u64),
@@ -425,6 +429,7 @@ pub fn encoding_words(e: &Encoding) -> [[u8; 32]; 9] {
         word_i(e.input_max),
         word_i(e.output_min),
         word_i(e.output_max),
+        word_u(e.input_committed as u64),
     ]
 }
 
@@ -436,7 +441,7 @@ pub fn encoding_hash(e: &Encoding) -> [u8; 32] {
 
 /// The model id the coordinator derives at registration:
 /// `keccak256(abi.encode(codehash, inputLen, outputLen, inputScaleBits, outputScaleBits,
-/// valueBits, inputMin, inputMax, outputMin, outputMax))`.
+/// valueBits, inputMin, inputMax, outputMin, outputMax, inputCommitted))`.
 pub fn model_id(codehash: &[u8; 32], e: &Encoding) -> [u8; 32] {
     let mut h = Keccak256::new();
     h.update(codehash);
@@ -512,6 +517,7 @@ mod tests {
         input_max: 128,
         output_min: -1000,
         output_max: 1000,
+        input_committed: false,
     };
 
     #[test]

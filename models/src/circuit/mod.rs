@@ -6,7 +6,9 @@
 //! key pin the exact weights. Different weights give a different verifying key, hence a different
 //! verifier bytecode and a different model id.
 //!
-//! Public instances, in order: `[binding, packed inputs.., packed outputs..]`. Values are packed
+//! Public instances, in order: `[binding, packed inputs.., packed outputs..]`, or for a committed-input
+//! model `[binding, C, packed outputs..]` with `C = Poseidon(packed inputs.. ‖ salt)` and the input and
+//! salt private witnesses (see [`crate::commitment`]). Values are packed
 //! [`values_per_word`] to a field element, least significant first, each as the unsigned offset
 //! value `v + 2^(B-1) ∈ [0, 2^B)` (already range checked, so the packing is injective):
 //! `word = Σ_j (v_j + 2^(B-1)) · 2^(B·j)`. Packing cuts the verifier's per-instance work, which
@@ -610,10 +612,14 @@ pub fn synthesize(
     model: &QuantModel,
     input: &[i64],
     binding: Fr,
+    salt: Option<Fr>,
     mode: Witnessing,
 ) -> Result<Synthesized> {
     if mode != Witnessing::ShapeOnly {
         model.check_input(input)?;
+        if salt.is_some() != model.input_committed {
+            return Err(Error::SaltMismatch { committed: model.input_committed });
+        }
     } else if input.len() != model.input_len() {
         return Err(Error::InputLength { expected: model.input_len(), got: input.len(), shape: model.input_shape() });
     }
@@ -922,13 +928,25 @@ pub fn synthesize(
         })
         .collect();
     let per_word = values_per_word(model.params.value_bits);
+    let mut pack_cells = |values: &[AssignedValue<Fr>]| -> Vec<AssignedValue<Fr>> {
+        values
+            .chunks(per_word)
+            .map(|chunk| {
+                let coeffs = (0..chunk.len()).map(|j| Constant(Fr::from(2u64).pow_vartime([(bits * j) as u64])));
+                chips.gate().inner_product(ctx, chunk.iter().map(|c| Existing(*c)), coeffs)
+            })
+            .collect()
+    };
+    let input_words = pack_cells(&inputs_shifted);
+    let output_words = pack_cells(&outputs_shifted);
     let mut public = vec![binding_cell];
-    for values in [inputs_shifted, outputs_shifted] {
-        for chunk in values.chunks(per_word) {
-            let coeffs = (0..chunk.len()).map(|j| Constant(Fr::from(2u64).pow_vartime([(bits * j) as u64])));
-            public.push(chips.gate().inner_product(ctx, chunk.iter().map(|c| Existing(*c)), coeffs));
-        }
+    if model.input_committed {
+        let salt = ctx.load_witness(salt.unwrap_or(Fr::zero()));
+        public.push(crate::commitment::constrain(ctx, chips.gate(), &input_words, salt));
+    } else {
+        public.extend(input_words);
     }
+    public.extend(output_words);
     let instances = public.iter().map(|c| *c.value()).collect();
     circuit.base.assigned_instances = vec![public];
     Ok(Synthesized { output, instances })
@@ -952,7 +970,8 @@ pub fn pack(values: &[i64], bits: u32) -> Vec<Fr> {
         .collect()
 }
 
-/// Public instances for a given binding, input and output (what a verifier recomputes).
+/// Public instances of a public-input model for a given binding, input and output (what a verifier
+/// recomputes): `[binding, pack(input).., pack(output)..]`.
 pub fn public_instances(binding: Fr, input: &[i64], output: &[i64], bits: u32) -> Vec<Fr> {
     let mut out = vec![binding];
     out.extend(pack(input, bits));
@@ -960,10 +979,19 @@ pub fn public_instances(binding: Fr, input: &[i64], output: &[i64], bits: u32) -
     out
 }
 
-/// Number of public instances of a model with `n_in` inputs and `n_out` outputs.
-pub fn num_instances(n_in: usize, n_out: usize, bits: u32) -> usize {
+/// Public instances of a committed-input model: `[binding, commitment, pack(output)..]`.
+pub fn committed_instances(binding: Fr, commitment: Fr, output: &[i64], bits: u32) -> Vec<Fr> {
+    let mut out = vec![binding, commitment];
+    out.extend(pack(output, bits));
+    out
+}
+
+/// Number of public instances of a model with `n_in` inputs and `n_out` outputs: `1 + ⌈n_in / K⌉ +
+/// ⌈n_out / K⌉` with `K` [`values_per_word`], or `2 + ⌈n_out / K⌉` when the input is committed.
+pub fn num_instances(n_in: usize, n_out: usize, bits: u32, input_committed: bool) -> usize {
     let per = values_per_word(bits);
-    1 + n_in.div_ceil(per) + n_out.div_ceil(per)
+    let input_words = if input_committed { 1 } else { n_in.div_ceil(per) };
+    1 + input_words + n_out.div_ceil(per)
 }
 
 #[cfg(test)]
@@ -1165,7 +1193,7 @@ mod tests {
             assert!(!mock_tables(&model, &input, Witnessing::Tampered(tamper), None), "{tamper:?} accepted");
         }
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K_TABLES, 2);
-        let out = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
+        let out = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), None, Witnessing::Exact).unwrap().output;
         circuit.clear();
         for i in 0..out.len() {
             let mut wrong = out.clone();
@@ -1178,7 +1206,7 @@ mod tests {
     fn a_table_too_large_for_k_is_named() {
         let model = nonlinear();
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, 10, 2);
-        synthesize(&mut circuit, &model, &[0; 4], Fr::from(BINDING), Witnessing::Exact).unwrap();
+        synthesize(&mut circuit, &model, &[0; 4], Fr::from(BINDING), None, Witnessing::Exact).unwrap();
         let e = circuit.calculate_params().unwrap_err();
         circuit.clear();
         assert!(e.to_string().contains("function tables"), "{e}");
@@ -1192,7 +1220,7 @@ mod tests {
         assert_eq!(model.forward(&[5, -7]).unwrap(), vec![128, 128]);
         assert!(matches!(model.forward(&[5, 0]), Err(Error::DivisionByZero { node }) if node == "div"));
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 0);
-        let e = synthesize(&mut circuit, &model, &[5, 0], Fr::from(BINDING), Witnessing::Exact).unwrap_err();
+        let e = synthesize(&mut circuit, &model, &[5, 0], Fr::from(BINDING), None, Witnessing::Exact).unwrap_err();
         circuit.clear();
         assert!(matches!(e, Error::DivisionByZero { .. }), "{e}");
     }
@@ -1256,7 +1284,7 @@ mod tests {
         k: u32,
     ) -> bool {
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, k, lanes);
-        let synthesized = synthesize(&mut circuit, model, input, Fr::from(BINDING), mode).unwrap();
+        let synthesized = synthesize(&mut circuit, model, input, Fr::from(BINDING), None, mode).unwrap();
         let params = circuit.calculate_params().unwrap();
         assert_eq!(params.lookups, model.has_function_tables());
         let instances = match claimed {
@@ -1275,7 +1303,7 @@ mod tests {
 
     fn honest_output(model: &QuantModel, input: &[i64]) -> Vec<i64> {
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 3);
-        let out = synthesize(&mut circuit, model, input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
+        let out = synthesize(&mut circuit, model, input, Fr::from(BINDING), None, Witnessing::Exact).unwrap().output;
         circuit.clear();
         out
     }
@@ -1305,6 +1333,45 @@ mod tests {
         }
     }
 
+    /// A committed-input model's proof carries `[binding, C, outputs..]`: it verifies for the commitment of
+    /// its input and salt only, and the input appears nowhere in the instances.
+    #[test]
+    fn a_committed_input_is_bound_by_its_commitment() {
+        let mut model = chain();
+        model.input_committed = true;
+        let input = [3, -2, 7, 1, 0, -5];
+        let salt = Fr::from(0xdead_beefu64);
+        let out = model.forward(&input).unwrap();
+        let bits = model.params.value_bits;
+        let c = crate::commitment::input_commitment(&input, salt, bits);
+        for lanes in LANES {
+            let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, lanes);
+            let s = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Some(salt), Witnessing::Exact).unwrap();
+            circuit.calculate_params().unwrap();
+            assert_eq!(s.instances, committed_instances(Fr::from(BINDING), c, &out, bits));
+            assert_eq!(s.instances.len(), model.num_instances());
+            let run = |instances: Vec<Fr>| MockProver::run(K, &circuit, vec![instances]).unwrap().verify().is_ok();
+            assert!(run(s.instances.clone()));
+            // Another salt, another input, another output, another binding: each is another statement.
+            let other_salt = crate::commitment::input_commitment(&input, salt + Fr::one(), bits);
+            assert!(!run(committed_instances(Fr::from(BINDING), other_salt, &out, bits)));
+            let other_input = crate::commitment::input_commitment(&[3, -2, 7, 1, 0, -4], salt, bits);
+            assert!(!run(committed_instances(Fr::from(BINDING), other_input, &out, bits)));
+            let mut wrong = out.clone();
+            wrong[0] += 1;
+            assert!(!run(committed_instances(Fr::from(BINDING), c, &wrong, bits)));
+            assert!(!run(committed_instances(Fr::from(BINDING + 1), c, &out, bits)));
+        }
+        // A salt is required, and a public-input model takes none.
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 0);
+        let e = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), None, Witnessing::Exact).unwrap_err();
+        assert!(matches!(e, Error::SaltMismatch { committed: true }), "{e}");
+        model.input_committed = false;
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 0);
+        let e = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Some(salt), Witnessing::Exact).unwrap_err();
+        assert!(matches!(e, Error::SaltMismatch { committed: false }), "{e}");
+    }
+
     #[test]
     fn the_binding_is_enforced() {
         let model = dense(false);
@@ -1312,7 +1379,7 @@ mod tests {
         let out = honest_output(&model, &input);
         for lanes in LANES {
             let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, lanes);
-            synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap();
+            synthesize(&mut circuit, &model, &input, Fr::from(BINDING), None, Witnessing::Exact).unwrap();
             circuit.calculate_params().unwrap();
             let other = public_instances(Fr::from(BINDING + 1), &input, &out, model.params.value_bits);
             assert!(MockProver::run(K, &circuit, vec![other]).unwrap().verify().is_err());
@@ -1349,7 +1416,7 @@ mod tests {
         let model = dense(false);
         let input = [10, -20, 30, 127];
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 3);
-        let synthesized = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap();
+        let synthesized = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), None, Witnessing::Exact).unwrap();
         circuit.calculate_params().unwrap();
         assert!(MockProver::run(K, &circuit, vec![synthesized.instances.clone()]).unwrap().verify().is_ok());
         circuit.dense.forge_first_activation(Fr::from(5u64));
@@ -1365,7 +1432,8 @@ mod tests {
             Fr::from(0) + Fr::from(32768u64) * Fr::from(1u64 << 16) + Fr::from(32769u64) * Fr::from(1u64 << 32);
         assert_eq!(packed[0], expected);
         assert_eq!(pack(&[0; 31], bits).len(), 3);
-        assert_eq!(num_instances(64, 10, 16), 7);
+        assert_eq!(num_instances(64, 10, 16, false), 7);
+        assert_eq!(num_instances(64, 10, 16, true), 3);
     }
 
     /// The circuit's output is the reference pass's, and MockProver accepts it (every lane count).
@@ -1394,7 +1462,7 @@ mod tests {
             let model = nonlinear();
             let expected = model.forward(&input).unwrap();
             let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K_TABLES, 2);
-            let out = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), Witnessing::Exact).unwrap().output;
+            let out = synthesize(&mut circuit, &model, &input, Fr::from(BINDING), None, Witnessing::Exact).unwrap().output;
             circuit.clear();
             prop_assert_eq!(out, expected);
             prop_assert!(mock_tables(&model, &input, Witnessing::Exact, None));
