@@ -25,7 +25,7 @@ contract GasTest is GasMetering {
         coordinator = new InferenceCoordinator();
         book = new ProofBook();
         IInferenceCoordinator.ModelEncoding memory encoding =
-            IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767);
+            IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767, false);
         verifier = new MockVerifier(book, coordinator.computeEncodingHash(encoding));
         book.accept("sample");
         modelId = coordinator.registerModel(address(verifier), encoding, "sample");

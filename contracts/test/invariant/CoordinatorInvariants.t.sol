@@ -16,7 +16,7 @@ contract CoordinatorInvariantsTest is Test {
         coordinator = new InferenceCoordinator();
         ProofBook book = new ProofBook();
         IInferenceCoordinator.ModelEncoding memory encoding =
-            IInferenceCoordinator.ModelEncoding(4, 3, 4, 8, 16, -8, 8, -1000, 1000);
+            IInferenceCoordinator.ModelEncoding(4, 3, 4, 8, 16, -8, 8, -1000, 1000, false);
         MockVerifier verifier = new MockVerifier(book, coordinator.computeEncodingHash(encoding));
         book.accept("sample");
         bytes32 modelId = coordinator.registerModel(address(verifier), encoding, "sample");
