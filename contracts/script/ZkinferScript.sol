@@ -126,7 +126,9 @@ abstract contract ZkinferScript is Script {
             inputMin: _i64(vm.parseJsonInt(json, ".input_range[0]")),
             inputMax: _i64(vm.parseJsonInt(json, ".input_range[1]")),
             outputMin: _i64(vm.parseJsonInt(json, ".output_range[0]")),
-            outputMax: _i64(vm.parseJsonInt(json, ".output_range[1]"))
+            outputMax: _i64(vm.parseJsonInt(json, ".output_range[1]")),
+            // Cards written before committed-input models existed have no `input_committed` (serde default).
+            inputCommitted: vm.keyExistsJson(json, ".input_committed") && vm.parseJsonBool(json, ".input_committed")
         });
         card.artifactPath = string.concat(_dirname(card.path), vm.parseJsonString(json, ".files.verifier_artifact"));
     }

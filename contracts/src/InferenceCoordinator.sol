@@ -20,6 +20,12 @@ import {IZkinferVerifier} from "./interfaces/IZkinferVerifier.sol";
 /// 350k gas per request; the hash costs one slot (22k) and the input is paid for as calldata and log data
 /// instead (about 2 KB each). Outputs are stored, 4 int64 per slot, so contracts can read them.
 ///
+/// Private requests take the same path with the commitment C in place of the input hash and the named
+/// prover in a fifth slot; fulfilment differs only in who may fulfil and in the instances the proof is
+/// checked against, and shares everything after the verifier call with public fulfilment (`_settle`).
+/// Whether a request is private follows from its model (`inputCommitted`): a committed-input model takes
+/// private requests only, any other public requests only.
+///
 /// Verifier gas. A verifier that rejects a proof may do so by exhausting its gas (an `invalid()`, a failed
 /// precompile in a loop): it is called with the model's verifyGas, measured at registration on a valid
 /// proof, so a bad proof costs its sender at most that much, never the rest of the transaction's gas.
@@ -30,6 +36,12 @@ contract InferenceCoordinator is IInferenceCoordinator {
 
     /// @inheritdoc IInferenceCoordinator
     uint32 public constant MAX_CALLBACK_GAS = 1_000_000;
+
+    /// @inheritdoc IInferenceCoordinator
+    uint256 public constant CIPHERTEXT_OVERHEAD = 81;
+
+    /// @dev Bytes of a version-1 envelope per input value: an i64, big-endian.
+    uint256 private constant CIPHERTEXT_BYTES_PER_VALUE = 8;
 
     /// @inheritdoc IInferenceCoordinator
     /// @dev Time for a node to see the request, prove (seconds for the zoo, minutes for large models) and get
@@ -80,6 +92,7 @@ contract InferenceCoordinator is IInferenceCoordinator {
     /// @dev Output j of a request is bits [64 * (j % 4), 64 * (j % 4) + 64) of word j / 4, as int64.
     mapping(uint256 requestId => mapping(uint256 word => uint256)) private _outputWords;
     mapping(address account => uint256) private _balances;
+    mapping(address prover => bytes32) private _encryptionKeys;
     uint256 private _lastListingId;
     uint256 private _lastRequestId;
     bool private transient _locked;
@@ -215,26 +228,38 @@ contract InferenceCoordinator is IInferenceCoordinator {
         nonReentrant
         returns (uint256 requestId)
     {
-        Listing storage listing = _listings[listingId];
-        uint256 price = _quote(listing, listingId, callbackGasLimit);
-        if (price > maxFee) revert FeeAboveMax(listingId, price, maxFee);
-        if (msg.value != price) revert IncorrectPayment(price, msg.value);
+        Listing storage listing = _paidListing(listingId, callbackGasLimit, maxFee);
         bytes32 modelId = listing.modelId;
-        _checkInput(_models[modelId], input);
-
-        requestId = ++_lastRequestId;
-        // Cannot overflow 48 bits: deadlineSeconds <= MAX_DEADLINE_SECONDS.
-        uint48 deadline = uint48(block.timestamp + listing.deadlineSeconds);
-        Request storage request = _requests[requestId];
-        request.requester = msg.sender;
-        request.deadline = deadline;
-        request.callbackGasLimit = callbackGasLimit;
-        request.status = RequestStatus.Pending;
-        request.modelId = modelId;
-        request.inputHash = _hash(input);
-        // Cannot truncate: msg.value == fee, a uint96.
-        request.payment = uint96(msg.value);
+        Model storage model = _models[modelId];
+        if (model.encoding.inputCommitted) revert InputCommitted(modelId);
+        _checkInput(model, input);
+        uint48 deadline;
+        (requestId, deadline) = _storeRequest(listing, modelId, _hash(input), address(0), callbackGasLimit);
         _emitInferenceRequested(requestId, modelId, listingId, input, callbackGasLimit, deadline);
+    }
+
+    /// @inheritdoc IInferenceCoordinator
+    function requestPrivateInference(
+        uint256 listingId,
+        bytes32 commitment,
+        address prover,
+        bytes32 encryptionKey,
+        bytes calldata ciphertext,
+        uint32 callbackGasLimit,
+        uint256 maxFee
+    ) external payable nonReentrant returns (uint256 requestId) {
+        bytes32 modelId;
+        uint48 deadline;
+        // Scoped to keep the stack within reach of the event's arguments.
+        {
+            Listing storage listing = _paidListing(listingId, callbackGasLimit, maxFee);
+            modelId = listing.modelId;
+            _checkPrivateRequest(_models[modelId], modelId, commitment, prover, encryptionKey, ciphertext.length);
+            (requestId, deadline) = _storeRequest(listing, modelId, commitment, prover, callbackGasLimit);
+        }
+        _emitPrivateInferenceRequested(
+            requestId, modelId, prover, listingId, commitment, encryptionKey, ciphertext, callbackGasLimit, deadline
+        );
     }
 
     /// @inheritdoc IInferenceCoordinator
@@ -244,32 +269,42 @@ contract InferenceCoordinator is IInferenceCoordinator {
         int256[] calldata output,
         bytes calldata proof
     ) external nonReentrant {
-        Request storage request = _requests[requestId];
-        if (request.status != RequestStatus.Pending) revert RequestNotPending(requestId);
-        // Deadlines are hours or days; a validator's few seconds of leeway do not matter.
-        // forge-lint: disable-next-line(block-timestamp)
-        if (block.timestamp > request.deadline) revert RequestExpired(requestId);
-        if (_hash(input) != request.inputHash) revert InputMismatch(requestId);
+        Request storage request = _fulfillableRequest(requestId);
         bytes32 modelId = request.modelId;
         Model storage model = _models[modelId];
+        // The model's flag, not the request's prover: it shares a slot with the output bounds read below.
+        if (model.encoding.inputCommitted) revert PrivateRequest(requestId);
+        if (_hash(input) != request.inputHash) revert InputMismatch(requestId);
         _checkOutput(model, output);
         address verifier = _boundVerifier(model, modelId);
         uint256[] memory instances = _instances(model.encoding.valueBits, requestId, msg.sender, input, output);
         _verifyProof(requestId, verifier, model.verifyGas, instances, proof);
+        _settle(requestId, request, output);
+    }
 
-        request.status = RequestStatus.Fulfilled;
-        request.fulfiller = msg.sender;
-        _storeOutput(requestId, output);
-        uint256 payment = request.payment;
-        if (payment != 0) _balances[msg.sender] += payment;
-        emit InferenceFulfilled(requestId, msg.sender, output);
+    /// @inheritdoc IInferenceCoordinator
+    function fulfillPrivateInference(uint256 requestId, int256[] calldata output, bytes calldata proof)
+        external
+        nonReentrant
+    {
+        Request storage request = _fulfillableRequest(requestId);
+        address prover = request.prover;
+        if (prover == address(0)) revert NotPrivateRequest(requestId);
+        if (prover != msg.sender) revert NotNamedProver(requestId, msg.sender);
+        bytes32 modelId = request.modelId;
+        Model storage model = _models[modelId];
+        _checkOutput(model, output);
+        address verifier = _boundVerifier(model, modelId);
+        uint256[] memory instances =
+            _privateInstances(model.encoding.valueBits, requestId, msg.sender, request.inputHash, output);
+        _verifyProof(requestId, verifier, model.verifyGas, instances, proof);
+        _settle(requestId, request, output);
+    }
 
-        uint256 callbackGasLimit = request.callbackGasLimit;
-        if (callbackGasLimit != 0) {
-            bool success = _callback(requestId, request.requester, callbackGasLimit, output);
-            if (success) request.callbackSucceeded = true;
-            emit CallbackResult(requestId, success);
-        }
+    /// @inheritdoc IInferenceCoordinator
+    function setEncryptionKey(bytes32 key) external {
+        _encryptionKeys[msg.sender] = key;
+        emit EncryptionKeySet(msg.sender, key);
     }
 
     /// @inheritdoc IInferenceCoordinator
@@ -341,6 +376,11 @@ contract InferenceCoordinator is IInferenceCoordinator {
     }
 
     /// @inheritdoc IInferenceCoordinator
+    function encryptionKeyOf(address prover) external view returns (bytes32) {
+        return _encryptionKeys[prover];
+    }
+
+    /// @inheritdoc IInferenceCoordinator
     function bindingOf(uint256 requestId, address fulfiller) public view returns (uint256) {
         return uint256(keccak256(abi.encode(block.chainid, address(this), requestId, fulfiller))) % FIELD_MODULUS;
     }
@@ -359,6 +399,20 @@ contract InferenceCoordinator is IInferenceCoordinator {
         return _instances(valueBits, requestId, fulfiller, input, output);
     }
 
+    /// @inheritdoc IInferenceCoordinator
+    function privateInstances(
+        uint8 valueBits,
+        uint256 requestId,
+        address fulfiller,
+        bytes32 commitment,
+        int256[] calldata output
+    ) external view returns (uint256[] memory) {
+        if (valueBits == 0 || valueBits > MAX_VALUE_BITS) revert InvalidValueBits(valueBits);
+        if (uint256(commitment) >= FIELD_MODULUS) revert CommitmentNotInField(commitment);
+        _checkFits(output, valueBits);
+        return _privateInstances(valueBits, requestId, fulfiller, commitment, output);
+    }
+
     // ------------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------------
@@ -368,6 +422,88 @@ contract InferenceCoordinator is IInferenceCoordinator {
         address owner = listing.owner;
         if (owner == address(0)) revert ListingNotFound(listingId);
         if (owner != msg.sender) revert NotListingOwner(listingId, msg.sender);
+    }
+
+    /// @dev The listing, checked to take requests at a fee within `maxFee` that `msg.value` pays exactly.
+    function _paidListing(uint256 listingId, uint32 callbackGasLimit, uint256 maxFee)
+        private
+        view
+        returns (Listing storage listing)
+    {
+        listing = _listings[listingId];
+        uint256 price = _quote(listing, listingId, callbackGasLimit);
+        if (price > maxFee) revert FeeAboveMax(listingId, price, maxFee);
+        if (msg.value != price) revert IncorrectPayment(price, msg.value);
+    }
+
+    /// @dev Books a pending request paid with `msg.value`; `prover` is zero for a public request, whose
+    /// fifth slot is then left unwritten.
+    function _storeRequest(
+        Listing storage listing,
+        bytes32 modelId,
+        bytes32 inputHash,
+        address prover,
+        uint32 callbackGasLimit
+    ) private returns (uint256 requestId, uint48 deadline) {
+        requestId = ++_lastRequestId;
+        // Cannot overflow 48 bits: deadlineSeconds <= MAX_DEADLINE_SECONDS.
+        deadline = uint48(block.timestamp + listing.deadlineSeconds);
+        Request storage request = _requests[requestId];
+        request.requester = msg.sender;
+        request.deadline = deadline;
+        request.callbackGasLimit = callbackGasLimit;
+        request.status = RequestStatus.Pending;
+        request.modelId = modelId;
+        request.inputHash = inputHash;
+        // Cannot truncate: msg.value == fee, a uint96.
+        request.payment = uint96(msg.value);
+        if (prover != address(0)) request.prover = prover;
+    }
+
+    /// @dev The checks of `requestPrivateInference` beyond the listing's, in the order the interface states.
+    /// The ciphertext cannot be checked to open to the commitment here; its length can.
+    function _checkPrivateRequest(
+        Model storage model,
+        bytes32 modelId,
+        bytes32 commitment,
+        address prover,
+        bytes32 encryptionKey,
+        uint256 ciphertextLength
+    ) private view {
+        if (!model.encoding.inputCommitted) revert InputNotCommitted(modelId);
+        if (uint256(commitment) >= FIELD_MODULUS) revert CommitmentNotInField(commitment);
+        bytes32 current = _encryptionKeys[prover];
+        if (current == bytes32(0)) revert NoEncryptionKey(prover);
+        if (encryptionKey != current) revert EncryptionKeyMismatch(prover, current, encryptionKey);
+        uint256 expected = CIPHERTEXT_OVERHEAD + CIPHERTEXT_BYTES_PER_VALUE * model.encoding.inputLen;
+        if (ciphertextLength != expected) revert InvalidCiphertextLength(expected, ciphertextLength);
+    }
+
+    /// @dev The request, checked to be pending and within its deadline.
+    function _fulfillableRequest(uint256 requestId) private view returns (Request storage request) {
+        request = _requests[requestId];
+        if (request.status != RequestStatus.Pending) revert RequestNotPending(requestId);
+        // Deadlines are hours or days; a validator's few seconds of leeway do not matter.
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp > request.deadline) revert RequestExpired(requestId);
+    }
+
+    /// @dev What a verified fulfilment does, public or private: marks the request fulfilled by the caller,
+    /// stores the output, credits the payment, emits InferenceFulfilled, then calls the requester back.
+    function _settle(uint256 requestId, Request storage request, int256[] calldata output) private {
+        request.status = RequestStatus.Fulfilled;
+        request.fulfiller = msg.sender;
+        _storeOutput(requestId, output);
+        uint256 payment = request.payment;
+        if (payment != 0) _balances[msg.sender] += payment;
+        emit InferenceFulfilled(requestId, msg.sender, output);
+
+        uint256 callbackGasLimit = request.callbackGasLimit;
+        if (callbackGasLimit != 0) {
+            bool success = _callback(requestId, request.requester, callbackGasLimit, output);
+            if (success) request.callbackSucceeded = true;
+            emit CallbackResult(requestId, success);
+        }
     }
 
     function _quote(Listing storage listing, uint256 listingId, uint32 callbackGasLimit)
@@ -524,6 +660,23 @@ contract InferenceCoordinator is IInferenceCoordinator {
         _pack(instances, 1 + inputWords, output, valueBits, perWord);
     }
 
+    /// @dev [binding, commitment, pack(output)...] (see IInferenceCoordinator), under the same guarantee as
+    /// `_instances`; the commitment is below r (`requestPrivateInference` and `privateInstances` check).
+    function _privateInstances(
+        uint256 valueBits,
+        uint256 requestId,
+        address fulfiller,
+        bytes32 commitment,
+        int256[] calldata output
+    ) private view returns (uint256[] memory instances) {
+        uint256 perWord = PACKED_WORD_BITS / valueBits;
+        uint256 outputWords = (output.length + perWord - 1) / perWord;
+        instances = new uint256[](2 + outputWords);
+        instances[0] = bindingOf(requestId, fulfiller);
+        instances[1] = uint256(commitment);
+        _pack(instances, 2, output, valueBits, perWord);
+    }
+
     /// @dev Writes pack(values) into `words` from index `first`: value i, offset to v + 2^(B-1) in
     /// [0, 2^B), goes to bit B * (i % perWord) of word `first + i / perWord`.
     function _pack(uint256[] memory words, uint256 first, int256[] calldata values, uint256 valueBits, uint256 perWord)
@@ -574,6 +727,49 @@ contract InferenceCoordinator is IInferenceCoordinator {
             let size := shl(5, input.length)
             calldatacopy(add(data, 0xc0), input.offset, size)
             log4(data, add(0xc0, size), topic, requestId, modelId, caller())
+        }
+    }
+
+    /// @dev `emit PrivateInferenceRequested(requestId, modelId, prover, msg.sender, listingId, commitment,
+    /// encryptionKey, ciphertext, callbackGasLimit, msg.value, deadline)`, with the ABI encoding written out
+    /// as in `_emitInferenceRequested`. The data is the head (requester, listingId, commitment,
+    /// encryptionKey, offset of `ciphertext` = 0x100, callbackGasLimit, payment, deadline) then `ciphertext`
+    /// (length, bytes zero-padded to a whole word).
+    function _emitPrivateInferenceRequested(
+        uint256 requestId,
+        bytes32 modelId,
+        address prover,
+        uint256 listingId,
+        bytes32 commitment,
+        bytes32 encryptionKey,
+        bytes calldata ciphertext,
+        uint32 callbackGasLimit,
+        uint48 deadline
+    ) private {
+        bytes32 topic = PrivateInferenceRequested.selector;
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            mstore(data, caller())
+            mstore(add(data, 0x20), listingId)
+            mstore(add(data, 0x40), commitment)
+            mstore(add(data, 0x60), encryptionKey)
+            mstore(add(data, 0x80), 0x100)
+            mstore(add(data, 0xa0), and(callbackGasLimit, 0xffffffff))
+            mstore(add(data, 0xc0), callvalue())
+            mstore(add(data, 0xe0), and(deadline, 0xffffffffffff))
+            mstore(add(data, 0x100), ciphertext.length)
+            let padded := and(add(ciphertext.length, 31), not(31))
+            // Zero the last word first: free memory may hold scratch data, and the padding must be zeros.
+            mstore(add(data, add(0x100, padded)), 0)
+            calldatacopy(add(data, 0x120), ciphertext.offset, ciphertext.length)
+            log4(
+                data,
+                add(0x120, padded),
+                topic,
+                requestId,
+                modelId,
+                and(prover, 0xffffffffffffffffffffffffffffffffffffffff)
+            )
         }
     }
 

@@ -63,9 +63,9 @@ contract AttacksTest is CoordinatorTestBase {
     /// A genuine verifier registered with another encoding (60 inputs and 4 outputs instead of 64 and 10).
     function test_attack_registerAGenuineVerifierWithAWrongEncoding() public {
         IInferenceCoordinator.ModelEncoding memory real =
-            IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767);
+            IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767, false);
         IInferenceCoordinator.ModelEncoding memory wrong =
-            IInferenceCoordinator.ModelEncoding(60, 4, 4, 7, 16, 0, 16, -32768, 32767);
+            IInferenceCoordinator.ModelEncoding(60, 4, 4, 7, 16, 0, 16, -32768, 32767, false);
         MockVerifier genuine = _mockVerifier(real);
         vm.expectRevert(
             abi.encodeWithSelector(

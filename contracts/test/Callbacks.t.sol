@@ -177,6 +177,8 @@ contract CallbacksTest is CoordinatorTestBase {
         assertEq(consumer.cancelError(), reentrancy);
         assertEq(consumer.withdrawError(), reentrancy);
         assertEq(consumer.requestError(), reentrancy);
+        assertEq(consumer.privateFulfillError(), reentrancy);
+        assertEq(consumer.privateRequestError(), reentrancy);
         _assertFulfilledAndPaid(id, true);
         assertEq(uint8(_status(other)), uint8(IInferenceCoordinator.RequestStatus.Pending));
         assertEq(coordinator.withdrawable(address(consumer)), FEE);

@@ -42,7 +42,7 @@ contract DigitBountyTest is Test {
         coordinator = new InferenceCoordinator();
         book = new ProofBook();
         // The 8x8 digits: 64 pixels in 0..16, ten logits.
-        modelId = _registerMock(IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767));
+        modelId = _registerMock(IInferenceCoordinator.ModelEncoding(64, 10, 4, 7, 16, 0, 16, -32768, 32767, false));
         vm.prank(listingOwner);
         listingId = coordinator.createListing(modelId, FEE, DEADLINE_SECONDS);
         vm.deal(sponsor, 1 ether);
@@ -127,7 +127,7 @@ contract DigitBountyTest is Test {
     }
 
     function test_constructor_revertsForModelWithoutTenOutputs() public {
-        bytes32 other = _registerMock(IInferenceCoordinator.ModelEncoding(64, 3, 4, 7, 16, 0, 16, -32768, 32767));
+        bytes32 other = _registerMock(IInferenceCoordinator.ModelEncoding(64, 3, 4, 7, 16, 0, 16, -32768, 32767, false));
         uint256 otherListing = coordinator.createListing(other, FEE, DEADLINE_SECONDS);
         vm.expectRevert(abi.encodeWithSelector(DigitBounty.NotADigitClassifier.selector, 3));
         new DigitBounty(coordinator, otherListing, TARGET, COMMIT_SECONDS, REVEAL_SECONDS);

@@ -148,7 +148,8 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
                 INPUT_MIN,
                 INPUT_MAX,
                 OUTPUT_MIN,
-                OUTPUT_MAX
+                OUTPUT_MAX,
+                false
             )
         );
         assertEq(modelId, expected);
@@ -162,11 +163,12 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         assertEq(m.encoding.inputMax, INPUT_MAX);
         assertEq(m.encoding.outputMin, OUTPUT_MIN);
         assertEq(m.encoding.outputMax, OUTPUT_MAX);
+        assertFalse(m.encoding.inputCommitted);
         assertGt(m.verifyGas, 0);
     }
 
-    /// The hash a verifier must report is the nine encoding words, without the code hash.
-    function test_computeEncodingHash_isKeccakOfTheNineWords() public view {
+    /// The hash a verifier must report is the ten encoding words, without the code hash.
+    function test_computeEncodingHash_isKeccakOfTheTenWords() public view {
         assertEq(
             coordinator.computeEncodingHash(_defaultEncoding()),
             keccak256(
@@ -179,7 +181,27 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
                     INPUT_MIN,
                     INPUT_MAX,
                     OUTPUT_MIN,
-                    OUTPUT_MAX
+                    OUTPUT_MAX,
+                    false
+                )
+            )
+        );
+        IInferenceCoordinator.ModelEncoding memory committed = _defaultEncoding();
+        committed.inputCommitted = true;
+        assertEq(
+            coordinator.computeEncodingHash(committed),
+            keccak256(
+                abi.encode(
+                    INPUT_LEN,
+                    OUTPUT_LEN,
+                    INPUT_SCALE_BITS,
+                    OUTPUT_SCALE_BITS,
+                    VALUE_BITS,
+                    INPUT_MIN,
+                    INPUT_MAX,
+                    OUTPUT_MIN,
+                    OUTPUT_MAX,
+                    true
                 )
             )
         );
@@ -216,26 +238,30 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
 
     function test_registerModel_revertsWhenVerifierHasNoCode() public {
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.VerifierHasNoCode.selector, stranger));
-        coordinator.registerModel(stranger, IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, 1), SAMPLE);
+        coordinator.registerModel(
+            stranger, IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, 1, false), SAMPLE
+        );
     }
 
     function test_registerModel_revertsOnZeroLength() public {
-        IInferenceCoordinator.ModelEncoding memory e = IInferenceCoordinator.ModelEncoding(0, 1, 0, 0, 16, 0, 1, 0, 1);
+        IInferenceCoordinator.ModelEncoding memory e =
+            IInferenceCoordinator.ModelEncoding(0, 1, 0, 0, 16, 0, 1, 0, 1, false);
         address v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidModelShape.selector, 0, 1));
         _register(v, e);
-        e = IInferenceCoordinator.ModelEncoding(1, 0, 0, 0, 16, 0, 1, 0, 1);
+        e = IInferenceCoordinator.ModelEncoding(1, 0, 0, 0, 16, 0, 1, 0, 1, false);
         v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidModelShape.selector, 1, 0));
         _register(v, e);
     }
 
     function test_registerModel_revertsWhenMinAboveMax() public {
-        IInferenceCoordinator.ModelEncoding memory e = IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 2, 1, 0, 1);
+        IInferenceCoordinator.ModelEncoding memory e =
+            IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 2, 1, 0, 1, false);
         address v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidBounds.selector, 2, 1));
         _register(v, e);
-        e = IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, -1);
+        e = IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 0, 1, 0, -1, false);
         v = address(_mockVerifier(e));
         vm.expectRevert(abi.encodeWithSelector(IInferenceCoordinator.InvalidBounds.selector, 0, -1));
         _register(v, e);
@@ -246,7 +272,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
         pure
         returns (IInferenceCoordinator.ModelEncoding memory)
     {
-        return IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, bits, inputMin, inputMax, outputMin, outputMax);
+        return IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, bits, inputMin, inputMax, outputMin, outputMax, false);
     }
 
     /// Registers a fresh mock verifier for the encoding, expecting `err`.
@@ -292,7 +318,7 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
     }
 
     function test_registerModel_acceptsSingleValueRanges() public {
-        bytes32 id = _registerNew(IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 5, 5, -3, -3));
+        bytes32 id = _registerNew(IInferenceCoordinator.ModelEncoding(1, 1, 0, 0, 16, 5, 5, -3, -3, false));
         assertEq(coordinator.getModel(id).encoding.inputMin, 5);
         assertEq(coordinator.getModel(id).encoding.outputMax, -3);
     }
@@ -925,8 +951,9 @@ contract InferenceCoordinatorTest is CoordinatorTestBase {
 
     /// A model with more outputs than fit one storage word, at the extremes of int64.
     function test_getResult_unpacksOutputsAcrossWords() public {
-        bytes32 wide =
-            _registerNew(IInferenceCoordinator.ModelEncoding(1, 9, 0, 0, 64, 0, 0, type(int64).min, type(int64).max));
+        bytes32 wide = _registerNew(
+            IInferenceCoordinator.ModelEncoding(1, 9, 0, 0, 64, 0, 0, type(int64).min, type(int64).max, false)
+        );
         vm.prank(listingOwner);
         uint256 wideListing = coordinator.createListing(wide, 0, DEADLINE_SECONDS);
         int256[] memory input = new int256[](1);

@@ -13,7 +13,7 @@ import {IZkinferVerifier} from "../src/interfaces/IZkinferVerifier.sol";
 /// @notice Loading the proof fixtures: the coordinator is deployed at the address, and runs on the chain,
 /// the fixture proofs were bound to.
 abstract contract FixtureLoader is GasMetering {
-    function _encodingOf(string memory json) internal pure returns (IInferenceCoordinator.ModelEncoding memory) {
+    function _encodingOf(string memory json) internal view returns (IInferenceCoordinator.ModelEncoding memory) {
         return IInferenceCoordinator.ModelEncoding({
             inputLen: uint32(vm.parseJsonUint(json, ".inputLen")),
             outputLen: uint32(vm.parseJsonUint(json, ".outputLen")),
@@ -23,8 +23,14 @@ abstract contract FixtureLoader is GasMetering {
             inputMin: int64(vm.parseJsonInt(json, ".inputMin")),
             inputMax: int64(vm.parseJsonInt(json, ".inputMax")),
             outputMin: int64(vm.parseJsonInt(json, ".outputMin")),
-            outputMax: int64(vm.parseJsonInt(json, ".outputMax"))
+            outputMax: int64(vm.parseJsonInt(json, ".outputMax")),
+            inputCommitted: _inputCommittedOf(json)
         });
+    }
+
+    /// Fixtures written before committed-input models existed have no "inputCommitted": they are public.
+    function _inputCommittedOf(string memory json) internal view returns (bool) {
+        return vm.keyExistsJson(json, ".inputCommitted") && vm.parseJsonBool(json, ".inputCommitted");
     }
 
     /// The verifier calldata of the fixture's proof: a valid sample for `registerModel`.
@@ -124,7 +130,8 @@ abstract contract RealVerifierTest is FixtureLoader {
                 bytes32(uint256(int256(encoding.inputMin))),
                 bytes32(uint256(int256(encoding.inputMax))),
                 bytes32(uint256(int256(encoding.outputMin))),
-                bytes32(uint256(int256(encoding.outputMax)))
+                bytes32(uint256(int256(encoding.outputMax))),
+                bytes32(uint256(encoding.inputCommitted ? 1 : 0))
             )
         );
         assertEq(modelId, expected);

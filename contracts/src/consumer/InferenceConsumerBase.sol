@@ -56,10 +56,43 @@ abstract contract InferenceConsumerBase is IInferenceConsumer {
         internal
         returns (uint256 requestId, uint256 fee)
     {
+        fee = _affordableFee(listingId, callbackGasLimit, maxFee);
+        requestId = coordinator.requestInference{value: fee}(listingId, input, callbackGasLimit, maxFee);
+    }
+
+    /// @notice Requests an inference of a committed-input model on a private input through `listingId`,
+    /// paying as `_requestInference` does; only `prover` can fulfil it.
+    /// @dev Make `commitment` and `ciphertext` off-chain (`prover-node` has a command for it) with this
+    /// contract as the requester: the ciphertext is bound to the chain, coordinator, requester, model and
+    /// commitment. Encrypt to `coordinator.encryptionKeyOf(prover)` and pass that key as `encryptionKey`:
+    /// if the prover rotates its key first, the request reverts (EncryptionKeyMismatch) rather than naming
+    /// a prover who cannot read it.
+    /// @return requestId The coordinator's id of the request.
+    /// @return fee What was paid.
+    function _requestPrivateInference(
+        uint256 listingId,
+        bytes32 commitment,
+        address prover,
+        bytes32 encryptionKey,
+        bytes memory ciphertext,
+        uint32 callbackGasLimit,
+        uint256 maxFee
+    ) internal returns (uint256 requestId, uint256 fee) {
+        fee = _affordableFee(listingId, callbackGasLimit, maxFee);
+        requestId = coordinator.requestPrivateInference{value: fee}(
+            listingId, commitment, prover, encryptionKey, ciphertext, callbackGasLimit, maxFee
+        );
+    }
+
+    /// @dev The listing's current fee, checked to be at most `maxFee` and within this contract's balance.
+    function _affordableFee(uint256 listingId, uint32 callbackGasLimit, uint256 maxFee)
+        private
+        view
+        returns (uint256 fee)
+    {
         fee = coordinator.quote(listingId, callbackGasLimit);
         if (fee > maxFee) revert FeeAboveMax(listingId, fee, maxFee);
         if (address(this).balance < fee) revert InsufficientBalance(address(this).balance, fee);
-        requestId = coordinator.requestInference{value: fee}(listingId, input, callbackGasLimit, maxFee);
     }
 
     /// @notice Cancels this contract's pending request after its deadline; the payment is credited to this

@@ -11,7 +11,8 @@ pragma solidity ^0.8.30;
 /// H = 2^(B-1), and enters the proof as the B-bit unsigned offset value v + H. The public instances of a
 /// proof for request `id` fulfilled by `fulfiller` are, in order:
 ///
-///     [ bindingOf(id, fulfiller), pack(input)..., pack(output)... ]
+///     [ bindingOf(id, fulfiller), pack(input)..., pack(output)... ]      public-input model
+///     [ bindingOf(id, fulfiller), C, pack(output)... ]                   committed-input model
 ///
 /// `pack` cuts a list into chunks of K = floor(248 / B) values and turns each chunk c into one word
 /// `sum_j (c[j] + H) * 2^(B * j)` (least significant first; the last chunk may be shorter). Words are
@@ -24,11 +25,16 @@ pragma solidity ^0.8.30;
 /// (r = FIELD_MODULUS, coordinator = this contract's address) makes a proof valid for one chain, one
 /// coordinator, one request and one fulfiller only: a proof seen in the mempool cannot be used by a
 /// front-runner, for another request with the same input, on another deployment or on another chain.
+/// C is the commitment of a private request, C = Poseidon(pack(input) || salt) over BN254 Fr (halo2-base's
+/// PoseidonHasher, T = 3, RATE = 2, R_F = 8, R_P = 57; salt a random field element below 2^248), given by
+/// the requester as a canonical field element (below r); the circuit of a committed-input model takes the
+/// input and the salt as private witnesses and proves both the opening of C and the output.
 ///
 /// Models and listings. A model is a verifier's code and an encoding, nothing else:
 /// `modelId = keccak256(abi.encode(verifier.codehash, encoding))`, which, ModelEncoding being static, is
-/// keccak256 of the code hash and the nine fields, each as a 32-byte ABI word (inputLen, outputLen,
-/// inputScaleBits, outputScaleBits, valueBits, inputMin, inputMax, outputMin, outputMax). A generated
+/// keccak256 of the code hash and the ten fields, each as a 32-byte ABI word (inputLen, outputLen,
+/// inputScaleBits, outputScaleBits, valueBits, inputMin, inputMax, outputMin, outputMax, inputCommitted). A
+/// generated
 /// verifier embeds its verifying key, so the commitments to the model's weights, and reports the encoding
 /// it was generated for (IZkinferVerifier.encodingHash), which `registerModel` checks: an id commits to
 /// the weights and to the encoding, and no one can point an id at another model's verifier or at a wrong
@@ -36,6 +42,14 @@ pragma solidity ^0.8.30;
 /// list a registered model with a fee and a fulfilment window and owns that listing (transferable); any
 /// number of listings may serve one model. Consumers request through a listing they choose, and should pin
 /// its id after checking `getListing(id).modelId` is the model id they trust.
+///
+/// Private requests. A committed-input model (`inputCommitted`) takes requests only through
+/// `requestPrivateInference`: the requester sends the commitment C and the input and salt encrypted to a
+/// prover's registered X25519 key (`setEncryptionKey`), names that prover, and only that prover can fulfil,
+/// with a proof that opens C and computes the output. What stays public: the model id and listing, the
+/// output, the timing of request and fulfilment, the ciphertext (so its size, which gives away only the
+/// model's input length), the prover and the requester. What is hidden: the input and the salt (the salt
+/// makes C useless for trying candidate inputs, however few there are).
 interface IInferenceCoordinator {
     // ------------------------------------------------------------------------------------------------
     // Types
@@ -58,6 +72,9 @@ interface IInferenceCoordinator {
     /// @param inputMax Largest accepted input value (inclusive).
     /// @param outputMin Smallest accepted output value (inclusive).
     /// @param outputMax Largest accepted output value (inclusive).
+    /// @param inputCommitted Whether the circuit takes the input privately and exposes only its commitment
+    /// C (see the instance layout above): such a model takes private requests only, the others public ones
+    /// only.
     struct ModelEncoding {
         uint32 inputLen;
         uint32 outputLen;
@@ -68,6 +85,7 @@ interface IInferenceCoordinator {
         int64 inputMax;
         int64 outputMin;
         int64 outputMax;
+        bool inputCommitted;
     }
 
     /// @notice A registered model. Three storage slots; it has no owner and never changes, except that
@@ -100,16 +118,20 @@ interface IInferenceCoordinator {
         bool active;
     }
 
-    /// @notice A request. Four storage slots; the input itself is not stored (see `requestInference`).
+    /// @notice A request. Five storage slots (a public request leaves the fifth, `prover`, unwritten); the
+    /// input itself is not stored (see `requestInference`).
     /// @param requester Who paid; receives the callback and, on cancellation, the refund.
     /// @param deadline Last timestamp at which the request can be fulfilled; cancellable after it.
     /// @param callbackGasLimit Exact gas for `onInferenceResult`; zero for no callback.
     /// @param status None (unknown id), Pending, Fulfilled or Cancelled.
     /// @param callbackSucceeded Whether the callback ran and did not revert (false when there was none).
     /// @param modelId The model to run.
-    /// @param inputHash keccak256(abi.encodePacked(input)).
+    /// @param inputHash keccak256(abi.encodePacked(input)) for a public request; the commitment C for a
+    /// private one.
     /// @param fulfiller Who fulfilled the request (zero until then).
     /// @param payment The fee paid, held until fulfilment (to the fulfiller) or cancellation (to the requester).
+    /// @param prover The only account that may fulfil a private request (the one its input is encrypted to);
+    /// zero for a public request.
     struct Request {
         address requester;
         uint48 deadline;
@@ -120,6 +142,7 @@ interface IInferenceCoordinator {
         bytes32 inputHash;
         address fulfiller;
         uint96 payment;
+        address prover;
     }
 
     // ------------------------------------------------------------------------------------------------
@@ -203,8 +226,30 @@ interface IInferenceCoordinator {
     error NothingToWithdraw();
     /// @notice Sending the balance failed; the balance is kept. Withdraw to an address that accepts ETH.
     error WithdrawFailed(address to, uint256 amount);
-    /// @notice `requestInference`, `fulfillInference`, `cancelRequest` and `withdraw` cannot be re-entered.
+    /// @notice The request, fulfil (public or private), cancel and withdraw functions cannot be re-entered.
     error Reentrancy();
+    /// @notice `requestPrivateInference` on a model that takes its input in public: use `requestInference`.
+    error InputNotCommitted(bytes32 modelId);
+    /// @notice `requestInference` on a committed-input model: it takes private requests only
+    /// (`requestPrivateInference`).
+    error InputCommitted(bytes32 modelId);
+    /// @notice The commitment is not a canonical field element (it must be below FIELD_MODULUS): a
+    /// Poseidon output always is, so the commitment was not made as the spec says.
+    error CommitmentNotInField(bytes32 commitment);
+    /// @notice The named prover has registered no encryption key (or removed it): choose another prover.
+    error NoEncryptionKey(address prover);
+    /// @notice The input was encrypted to another key than the prover's current one (it rotated its key):
+    /// read `encryptionKeyOf(prover)` and encrypt again.
+    error EncryptionKeyMismatch(address prover, bytes32 current, bytes32 given);
+    /// @notice The ciphertext must be CIPHERTEXT_OVERHEAD + 8 * inputLen bytes (a version-1 envelope of the
+    /// salt and inputLen values).
+    error InvalidCiphertextLength(uint256 expected, uint256 got);
+    /// @notice `fulfillPrivateInference` on a public request: use `fulfillInference`.
+    error NotPrivateRequest(uint256 requestId);
+    /// @notice Only the prover a private request names may fulfil it.
+    error NotNamedProver(uint256 requestId, address caller);
+    /// @notice `fulfillInference` on a private request: use `fulfillPrivateInference`.
+    error PrivateRequest(uint256 requestId);
 
     // ------------------------------------------------------------------------------------------------
     // Events
@@ -239,6 +284,24 @@ interface IInferenceCoordinator {
     event CallbackResult(uint256 indexed requestId, bool success);
     event RequestCancelled(uint256 indexed requestId, address indexed requester, uint256 refund);
     event Withdrawn(address indexed account, address indexed to, uint256 amount);
+    /// @notice `prover` encrypts-to `key` from now on (X25519 public key); zero means it removed its key.
+    event EncryptionKeySet(address indexed prover, bytes32 key);
+    /// @notice A private request: carries everything its prover needs, the input only inside `ciphertext`
+    /// (encrypted to `encryptionKey`, which was `prover`'s key when the request was made).
+    /// `InferenceRequested` is not emitted for it.
+    event PrivateInferenceRequested(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed prover,
+        address requester,
+        uint256 listingId,
+        bytes32 commitment,
+        bytes32 encryptionKey,
+        bytes ciphertext,
+        uint32 callbackGasLimit,
+        uint256 payment,
+        uint48 deadline
+    );
 
     // ------------------------------------------------------------------------------------------------
     // Models
@@ -301,6 +364,7 @@ interface IInferenceCoordinator {
     // ------------------------------------------------------------------------------------------------
 
     /// @notice Requests an inference of the listing's model on `input`, paying exactly the listing's fee.
+    /// The input is public (calldata and event). Reverts with InputCommitted for a committed-input model.
     /// @param input The input values, each in [inputMin, inputMax], already in the model's fixed-point scale.
     /// @param callbackGasLimit Gas for `IInferenceConsumer.onInferenceResult` on the caller; zero for none.
     /// @param maxFee The most the caller agrees to pay: a fee raised above it reverts (FeeAboveMax) instead of
@@ -311,7 +375,8 @@ interface IInferenceCoordinator {
         payable
         returns (uint256 requestId);
 
-    /// @notice Fulfils a pending request with its output and a proof; the first valid proof wins.
+    /// @notice Fulfils a pending public request with its output and a proof; the first valid proof wins.
+    /// Reverts with PrivateRequest for a private request.
     /// @dev The proof must be made for the instances
     /// `publicInstances(model.valueBits, requestId, msg.sender, input, output)` on this chain and this
     /// coordinator. The verifier gets exactly the model's verifyGas: a proof it rejects within that costs
@@ -326,6 +391,45 @@ interface IInferenceCoordinator {
         int256[] calldata output,
         bytes calldata proof
     ) external;
+
+    /// @notice Requests an inference of the listing's committed-input model on a private input, paying
+    /// exactly the listing's fee; only `prover` can fulfil it. The input never reaches the chain: only its
+    /// commitment and the ciphertext do.
+    /// @dev Reverts as `requestInference` does for the listing, fee and payment, then with InputNotCommitted,
+    /// CommitmentNotInField, NoEncryptionKey, EncryptionKeyMismatch or InvalidCiphertextLength, in that
+    /// order. The coordinator cannot check that the ciphertext opens to the commitment: if it does not, the
+    /// prover cannot fulfil and the requester cancels after the deadline (refunded in full).
+    /// @param commitment C = Poseidon(pack(input) || salt), below FIELD_MODULUS.
+    /// @param prover The prover the input is encrypted to, who alone may fulfil.
+    /// @param encryptionKey The key the input was encrypted to: must be `encryptionKeyOf(prover)` now.
+    /// @param ciphertext A version-1 envelope of salt and input to `encryptionKey`, bound to this chain,
+    /// coordinator, requester, model and commitment; CIPHERTEXT_OVERHEAD + 8 * inputLen bytes.
+    /// @param callbackGasLimit As for `requestInference`.
+    /// @param maxFee As for `requestInference`.
+    /// @return requestId Sequential, from the same counter as public requests.
+    function requestPrivateInference(
+        uint256 listingId,
+        bytes32 commitment,
+        address prover,
+        bytes32 encryptionKey,
+        bytes calldata ciphertext,
+        uint32 callbackGasLimit,
+        uint256 maxFee
+    ) external payable returns (uint256 requestId);
+
+    /// @notice Fulfils a pending private request with its output and a proof. Named prover only.
+    /// @dev The proof must be made for the instances
+    /// `privateInstances(model.valueBits, requestId, msg.sender, commitment, output)` on this chain and
+    /// this coordinator. Reverts with RequestNotPending, RequestExpired, NotPrivateRequest or
+    /// NotNamedProver, then as `fulfillInference` does for the output, the verifier and the proof; on
+    /// success pays, stores, emits InferenceFulfilled and calls back exactly as `fulfillInference` does.
+    function fulfillPrivateInference(uint256 requestId, int256[] calldata output, bytes calldata proof) external;
+
+    /// @notice Sets the caller's X25519 public key, to which requesters encrypt private inputs for it.
+    /// Rotating it makes new requests encrypted to the old key revert (EncryptionKeyMismatch); requests
+    /// already made keep the key they were encrypted to (in their event). Zero removes it: the caller can
+    /// then be named by no new private request.
+    function setEncryptionKey(bytes32 key) external;
 
     /// @notice Cancels a pending request after its deadline and credits the payment to the requester's
     /// withdrawable balance. Requester only.
@@ -366,6 +470,25 @@ interface IInferenceCoordinator {
         int256[] calldata input,
         int256[] calldata output
     ) external view returns (uint256[] memory);
+
+    /// @notice The public instances a proof fulfilling the private request `requestId` with commitment
+    /// `commitment` from `fulfiller` on this coordinator must be made for, for a model with `valueBits`:
+    /// [bindingOf(requestId, fulfiller), commitment, pack(output)...]. Reverts with InvalidValueBits,
+    /// CommitmentNotInField or ValueOutOfRange.
+    function privateInstances(
+        uint8 valueBits,
+        uint256 requestId,
+        address fulfiller,
+        bytes32 commitment,
+        int256[] calldata output
+    ) external view returns (uint256[] memory);
+
+    /// @notice The X25519 public key `prover` registered (`setEncryptionKey`); zero if none.
+    function encryptionKeyOf(address prover) external view returns (bytes32);
+
+    /// @notice Bytes of a version-1 envelope beyond its 8 bytes per input value: 1 (version) + 32
+    /// (ephemeral X25519 public key) + 32 (salt) + 16 (ChaCha20-Poly1305 tag) = 81.
+    function CIPHERTEXT_OVERHEAD() external view returns (uint256);
 
     /// @notice The largest callback gas limit a request may ask for.
     function MAX_CALLBACK_GAS() external view returns (uint32);

@@ -9,12 +9,15 @@ import {IInferenceCoordinator} from "../../src/interfaces/IInferenceCoordinator.
 import {ProofBook} from "../mocks/MockVerifier.sol";
 import {InstanceEncoding} from "../utils/InstanceEncoding.sol";
 
-/// @notice Drives the coordinator with random requests, fulfilments (valid, replayed, forged), cancellations
-/// by anyone, withdrawals, fee changes and time, and keeps a ledger of what each actor should own.
+/// @notice Drives the coordinator with random requests, public and private, fulfilments (valid, replayed,
+/// forged, through the wrong path), cancellations by anyone, withdrawals, fee changes and time, and keeps a
+/// ledger of what each actor should own. Every actor has an encryption key, so any can be named prover.
 contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
     InferenceCoordinator public immutable coordinator;
     ProofBook public immutable book;
     uint256 public immutable listingId;
+    /// @notice A listing of a committed-input model with the same shape (4 inputs, 3 outputs, 16 bits).
+    uint256 public immutable privateListingId;
     address public immutable listingOwner;
 
     address[] internal _actors;
@@ -35,15 +38,24 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
 
     mapping(bytes32 => uint256) public calls;
 
-    constructor(InferenceCoordinator coordinator_, ProofBook book_, uint256 listingId_, address listingOwner_) {
+    constructor(
+        InferenceCoordinator coordinator_,
+        ProofBook book_,
+        uint256 listingId_,
+        uint256 privateListingId_,
+        address listingOwner_
+    ) {
         coordinator = coordinator_;
         book = book_;
         listingId = listingId_;
+        privateListingId = privateListingId_;
         listingOwner = listingOwner_;
         for (uint256 i; i < 4; ++i) {
             address actor = makeAddr(string.concat("actor", vm.toString(i)));
             _actors.push(actor);
             vm.deal(actor, 1_000 ether);
+            vm.prank(actor);
+            coordinator.setEncryptionKey(keccak256(abi.encode("key", actor)));
         }
     }
 
@@ -82,6 +94,11 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
         return _input(raw);
     }
 
+    /// @dev Commitments too, so fulfilment can rebuild them (and check them against the stored one).
+    function _commitmentOf(uint256 requestId) internal pure returns (bytes32) {
+        return bytes32(uint256(keccak256(abi.encode("commitment", requestId))) % InstanceEncoding.R);
+    }
+
     function _pick(uint256 seed) internal view returns (uint256) {
         // Sometimes an id that does not exist.
         if (_requestIds.length == 0 || seed % 10 == 0) return _requestIds.length + 1 + seed % 3;
@@ -102,11 +119,31 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
         totalDeposited += fee;
     }
 
+    function requestPrivate(uint256 actorSeed, uint256 proverSeed, uint32 callbackGasLimit) external {
+        calls["requestPrivate"]++;
+        address actor = _actor(actorSeed);
+        address prover = _actor(proverSeed);
+        uint256 id = _requestIds.length + 1;
+        uint256 fee = coordinator.quote(privateListingId, 0);
+        uint32 gasLimit = uint32(_bound(callbackGasLimit, 0, 100_000));
+        bytes32 key = coordinator.encryptionKeyOf(prover);
+        vm.prank(actor);
+        uint256 got = coordinator.requestPrivateInference{value: fee}(
+            privateListingId, _commitmentOf(id), prover, key, new bytes(81 + 8 * 4), gasLimit, fee
+        );
+        if (got != id) wronglyRefused = "sequential request id";
+        _requestIds.push(id);
+        totalDeposited += fee;
+    }
+
+    /// @dev Both listings always charge the same fee.
     function setFee(uint96 fee) external {
         calls["setFee"]++;
         uint96 newFee = uint96(_bound(fee, 0, 1 ether));
-        vm.prank(listingOwner);
+        vm.startPrank(listingOwner);
         coordinator.setListingFee(listingId, newFee);
+        coordinator.setListingFee(privateListingId, newFee);
+        vm.stopPrank();
     }
 
     function fulfil(uint256 requestSeed, uint256 actorSeed, int256[3] memory raw) external {
@@ -118,8 +155,8 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
         bytes memory proof = abi.encodePacked("proof", id, actor, output);
         book.accept(InstanceEncoding.verifierCalldata(16, address(coordinator), id, actor, input, output, proof));
         IInferenceCoordinator.Request memory before = coordinator.getRequest(id);
-        bool shouldWork =
-            before.status == IInferenceCoordinator.RequestStatus.Pending && block.timestamp <= before.deadline;
+        bool shouldWork = before.status == IInferenceCoordinator.RequestStatus.Pending
+            && block.timestamp <= before.deadline && before.prover == address(0);
 
         vm.prank(actor);
         try coordinator.fulfillInference(id, input, output, proof) {
@@ -143,6 +180,52 @@ contract CoordinatorHandler is CommonBase, StdCheats, StdUtils {
         book.accept(InstanceEncoding.verifierCalldata(16, address(coordinator), id, prover, input, output, proof));
         vm.prank(thief);
         try coordinator.fulfillInference(id, input, output, proof) {
+            acceptedForgedProof = true;
+        } catch {}
+    }
+
+    /// @notice Fulfils through the private path, mostly as the named prover, sometimes as anyone; on a
+    /// public request it must fail.
+    function fulfilPrivate(uint256 requestSeed, uint256 actorSeed, int256[3] memory raw) external {
+        calls["fulfilPrivate"]++;
+        uint256 id = _pick(requestSeed);
+        IInferenceCoordinator.Request memory before = coordinator.getRequest(id);
+        address actor = actorSeed % 3 == 0 || before.prover == address(0) ? _actor(actorSeed) : before.prover;
+        int256[] memory output = _output(raw);
+        bytes memory proof = abi.encodePacked("private proof", id, actor, output);
+        book.accept(
+            InstanceEncoding.privateVerifierCalldata(
+                16, address(coordinator), id, actor, _commitmentOf(id), output, proof
+            )
+        );
+        bool shouldWork = before.status == IInferenceCoordinator.RequestStatus.Pending
+            && block.timestamp <= before.deadline && before.prover != address(0) && actor == before.prover;
+
+        vm.prank(actor);
+        try coordinator.fulfillPrivateInference(id, output, proof) {
+            calls["fulfilPrivate.ok"]++;
+            if (++successfulFulfilments[id] > 1) fulfilledTwice = true;
+            if (actor != before.prover) acceptedForgedProof = true;
+            expectedBalance[actor] += before.payment;
+        } catch {
+            if (shouldWork) wronglyRefused = "valid private fulfilment";
+        }
+    }
+
+    /// @notice The named prover sends a proof made for another fulfiller, or for another commitment.
+    function fulfilPrivateWithForgedProof(uint256 requestSeed, uint256 actorSeed, int256[3] memory raw) external {
+        calls["fulfilPrivateForged"]++;
+        uint256 id = _pick(requestSeed);
+        address prover = coordinator.getRequest(id).prover;
+        if (prover == address(0)) prover = _actor(actorSeed);
+        address other = _actor(actorSeed % 4 + 1);
+        bool otherCommitment = other == prover;
+        int256[] memory output = _output(raw);
+        bytes memory proof = abi.encodePacked("forged private proof", id, output);
+        bytes32 c = otherCommitment ? bytes32(uint256(_commitmentOf(id)) ^ 1) : _commitmentOf(id);
+        book.accept(InstanceEncoding.privateVerifierCalldata(16, address(coordinator), id, other, c, output, proof));
+        vm.prank(prover);
+        try coordinator.fulfillPrivateInference(id, output, proof) {
             acceptedForgedProof = true;
         } catch {}
     }

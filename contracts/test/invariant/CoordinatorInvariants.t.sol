@@ -7,7 +7,8 @@ import {IInferenceCoordinator} from "../../src/interfaces/IInferenceCoordinator.
 import {MockVerifier, ProofBook} from "../mocks/MockVerifier.sol";
 import {CoordinatorHandler} from "./CoordinatorHandler.sol";
 
-/// @notice Fees are conserved, a request is fulfilled at most once, and only requesters get refunds.
+/// @notice Fees are conserved, a request is fulfilled at most once, and only requesters get refunds, with
+/// public and private requests mixed.
 contract CoordinatorInvariantsTest is Test {
     InferenceCoordinator internal coordinator;
     CoordinatorHandler internal handler;
@@ -16,16 +17,21 @@ contract CoordinatorInvariantsTest is Test {
         coordinator = new InferenceCoordinator();
         ProofBook book = new ProofBook();
         IInferenceCoordinator.ModelEncoding memory encoding =
-            IInferenceCoordinator.ModelEncoding(4, 3, 4, 8, 16, -8, 8, -1000, 1000);
+            IInferenceCoordinator.ModelEncoding(4, 3, 4, 8, 16, -8, 8, -1000, 1000, false);
         MockVerifier verifier = new MockVerifier(book, coordinator.computeEncodingHash(encoding));
         book.accept("sample");
         bytes32 modelId = coordinator.registerModel(address(verifier), encoding, "sample");
+        encoding.inputCommitted = true;
+        MockVerifier privateVerifier = new MockVerifier(book, coordinator.computeEncodingHash(encoding));
+        bytes32 privateModelId = coordinator.registerModel(address(privateVerifier), encoding, "sample");
         address owner = makeAddr("listingOwner");
-        vm.prank(owner);
+        vm.startPrank(owner);
         uint256 listingId = coordinator.createListing(modelId, 0.01 ether, 1 hours);
-        handler = new CoordinatorHandler(coordinator, book, listingId, owner);
+        uint256 privateListingId = coordinator.createListing(privateModelId, 0.01 ether, 1 hours);
+        vm.stopPrank();
+        handler = new CoordinatorHandler(coordinator, book, listingId, privateListingId, owner);
 
-        bytes4[] memory selectors = new bytes4[](7);
+        bytes4[] memory selectors = new bytes4[](10);
         selectors[0] = CoordinatorHandler.request.selector;
         selectors[1] = CoordinatorHandler.setFee.selector;
         selectors[2] = CoordinatorHandler.fulfil.selector;
@@ -33,6 +39,9 @@ contract CoordinatorInvariantsTest is Test {
         selectors[4] = CoordinatorHandler.cancel.selector;
         selectors[5] = CoordinatorHandler.withdraw.selector;
         selectors[6] = CoordinatorHandler.warp.selector;
+        selectors[7] = CoordinatorHandler.requestPrivate.selector;
+        selectors[8] = CoordinatorHandler.fulfilPrivate.selector;
+        selectors[9] = CoordinatorHandler.fulfilPrivateWithForgedProof.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
         targetContract(address(handler));
     }

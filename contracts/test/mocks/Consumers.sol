@@ -20,6 +20,18 @@ abstract contract ConsumerBase is IInferenceConsumer {
         return coordinator.requestInference{value: msg.value}(listingId, input, callbackGasLimit, msg.value);
     }
 
+    function requestPrivate(
+        uint256 listingId,
+        bytes32 commitment,
+        address prover,
+        bytes calldata ciphertext,
+        uint32 callbackGasLimit
+    ) external payable returns (uint256) {
+        return coordinator.requestPrivateInference{value: msg.value}(
+            listingId, commitment, prover, coordinator.encryptionKeyOf(prover), ciphertext, callbackGasLimit, msg.value
+        );
+    }
+
     function cancel(uint256 requestId) external {
         coordinator.cancelRequest(requestId);
     }
@@ -109,6 +121,8 @@ contract ReentrantConsumer is ConsumerBase {
     bytes public cancelError;
     bytes public withdrawError;
     bytes public requestError;
+    bytes public privateFulfillError;
+    bytes public privateRequestError;
     bool public called;
 
     constructor(IInferenceCoordinator coordinator_) ConsumerBase(coordinator_) {}
@@ -136,6 +150,14 @@ contract ReentrantConsumer is ConsumerBase {
         try coordinator.requestInference(listingId, _input, 0, 0) {}
         catch (bytes memory err) {
             requestError = err;
+        }
+        try coordinator.fulfillPrivateInference(otherRequestId, output, hex"") {}
+        catch (bytes memory err) {
+            privateFulfillError = err;
+        }
+        try coordinator.requestPrivateInference(listingId, bytes32(0), address(this), bytes32(0), hex"", 0, 0) {}
+        catch (bytes memory err) {
+            privateRequestError = err;
         }
     }
 }

@@ -81,8 +81,15 @@ abstract contract CoordinatorTestBase is Test {
             INPUT_MIN,
             INPUT_MAX,
             OUTPUT_MIN,
-            OUTPUT_MAX
+            OUTPUT_MAX,
+            false
         );
+    }
+
+    /// The default encoding with the input committed (a model that takes private requests only).
+    function _committedEncoding() internal pure returns (IInferenceCoordinator.ModelEncoding memory encoding) {
+        encoding = _defaultEncoding();
+        encoding.inputCommitted = true;
     }
 
     function _input() internal pure returns (int256[] memory input) {

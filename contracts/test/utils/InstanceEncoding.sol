@@ -3,8 +3,9 @@ pragma solidity ^0.8.30;
 
 /// @notice The public-instance encoding written out independently of the coordinator, for tests:
 /// [keccak256(abi.encode(chainid, coordinator, requestId, fulfiller)) mod r, pack(input)..., pack(output)...],
-/// where pack puts floor(248 / B) values per word, value j of a word contributing (v + 2^(B-1)) * 2^(B * j).
-/// The chain id is the current one (`block.chainid`).
+/// where pack puts floor(248 / B) values per word, value j of a word contributing (v + 2^(B-1)) * 2^(B * j);
+/// for a private request of a committed-input model, [binding, C, pack(output)...] with C the request's
+/// commitment. The chain id is the current one (`block.chainid`).
 library InstanceEncoding {
     uint256 internal constant R = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
 
@@ -47,6 +48,23 @@ library InstanceEncoding {
         }
     }
 
+    function privateInstances(
+        uint256 bits,
+        address coordinator,
+        uint256 requestId,
+        address fulfiller,
+        bytes32 commitment,
+        int256[] memory output
+    ) internal view returns (uint256[] memory out) {
+        uint256[] memory packedOutput = pack(bits, output);
+        out = new uint256[](2 + packedOutput.length);
+        out[0] = binding(coordinator, requestId, fulfiller);
+        out[1] = uint256(commitment);
+        for (uint256 j; j < packedOutput.length; ++j) {
+            out[2 + j] = packedOutput[j];
+        }
+    }
+
     /// @dev What the coordinator must send the verifier: the instance words, then the proof.
     function verifierCalldata(
         uint256 bits,
@@ -56,8 +74,24 @@ library InstanceEncoding {
         int256[] memory input,
         int256[] memory output,
         bytes memory proof
-    ) internal view returns (bytes memory data) {
-        uint256[] memory words = instances(bits, coordinator, requestId, fulfiller, input, output);
+    ) internal view returns (bytes memory) {
+        return concat(instances(bits, coordinator, requestId, fulfiller, input, output), proof);
+    }
+
+    /// @dev `verifierCalldata` of a private request with commitment `commitment`.
+    function privateVerifierCalldata(
+        uint256 bits,
+        address coordinator,
+        uint256 requestId,
+        address fulfiller,
+        bytes32 commitment,
+        int256[] memory output,
+        bytes memory proof
+    ) internal view returns (bytes memory) {
+        return concat(privateInstances(bits, coordinator, requestId, fulfiller, commitment, output), proof);
+    }
+
+    function concat(uint256[] memory words, bytes memory proof) internal pure returns (bytes memory data) {
         for (uint256 i; i < words.length; ++i) {
             data = bytes.concat(data, bytes32(words[i]));
         }

@@ -49,7 +49,8 @@ contract DigitGateTest is Test {
             inputMin: 0,
             inputMax: 16,
             outputMin: -100_000,
-            outputMax: 100_000
+            outputMax: 100_000,
+            inputCommitted: false
         });
         AcceptAllVerifier verifier = new AcceptAllVerifier(coordinator.computeEncodingHash(encoding));
         bytes32 modelId = coordinator.registerModel(address(verifier), encoding, "any sample");
