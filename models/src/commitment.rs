@@ -110,8 +110,7 @@ mod tests {
             .use_instance_columns(1);
         let range = builder.range_chip();
         let ctx = builder.main(0);
-        let words: Vec<_> =
-            crate::circuit::pack(&input, 8).into_iter().map(|w| ctx.load_witness(w)).collect();
+        let words: Vec<_> = crate::circuit::pack(&input, 8).into_iter().map(|w| ctx.load_witness(w)).collect();
         let salt_cell = ctx.load_witness(salt);
         let c = constrain(ctx, range.gate(), &words, salt_cell);
         assert_eq!(*c.value(), native);

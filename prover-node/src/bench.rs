@@ -84,7 +84,8 @@ pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path) -> Result<
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs.max(1) {
-        let p = prove::prove(&loaded, &input, U256::from(1), &crate::proof::Fulfiller::default())?;
+        let salt = prove::sample_salt(&loaded.model);
+        let p = prove::prove(&loaded, &input, salt, U256::from(1), &crate::proof::Fulfiller::default())?;
         times.push(p.prove_seconds);
         last = Some(p);
     }

@@ -397,6 +397,10 @@ pub struct ProveArgs {
     /// The account that will submit the proof (bound into the proof).
     #[arg(long, default_value_t = Address::ZERO, help_heading = "Request")]
     fulfiller: Address,
+    /// The salt of the input commitment (32 bytes, 0x-hex, below 2^248), for a model set up with
+    /// --private-input: the proof then shows C = Poseidon(packed input ‖ salt), not the input.
+    #[arg(long, value_name = "HEX", help_heading = "Request")]
+    salt: Option<B256>,
     #[command(flatten)]
     srs: SrsArgs,
 }
@@ -558,9 +562,15 @@ pub fn prove(a: ProveArgs) -> anyhow::Result<()> {
     tracing::info!(model = %card.name, "proving");
     let fulfiller = Fulfiller { chain_id: a.chain_id, coordinator: a.coordinator, address: a.fulfiller };
     let step = crate::progress::Step::start_if(card.circuit.k >= 16, format!("proving (k = {})", card.circuit.k));
-    let proof = prove::prove(&loaded, &input, a.request_id, &fulfiller)?;
+    let salt = a.salt.map(|s| models::commitment::salt_from_bytes(&s.0)).transpose()?;
+    let proof = prove::prove(&loaded, &input, salt, a.request_id, &fulfiller)?;
     step.map(|s| s.finish());
     proof.save(&a.out)?;
+    if let Some(c) = proof.commitment {
+        println!(
+            "commitment      {c:#066x} (Poseidon of the packed input and the salt; the input is not in the proof)"
+        );
+    }
     println!("output          {:?} (quantized, scale 2^{})", proof.output, card.output_scale_bits);
     println!("dequantized     {:?}", proof.output_dequantized.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>());
     println!("prediction      {}", proof.prediction);

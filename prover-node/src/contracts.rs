@@ -95,10 +95,12 @@ pub struct Deployment {
 }
 
 /// Verifier calldata (instances ‖ proof) of a valid proof, for `registerModel` to measure the
-/// verifier's gas on: the model's smallest input, bound to no coordinator.
+/// verifier's gas on: the model's smallest input (with a random salt if the input is committed),
+/// bound to no coordinator.
 pub fn sample_calldata(model: &LoadedModel) -> Result<Bytes> {
     let input = vec![model.card.input_range.0; model.card.input_shape.iter().product::<usize>()];
-    Ok(prove::prove(model, &input, U256::ZERO, &Fulfiller::default())?.verifier_calldata)
+    Ok(prove::prove(model, &input, prove::sample_salt(&model.model), U256::ZERO, &Fulfiller::default())?
+        .verifier_calldata)
 }
 
 /// Registers the card's model (deployed at `verifier`) with a valid `sample` (see

@@ -113,8 +113,12 @@ pub struct ProofFile {
     pub request_id: U256,
     /// The account allowed to submit it.
     pub fulfiller: Address,
-    /// Quantized input.
+    /// Quantized input (empty for a committed-input model: the input stays with the prover).
     pub input: Vec<i64>,
+    /// The input commitment `C = Poseidon(pack(input) ‖ salt)` of a committed-input model's proof, in
+    /// the input's place in the instances (absent for public-input models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<U256>,
     /// Quantized output.
     pub output: Vec<i64>,
     /// Output divided by 2^output_scale_bits.
@@ -127,7 +131,8 @@ pub struct ProofFile {
     pub proof: alloy::primitives::Bytes,
     /// Calldata for the model's verifier contract (instances ‖ proof).
     pub verifier_calldata: alloy::primitives::Bytes,
-    /// Calldata for `InferenceCoordinator.fulfillInference`.
+    /// Calldata for `InferenceCoordinator.fulfillInference` (`fulfillPrivateInference` for a
+    /// committed-input model).
     pub fulfill_calldata: alloy::primitives::Bytes,
     /// Proving time in seconds.
     pub prove_seconds: f64,
@@ -173,15 +178,21 @@ impl ProofFile {
         Fulfiller { chain_id: self.chain_id, coordinator: self.coordinator, address: self.fulfiller }
     }
 
-    /// Checks the instances say what the file says (binding, input, output).
+    /// Checks the instances say what the file says (binding, input or commitment, output).
     pub fn check_consistent(&self, value_bits: u32) -> Result<()> {
         let f = self.field_instances()?;
         let binding = self.fulfiller().binding(self.request_id);
-        let expected = circuit::public_instances(binding, &self.input, &self.output, value_bits);
+        let (expected, what) = match self.commitment {
+            Some(c) if c < FIELD_MODULUS => {
+                (circuit::committed_instances(binding, u256_to_field(c), &self.output, value_bits), "commitment")
+            }
+            Some(c) => return Err(Error::Invalid(format!("commitment {c:#x} is not below the field modulus"))),
+            None => (circuit::public_instances(binding, &self.input, &self.output, value_bits), "input"),
+        };
         if f != expected {
-            return Err(Error::Invalid(
-                "the instances do not match the proof file's request, fulfiller, input and output".into(),
-            ));
+            return Err(Error::Invalid(format!(
+                "the instances do not match the proof file's request, fulfiller, {what} and output"
+            )));
         }
         Ok(())
     }

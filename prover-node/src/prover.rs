@@ -64,7 +64,7 @@ impl ProofBackend for Models {
 
     fn prove(&self, model: &B256, input: &[i64], request_id: U256, fulfiller: Fulfiller) -> Result<Proved> {
         let m = self.0.get(model).ok_or_else(|| crate::Error::Invalid(format!("model {model} is not served")))?;
-        let p = prove::prove(m, input, request_id, &fulfiller)?;
+        let p = prove::prove(m, input, None, request_id, &fulfiller)?;
         Ok(Proved { output: p.output, proof: p.proof, seconds: p.prove_seconds })
     }
 }

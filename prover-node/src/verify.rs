@@ -51,6 +51,10 @@ pub enum ClaimError {
     /// The file is for another model.
     #[error("the proof is for model {proof}, the card is model {card}")]
     WrongModel { proof: String, card: String },
+    /// A committed-input model's file must carry the commitment and no input; a public-input
+    /// model's file the input and no commitment.
+    #[error("{0}")]
+    InputMode(&'static str),
     /// Wrong number of input or output values.
     #[error("the proof file has {got} {what} values, the model has {expected}")]
     Length { what: &'static str, expected: usize, got: usize },
@@ -106,7 +110,21 @@ pub fn check_claims(model_id: &str, encoding: &Encoding, proof: &ProofFile) -> R
     if !proof.model_id.eq_ignore_ascii_case(model_id) {
         return Err(ClaimError::WrongModel { proof: proof.model_id.clone(), card: model_id.into() });
     }
-    check_range("input", &proof.input, encoding.input_len, (encoding.input_min, encoding.input_max))?;
+    match (encoding.input_committed, proof.commitment.is_some()) {
+        (true, false) => {
+            return Err(ClaimError::InputMode("the model commits to its input, but the file has no commitment"))
+        }
+        (false, true) => {
+            return Err(ClaimError::InputMode("the model's input is public, but the file claims a commitment"))
+        }
+        (true, true) if !proof.input.is_empty() => {
+            return Err(ClaimError::InputMode("the model commits to its input: the file must not carry it"))
+        }
+        (true, true) => {}
+        (false, false) => {
+            check_range("input", &proof.input, encoding.input_len, (encoding.input_min, encoding.input_max))?
+        }
+    }
     check_range("output", &proof.output, encoding.output_len, (encoding.output_min, encoding.output_max))?;
     proof.check_consistent(encoding.value_bits as u32).map_err(|e| ClaimError::InstancesMismatch(e.to_string()))?;
     let instances = proof.field_instances().map_err(|e| ClaimError::InstancesMismatch(e.to_string()))?;
@@ -178,6 +196,7 @@ mod tests {
             output_dequantized: output.iter().map(|&v| v as f64 / 128.0).collect(),
             prediction: argmax(&output),
             input,
+            commitment: None,
             output,
             instances: vec![],
             proof: Bytes::from(vec![7u8; 96]),

@@ -174,7 +174,7 @@ impl Prover {
             address: address_arg("fulfiller", fulfiller)?,
         };
         let file = py
-            .detach(|| prover_node::prove::prove(&self.loaded, &input, request_id, &fulfiller))
+            .detach(|| prover_node::prove::prove(&self.loaded, &input, None, request_id, &fulfiller))
             .map_err(|e| error::from_node(py, e))?;
         Ok(Proof { file })
     }

@@ -26,7 +26,7 @@ async fn generated_verifiers_accept_valid_proofs_and_reject_tampered_ones() {
         let m = zoo(name);
         assert!(m.compiled.deployed_bytecode.len() <= verifier_gen::EIP170_LIMIT);
         let address = chain::deploy(&provider, m.compiled.bytecode.clone()).await.unwrap();
-        let proof = prove::prove(&m.loaded, &example_input(m), U256::from(1), &fulfiller).unwrap();
+        let proof = prove::prove(&m.loaded, &example_input(m), None, U256::from(1), &fulfiller).unwrap();
         let ok = chain::verify_on_chain(&provider, address, proof.verifier_calldata.to_vec()).await.unwrap();
         assert!(ok.accepted, "{name}: valid proof rejected on-chain");
         let gas = ok.tx_gas.unwrap();

@@ -53,7 +53,7 @@ async fn measure(provider: &alloy::providers::DynProvider, name: &str, lanes: us
         .unwrap();
     let fulfiller =
         Fulfiller { chain_id: 31337, coordinator: Address::repeat_byte(0xc0), address: Address::repeat_byte(0x11) };
-    let proof = prove::prove(&loaded, &input, U256::from(1), &fulfiller).unwrap();
+    let proof = prove::prove(&loaded, &input, None, U256::from(1), &fulfiller).unwrap();
     let on_chain = chain::verify_on_chain(provider, address, proof.verifier_calldata.to_vec()).await.unwrap();
     assert!(on_chain.accepted, "{name} with {lanes} lanes: valid proof rejected");
     // Execution gas: the transaction's minus intrinsic (21k) and calldata (16 per non-zero byte, 4 per zero).

@@ -54,7 +54,7 @@ async fn check_hardening(provider: &DynProvider, m: &ZooModel, name: &str) {
         coordinator: Address::repeat_byte(0xc0),
         address: Address::repeat_byte(0x11),
     };
-    let proof = prove::prove(&m.loaded, &example_input(m), U256::from(1), &fulfiller).unwrap();
+    let proof = prove::prove(&m.loaded, &example_input(m), None, U256::from(1), &fulfiller).unwrap();
     let valid = proof.verifier_calldata.to_vec();
     assert_eq!(valid.len(), layout.calldata_len(), "{name}: layout length");
     assert!(accepted(provider, verifier, valid.clone()).await, "{name}: valid calldata rejected");
@@ -124,7 +124,7 @@ async fn dev_srs_verifiers_run_only_on_the_dev_chain() {
         let verifier = chain::deploy(&provider, m.compiled.bytecode.clone()).await.unwrap();
         let fulfiller =
             Fulfiller { chain_id: 1, coordinator: Address::repeat_byte(0xc0), address: Address::repeat_byte(0x11) };
-        let proof = prove::prove(&m.loaded, &example_input(m), U256::from(1), &fulfiller).unwrap();
+        let proof = prove::prove(&m.loaded, &example_input(m), None, U256::from(1), &fulfiller).unwrap();
         assert_eq!(accepted(&provider, verifier, proof.verifier_calldata.to_vec()).await, runs);
         assert_eq!(encoding_hash_of(&provider, verifier).await.is_some(), runs);
     }
