@@ -28,7 +28,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::{
-    client::{input_hash, rpc::RpcClient, ChainClient},
+    client::{rpc::RpcClient, ChainClient},
     config::NodeConfig,
     error::{Error, Result},
     metrics::Metrics,
@@ -397,14 +397,14 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
             let mut proving = job.clone();
             proving.state = JobState::Proving;
             self.ctx.store.put(&proving)?;
-            self.pool.start(job.request_id, job.model_id, job.input.clone(), fulfiller);
+            self.pool.start(job, fulfiller);
         }
         Ok(())
     }
 
     fn on_proved(&mut self, r: ProveResult) -> Result<()> {
         let Some(mut job) = self.ctx.store.get(r.request_id)? else { return Ok(()) };
-        if job.state != JobState::Proving || input_hash(&job.input) != r.input_hash {
+        if job.state != JobState::Proving || job.claim_hash() != r.input_hash {
             info!(request_id = %r.request_id, state = job.state.name(), "discarding a proof of an input a reorg replaced");
             self.ctx.metrics.stale_proofs.fetch_add(1, Ordering::Relaxed);
             return Ok(());
