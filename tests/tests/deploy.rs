@@ -292,13 +292,21 @@ async fn a_second_run_sends_nothing_and_the_forge_scripts_share_addresses_and_fi
     assert_eq!(nonce(&provider, owner.address()).await, sent);
 }
 
-/// Runs a deployment script with `--broadcast` against `rpc`; returns its output.
+/// Runs a deployment script with `--broadcast` against `rpc`, then its `record()` step (which writes
+/// the deployments file from what the chain holds); returns their output.
 async fn forge(rpc: &str, script: &str, env: &[(&str, &str)]) -> String {
+    let sent = forge_step(rpc, script, &["--broadcast"], env).await;
+    let recorded = forge_step(rpc, script, &["--sig", "record()"], env).await;
+    format!("{sent}{recorded}")
+}
+
+async fn forge_step(rpc: &str, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let bin = root().join("node_modules/@foundry-rs/forge-linux-amd64/bin/forge");
     let out = tokio::time::timeout(
         MINUTE,
         tokio::process::Command::new(bin)
-            .args(["script", &format!("contracts/script/{script}"), "--rpc-url", rpc, "--broadcast"])
+            .args(["script", &format!("contracts/script/{script}"), "--rpc-url", rpc])
+            .args(args)
             .current_dir(root())
             .env_remove("ZKINFER_COORDINATOR")
             .envs(env.iter().copied())
@@ -308,7 +316,7 @@ async fn forge(rpc: &str, script: &str, env: &[(&str, &str)]) -> String {
     .expect("forge did not finish")
     .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "forge script {script} failed:\n{text}");
+    assert!(out.status.success(), "forge script {script} {args:?} failed:\n{text}");
     text
 }
 
