@@ -1,6 +1,6 @@
 //! Errors of the prover node.
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 
 use crate::{client::ChainError, store::StoreError};
 
@@ -109,6 +109,15 @@ pub enum Error {
          {card}: the card and its verifier artifact do not belong together (run `prover-node setup` again)"
     )]
     ModelIdMismatch { model: String, card: B256, derived: B256 },
+    /// The signing account cannot pay for a deployment step (checked before it is sent).
+    #[error(
+        "{what}: insufficient funds: the account {account} has {} ETH, the transaction needs about {} ETH ({gas} gas \
+         at {} gwei, with a margin); nothing was sent for this step",
+        crate::deploy::format_ether(*balance),
+        crate::deploy::format_ether(*needed),
+        crate::deploy::format_gwei(*gas_price)
+    )]
+    InsufficientFunds { what: String, account: Address, balance: U256, needed: U256, gas: u64, gas_price: u128 },
     /// A transaction would revert (found by simulating it); nothing was sent.
     #[error("{what} would revert: {reason}; nothing was sent")]
     SimulationReverted { what: String, reason: String },
