@@ -28,7 +28,7 @@ use crate::{
     bindings::IInferenceCoordinator::{self, IInferenceCoordinatorErrors},
     chain, contracts,
     deployments::{Deployments, ListingDeployment, ModelDeployment},
-    error::{Error, Result},
+    error::{Error, Result, Shortfall},
 };
 
 /// The standard CREATE2 deployer (the "deterministic deployment proxy": calldata `salt ‖ init code`,
@@ -512,14 +512,14 @@ impl Deployer {
         let needed = U256::from(limit) * U256::from(price) + tx.value.unwrap_or_default();
         let balance = self.provider.get_balance(self.sender).await.map_err(|e| rpc_in(what, "eth_getBalance", e))?;
         if balance < needed {
-            let short = Error::InsufficientFunds {
+            let short = Error::InsufficientFunds(Box::new(Shortfall {
                 what: what.into(),
                 account: self.sender,
                 balance,
                 needed,
                 gas: limit,
                 gas_price: price,
-            };
+            }));
             if !self.dry_run {
                 return Err(short);
             }
