@@ -551,7 +551,8 @@ mod tests {
     fn solc_is_found_in_the_env_then_on_path_at_the_pinned_version_then_in_the_source_tree() {
         let pinned = pinned_solc_version();
         assert_eq!(pinned, "0.8.30");
-        let (good, old, tree) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (good, old, tree) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let good_solc = fake_solc(good.path(), "0.8.30+commit.73712a01.Linux.g++");
         let old_solc = fake_solc(old.path(), "0.8.20+commit.a1b79de6.Linux.g++");
         let tree_solc = tree.path().join("scripts-solc");
