@@ -8,12 +8,15 @@ import {DeployVerifier} from "./DeployVerifier.s.sol";
 /// @title ListModel
 /// @notice Puts a model card's model on the chain's coordinator and lists it: deploys the verifier if it is
 /// not there (as DeployVerifier), registers the model if it is not registered (with a sample proof, whose
-/// verification sets the model's verifyGas), then creates a listing owned by the sender, and records the
-/// model and the listing in the deployments file. Refuses a dev-SRS verifier on any chain but 31337 and
-/// checks the coordinator derives the card's model id.
+/// verification sets the model's verifyGas), then creates a listing owned by the sender. Refuses a dev-SRS
+/// verifier on any chain but 31337 and checks the coordinator derives the card's model id. `run()` writes
+/// nothing; `record()`, once the transactions are mined, records the model and the listings the last
+/// broadcast created in the deployments file, from what the chain holds (see ZkinferScript).
 ///
 ///   ZKINFER_CARD=build/zoo/digits_mlp.card.json ZKINFER_SAMPLE=build/zoo/proof.json ZKINFER_FEE=1000000000000000 \
 ///   forge script contracts/script/ListModel.s.sol --rpc-url $RPC_URL --account <keystore> --broadcast
+///   ZKINFER_CARD=build/zoo/digits_mlp.card.json \
+///   forge script contracts/script/ListModel.s.sol --rpc-url $RPC_URL --sig 'record()'
 ///
 /// Environment:
 ///   ZKINFER_CARD              the model card (required)
@@ -24,27 +27,85 @@ import {DeployVerifier} from "./DeployVerifier.s.sol";
 ///   ZKINFER_DEADLINE_SECONDS  the listing's fulfilment window (default 3600)
 ///   ZKINFER_COORDINATOR       the coordinator (default: the deployments file's)
 contract ListModel is DeployVerifier {
+    /// @notice Sends what is missing (verifier, registration) and a new listing; writes nothing.
     function run() external override returns (address verifier) {
-        string memory path = _deploymentsPath();
-        string memory deployments = _readDeployments(path);
-        IInferenceCoordinator coordinator = _coordinator(deployments);
+        IInferenceCoordinator coordinator = _coordinator(_readDeployments(_deploymentsPath()));
         Card memory card = _readCard();
         _refuseDevSrsOffDevChain(card);
         bytes32 modelId = _checkedModelId(coordinator, card, card.codehash);
         verifier = _register(coordinator, card, modelId);
-        uint256 listingId = _list(coordinator, modelId);
+        _list(coordinator, modelId);
+        _logRecordStep("ListModel.s.sol");
+    }
 
-        if (!_broadcasting()) {
-            _logNotWritten(path);
-            return verifier;
+    /// @notice Records the card's model (if the coordinator has it registered) and the listings of it that
+    /// the last broadcast of this script on this chain created (its successful receipts' ListingCreated
+    /// logs, each checked against the coordinator). Sends nothing; reverts, writing nothing, when the model
+    /// is not registered.
+    function record() external {
+        string memory path = _deploymentsPath();
+        string memory deployments = _readDeployments(path);
+        IInferenceCoordinator coordinator = _coordinator(deployments);
+        Card memory card = _readCard();
+        bytes32 modelId = _checkedModelId(coordinator, card, card.codehash);
+        if (coordinator.getModel(modelId).verifier == address(0)) {
+            revert(
+                string.concat(
+                    card.name,
+                    " (model id ",
+                    vm.toString(modelId),
+                    ") is not registered on the coordinator ",
+                    vm.toString(address(coordinator)),
+                    ": nothing to record (was the ListModel broadcast mined?); ",
+                    path,
+                    " not written"
+                )
+            );
         }
         if (bytes(deployments).length == 0) {
             // A coordinator deployed some other way (ZKINFER_COORDINATOR): start the file (salt unknown: 0).
             _startDeployments(path, address(coordinator), bytes32(0));
         }
         _recordModel(path, coordinator, card, modelId);
-        _recordListing(path, coordinator, card.name, listingId);
+        console2.log("recorded %s: model id %s", card.name, vm.toString(modelId));
+        _recordListings(path, coordinator, card.name, modelId);
         console2.log("deployments file: %s", path);
+    }
+
+    /// @dev Records the listings of `modelId` that the successful receipts of the last broadcast created
+    /// and that the coordinator holds.
+    function _recordListings(string memory path, IInferenceCoordinator coordinator, string memory name, bytes32 modelId)
+        internal
+    {
+        string memory broadcastPath = _lastBroadcast("ListModel.s.sol");
+        if (!vm.exists(broadcastPath)) {
+            console2.log("no broadcast of ListModel on this chain (%s): no listing recorded", broadcastPath);
+            return;
+        }
+        string memory json = vm.readFile(broadcastPath);
+        bytes32 created = IInferenceCoordinator.ListingCreated.selector;
+        for (uint256 i; vm.keyExistsJson(json, _at(".receipts", i)); ++i) {
+            string memory receipt = _at(".receipts", i);
+            // Only mined, successful transactions: a reverted one's logs were never applied.
+            if (vm.parseJsonUint(json, string.concat(receipt, ".status")) != 1) continue;
+            string memory logs = string.concat(receipt, ".logs");
+            for (uint256 j; vm.keyExistsJson(json, _at(logs, j)); ++j) {
+                string memory log = _at(logs, j);
+                if (vm.parseJsonAddress(json, string.concat(log, ".address")) != address(coordinator)) continue;
+                bytes32[] memory topics = vm.parseJsonBytes32Array(json, string.concat(log, ".topics"));
+                if (topics.length < 3 || topics[0] != created || topics[2] != modelId) continue;
+                uint256 listingId = uint256(topics[1]);
+                // The broadcast file may be another chain's run with the same chain id (a restarted
+                // anvil): record only what this chain holds.
+                if (coordinator.getListing(listingId).modelId != modelId) continue;
+                _recordListing(path, coordinator, name, listingId);
+                console2.log("recorded listing %s", listingId);
+            }
+        }
+    }
+
+    function _at(string memory array, uint256 i) private pure returns (string memory) {
+        return string.concat(array, "[", vm.toString(i), "]");
     }
 
     /// @dev Deploys the verifier and registers the model unless the model is registered already.

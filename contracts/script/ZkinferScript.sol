@@ -21,12 +21,21 @@ import {IInferenceCoordinator} from "../src/interfaces/IInferenceCoordinator.sol
 ///   { "chainId": 31337, "coordinator": "0x..", "salt": "0x..",
 ///     "models":   { "<card name>": { "modelId", "verifier", "codehash", "verifyGas", "devSrs" } },
 ///     "listings": { "<listing id>": { "listingId", "model", "modelId", "owner", "fee", "deadlineSeconds" } } }
-/// It is written only when the script broadcasts (not on a dry run), after its transactions were
-/// simulated; `fee` is a decimal string (wei). `prover-node deploy-coordinator` / `list-model` read and
-/// write the same file (prover-node/src/deployments.rs), and the node reads it (`contract.deployments`).
+/// `fee` is a decimal string (wei). `prover-node deploy-coordinator` / `list-model` read and write the same
+/// file (prover-node/src/deployments.rs), and the node reads it (`contract.deployments`).
+///
+/// Sending and recording are two steps. `run()` (with `--broadcast`) sends the transactions and writes
+/// nothing: forge executes the Solidity before it sends anything, so a write there would record contracts
+/// whose transactions then fail (an unfunded key, a revert, a dropped transaction). `record()` (run
+/// afterwards, `--sig 'record()'`, no key, nothing sent) reads the chain and writes only what is there: code
+/// at the coordinator's address, a registered model, and the listings created by the script's last
+/// broadcast (the ListingCreated logs of its successful receipts, each checked on the chain).
 abstract contract ZkinferScript is Script {
     /// @notice The only chain a verifier made with a dev (insecure) SRS runs on: anvil's default chain id.
     uint256 internal constant DEV_CHAIN_ID = 31337;
+
+    /// @notice Where `forge script --broadcast` records its transactions: foundry.toml's `broadcast`.
+    string internal constant BROADCAST_DIR = "build/broadcast";
 
     /// @notice The card's fields the scripts use.
     struct Card {
@@ -50,6 +59,26 @@ abstract contract ZkinferScript is Script {
     /// @notice Whether this run sends its transactions (`--broadcast`, or `--resume`).
     function _broadcasting() internal view returns (bool) {
         return vm.isContext(VmSafe.ForgeContext.ScriptBroadcast) || vm.isContext(VmSafe.ForgeContext.ScriptResume);
+    }
+
+    /// @notice Says how to record what the run sent, once it is mined (or that a dry run sent nothing).
+    function _logRecordStep(string memory script) internal view {
+        if (!_broadcasting()) {
+            console2.log("dry run (no --broadcast): nothing sent, %s not written", _deploymentsPath());
+            return;
+        }
+        console2.log(
+            "%s is written from what is mined, not by this run; once the transactions are mined:", _deploymentsPath()
+        );
+        console2.log("  forge script contracts/script/%s --sig 'record()' --rpc-url <the same RPC URL>", script);
+    }
+
+    /// @notice forge's record of the last `--broadcast` of `script` on this chain (its transactions and
+    /// receipts): `<broadcast>/<script>/<chain id>/run-latest.json`, with foundry.toml's `broadcast` dir.
+    function _lastBroadcast(string memory script) internal view returns (string memory) {
+        return string.concat(
+            vm.projectRoot(), "/", BROADCAST_DIR, "/", script, "/", vm.toString(block.chainid), "/run-latest.json"
+        );
     }
 
     function _deploymentsPath() internal view returns (string memory) {
@@ -195,10 +224,6 @@ abstract contract ZkinferScript is Script {
     /// @notice Writes `value` (JSON) at `key` of the deployments file.
     function _writeDeployments(string memory path, string memory value, string memory key) internal {
         vm.writeJson(value, path, key);
-    }
-
-    function _logNotWritten(string memory path) internal pure {
-        console2.log("dry run (no --broadcast): %s not written", path);
     }
 
     function _product(uint256[] memory values) private pure returns (uint256 p) {

@@ -59,8 +59,33 @@ pub struct CircuitInfo {
     /// Verifier bytecode and verify gas predicted by the sizing before key generation.
     #[serde(default)]
     pub predicted: Option<PredictedCost>,
-    /// Public instances: 1 binding + packed inputs + packed outputs.
+    /// Public instances: 1 binding + packed inputs (or 1 input commitment) + packed outputs.
     pub num_instances: usize,
+    /// How many public proofs expose the fixed columns (weights, tables, constants); see
+    /// [`WeightExposure`].
+    #[serde(default)]
+    pub weight_exposure: Option<WeightExposure>,
+}
+
+/// What public proofs reveal of the fixed columns, where the weights live.
+///
+/// The verifying key holds only commitments to the fixed columns, but every halo2 proof opens each
+/// fixed column's polynomial at the proof's random point `x` (and at each rotation a gate queries it
+/// at), and those evaluations are public. An evaluation is one linear equation in the column's entries
+/// (its Lagrange coefficients at `x`). A column with `m` unknown entries is therefore determined, with
+/// overwhelming probability, by `m` proofs at distinct points, and everyone who sees the proofs can solve
+/// for it. So after `max_entries` public proofs every fixed-column value, every weight included, is
+/// public. To keep weights private, a model owner needs them in advice columns committed once and
+/// bound to by each proof; the README describes that option.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightExposure {
+    /// Fixed columns of the proving key (weights, function tables, constants, selectors).
+    pub fixed_columns: usize,
+    /// Non-zero entries of the fullest fixed column: an upper bound on the public proofs after which
+    /// every fixed-column value is determined.
+    pub max_entries: usize,
+    /// Non-zero entries of all fixed columns together.
+    pub total_entries: usize,
 }
 
 /// What sizing predicted for the chosen layout (see `models::sizing`).

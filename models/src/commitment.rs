@@ -129,6 +129,21 @@ mod tests {
         assert_eq!(c, input_commitment(&[1, 2, 3], Fr::from(9u64), 16));
     }
 
+    /// A yes/no feature vector of 8 bits has 256 values: without the salt, trying them all against `C`
+    /// (with no salt, or any salt but the right one) finds nothing; only the salt's holder can open `C`.
+    #[test]
+    fn the_salt_hides_a_low_entropy_input() {
+        let secret: Vec<i64> = vec![1, 0, 0, 1, 1, 0, 1, 0];
+        let salt = Fr::from_raw([0x0123_4567_89ab_cdef, 0xfeed_f00d_dead_beef, 0x1357_9bdf_2468_ace0, 0x00ff_eedd]);
+        let c = input_commitment(&secret, salt, 8);
+        let all = (0u32..256).map(|m| (0..8).map(|b| ((m >> b) & 1) as i64).collect::<Vec<i64>>());
+        for guess in all {
+            assert_ne!(input_commitment(&guess, Fr::zero(), 8), c, "found without a salt");
+            assert_ne!(input_commitment(&guess, salt + Fr::one(), 8), c, "found with a wrong salt");
+            assert_eq!(input_commitment(&guess, salt, 8) == c, guess == secret);
+        }
+    }
+
     #[test]
     fn salts_are_below_2_248_and_round_trip() {
         let mut bytes = [7u8; 32];

@@ -40,6 +40,13 @@ pub enum Error {
     /// A float input is NaN or infinite.
     #[error("input[{index}] is not a finite number")]
     InputNotFinite { index: usize },
+    /// A finite input so large that quantized (× 2^`scale_bits`) it does not fit 64 bits; the
+    /// model's range is narrower still, so it is named.
+    #[error(
+        "input[{index}] = {value:e} is outside the model's input range [{min}, {max}] (and too large to quantize: \
+         at scale 2^{scale_bits} an input must be below {limit:e} in magnitude to fit 64 bits)"
+    )]
+    InputTooLarge { index: usize, value: f64, min: f64, max: f64, scale_bits: u32, limit: f64 },
     /// A quantized value left the circuit's value range during the forward pass.
     #[error(
         "node `{node}`: quantized value {value} overflows the {bits}-bit value range; \

@@ -28,7 +28,7 @@ use crate::{
     error::{Error, Result},
     functions::FunctionTable,
     ir::{Cmp, FloatModel, InputKind, LayerKind, Source, TensorId},
-    quant::{div_round, quantize, QuantParams},
+    quant::{dequantize, div_round, quantize, QuantParams, QUANTIZE_LIMIT},
 };
 
 /// Inclusive `[lo, hi]` bounds of every value of every tensor (index = tensor id).
@@ -469,7 +469,7 @@ impl QuantModel {
                     let kind = if i.kind == InputKind::Bool { "bool" } else { "integer" };
                     return Err(Error::InputNotIntegral { index, value: x, kind });
                 }
-                let v = quantize(x, i.scale_bits).ok_or(Error::InputNotFinite { index })?;
+                let v = quantize(x, i.scale_bits).ok_or_else(|| self.too_large(index, x, i.scale_bits))?;
                 self.check_input_value(index, v as i128)?;
                 out.push(v);
                 index += 1;
@@ -483,6 +483,19 @@ impl QuantModel {
             return Err(Error::InputLength { expected: self.input_len(), got, shape: self.input_shape() });
         }
         Ok(())
+    }
+
+    /// The error of a finite input that [`quantize`] cannot hold, with the model's range in real units.
+    fn too_large(&self, index: usize, value: f64, scale_bits: u32) -> Error {
+        let (min, max) = self.input_range;
+        Error::InputTooLarge {
+            index,
+            value,
+            min: dequantize(min, scale_bits),
+            max: dequantize(max, scale_bits),
+            scale_bits,
+            limit: QUANTIZE_LIMIT / (1u64 << scale_bits) as f64,
+        }
     }
 
     fn check_input_value(&self, index: usize, value: i128) -> Result<()> {
@@ -1181,6 +1194,12 @@ mod tests {
         assert!(matches!(m.forward(&[1, 2]), Err(Error::InputLength { expected: 1, got: 2, .. })));
         assert!(matches!(m.forward(&[17]), Err(Error::InputOutOfRange { index: 0, value: 17, min: 0, max: 16 })));
         assert!(matches!(m.quantize_input(&[f64::NAN]), Err(Error::InputNotFinite { index: 0 })));
+        // Finite but beyond 64 bits once quantized: named as out of range, with the value and the limit.
+        let err = m.quantize_input(&[1e30]).unwrap_err();
+        assert!(matches!(err, Error::InputTooLarge { index: 0, .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("input[0] = 1e30 is outside the model's input range ["), "{text}");
+        assert!(text.contains("in magnitude to fit 64 bits"), "{text}");
     }
 
     #[test]

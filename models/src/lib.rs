@@ -9,12 +9,14 @@
 //! * [`prover`] runs key generation, proving and native verification; [`verify`] verifies with
 //!   only `[1]G1`, `G2`, `[τ]G2` of the SRS; [`srs`] loads the KZG SRS (and caches the dev one);
 //!   [`artifact`] frames key files with checksums; [`card`] is the published model card.
+//! * [`envelope`] seals a private input and its salt to a prover's X25519 key, and opens it.
 
 pub mod artifact;
 pub mod calibrate;
 pub mod card;
 pub mod circuit;
 pub mod commitment;
+pub mod envelope;
 pub mod error;
 pub mod eval;
 pub mod functions;

@@ -170,6 +170,18 @@ pub fn verify(srs: &ParamsKZG<Bn256>, vk: &VerifyingKey<G1Affine>, instances: &[
     .map_err(|e| Error::InvalidProof(format!("{e:?}")))
 }
 
+/// What public proofs reveal of the fixed columns (see [`crate::card::WeightExposure`]): the
+/// non-zero entries of each fixed column of `pk` (selectors included) are counted.
+pub fn weight_exposure(pk: &ProvingKey<G1Affine>) -> crate::card::WeightExposure {
+    let counts: Vec<usize> =
+        pk.fixed_values().iter().map(|col| col.iter().filter(|v| **v != Fr::from(0u64)).count()).collect();
+    crate::card::WeightExposure {
+        fixed_columns: counts.len(),
+        max_entries: counts.iter().copied().max().unwrap_or(0),
+        total_entries: counts.iter().sum(),
+    }
+}
+
 /// Serializes a proving key.
 pub fn pk_to_bytes(pk: &ProvingKey<G1Affine>) -> Vec<u8> {
     let mut out = Vec::new();

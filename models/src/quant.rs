@@ -92,8 +92,11 @@ impl QuantParams {
 /// `round(x · 2^bits)`, half away from zero. Returns `None` if the result does not fit an `i64`.
 pub fn quantize(x: f64, bits: u32) -> Option<i64> {
     let v = (x * (1u64 << bits) as f64).round();
-    (v.is_finite() && v.abs() < 9.0e18).then_some(v as i64)
+    (v.is_finite() && v.abs() < QUANTIZE_LIMIT).then_some(v as i64)
 }
+
+/// The magnitude a quantized value must stay below to be an `i64` ([`quantize`]; `2^63 ≈ 9.2e18`).
+pub const QUANTIZE_LIMIT: f64 = 9.0e18;
 
 /// `q / 2^bits` as a float.
 pub fn dequantize(q: i64, bits: u32) -> f64 {

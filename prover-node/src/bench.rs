@@ -62,11 +62,14 @@ pub fn peak_rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-/// Measures one model (call this in its own process for a meaningful peak memory).
-pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path) -> Result<BenchRow> {
+/// Measures one model (call this in its own process for a meaningful peak memory). With
+/// `private_input` the model is set up in committed-input mode, so the row measures the input
+/// commitment's cost (Poseidon in the circuit, one commitment instance in place of the packed input).
+pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path, private_input: bool) -> Result<BenchRow> {
     let dir = std::env::temp_dir().join(format!("zkinfer-bench-{}", std::process::id()));
     let opts = SetupOptions {
         solc,
+        private_input,
         ..SetupOptions::new(onnx.to_path_buf(), dir.clone(), SrsSource::InsecureDev { seed: 42 })
     };
     let started = Instant::now();
@@ -117,7 +120,7 @@ pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path) -> Result<
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(BenchRow {
-        model: card.name.clone(),
+        model: if private_input { format!("{} (private input)", card.name) } else { card.name.clone() },
         k: card.circuit.k,
         advice_columns: card.circuit.advice_columns,
         setup_seconds,

@@ -21,3 +21,46 @@ alloy::sol!(
         function targetDigit() external view returns (uint8);
     }
 );
+
+/// The coordinator's custom errors as Solidity declares them, with their arguments:
+/// `InvalidDeadline(deadlineSeconds: 5, min: 60, max: 604800)`, `InvalidProof()`. Every message
+/// that shows a decoded revert (the node's [`ChainError`](crate::client::ChainError), the
+/// deployment commands) prints it this way.
+impl std::fmt::Display for IInferenceCoordinator::IInferenceCoordinatorErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // sol! derives Debug as `Variant(Variant { field: value, .. })`, or `Variant(Variant)` for
+        // an error without arguments, and its field types print as Solidity values (decimal
+        // integers, 0x-hex addresses and words): only the Rust punctuation is rewritten, so an
+        // error added to the interface needs nothing here.
+        let debug = format!("{self:?}");
+        let inner = debug.split_once('(').and_then(|(_, rest)| rest.strip_suffix(')')).unwrap_or(&debug);
+        match inner.split_once(" { ") {
+            Some((name, fields)) => write!(f, "{name}({})", fields.strip_suffix(" }").unwrap_or(fields)),
+            None => write!(f, "{inner}()"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{address, U256};
+
+    use super::IInferenceCoordinator::{self as C, IInferenceCoordinatorErrors as E};
+
+    #[test]
+    fn coordinator_errors_print_by_name_with_their_arguments() {
+        let deadline = E::InvalidDeadline(C::InvalidDeadline { deadlineSeconds: 5, min: 60, max: 604_800 });
+        assert_eq!(deadline.to_string(), "InvalidDeadline(deadlineSeconds: 5, min: 60, max: 604800)");
+        assert_eq!(E::InvalidProof(C::InvalidProof {}).to_string(), "InvalidProof()");
+        let owner = E::NotListingOwner(C::NotListingOwner {
+            listingId: U256::from(3),
+            caller: address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+        });
+        assert_eq!(
+            owner.to_string().to_lowercase(),
+            "notlistingowner(listingid: 3, caller: 0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266)"
+        );
+        let bounds = E::InvalidBounds(C::InvalidBounds { min: -4, max: -5 });
+        assert_eq!(bounds.to_string(), "InvalidBounds(min: -4, max: -5)");
+    }
+}

@@ -51,6 +51,10 @@ pub enum Command {
     /// registered, list it unless a listing on the same terms is recorded, record both in the
     /// deployments file.
     ListModel(ListModelArgs),
+    /// Consumer of a private request: commit to an input (fresh salt) and seal it to a prover's
+    /// encryption key, for one chain, coordinator, requester and model. Writes the arguments of
+    /// requestPrivateInference (and the salt, which stays with you).
+    SealInput(SealInputArgs),
 }
 
 /// The chain and the signer of the deployment commands.
@@ -267,6 +271,10 @@ pub struct BenchArgs {
     /// Solidity compiler (standard-JSON interface).
     #[arg(long, env = "ZKINFER_SOLC", value_name = "PATH")]
     solc: Option<PathBuf>,
+    /// Set the models up in committed-input mode (private requests): measures what the input
+    /// commitment costs against a run without the flag.
+    #[arg(long)]
+    private_input: bool,
     /// Measure a single model in this process and print its row as JSON (used internally).
     #[arg(long, hide = true)]
     child: bool,
@@ -403,6 +411,32 @@ pub struct ProveArgs {
     salt: Option<B256>,
     #[command(flatten)]
     srs: SrsArgs,
+}
+
+#[derive(Args)]
+pub struct SealInputArgs {
+    /// Model card of a committed-input model (set up with --private-input).
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+    /// Input JSON: {"input": [floats]} or {"input_quantized": [integers]}.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// The prover's X25519 public key, as registered on the coordinator (`encryptionKeyOf(prover)`).
+    #[arg(long, value_name = "HEX")]
+    encryption_key: B256,
+    /// The account or contract that will call requestPrivateInference (the envelope opens for its
+    /// requests only).
+    #[arg(long)]
+    requester: Address,
+    /// The chain id of the coordinator's chain.
+    #[arg(long, default_value_t = 31337)]
+    chain_id: u64,
+    /// The coordinator the request goes to.
+    #[arg(long)]
+    coordinator: Address,
+    /// Where to write the sealed request (JSON: commitment, encryption_key, ciphertext, salt, ...).
+    #[arg(long, value_name = "FILE", default_value = "sealed.json")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -544,6 +578,16 @@ pub fn setup(a: SetupArgs) -> anyhow::Result<()> {
             t.error_bound
         );
     }
+    if let Some(w) = &card.circuit.weight_exposure {
+        println!(
+            "weights         in {} fixed columns, the fullest with {} non-zero entries: public proofs reveal one \
+             evaluation of each per proof, so {} proofs determine every weight (see the README, \"What stays private\")",
+            w.fixed_columns, w.max_entries, w.max_entries
+        );
+    }
+    if card.input_committed {
+        println!("input           committed: proofs carry C = Poseidon(packed input ‖ salt), never the input");
+    }
     println!("srs             {}", card.srs.describe());
     if card.srs.insecure {
         println!("WARNING         keys made with an INSECURE dev SRS (public seed): for tests and demos only");
@@ -576,6 +620,29 @@ pub fn prove(a: ProveArgs) -> anyhow::Result<()> {
     println!("prediction      {}", proof.prediction);
     println!("srs             {}", card.srs.describe());
     println!("proof           {} bytes in {:.2} s -> {}", proof.proof.len(), proof.prove_seconds, a.out.display());
+    Ok(())
+}
+
+/// `seal-input`.
+pub fn seal_input(a: SealInputArgs) -> anyhow::Result<()> {
+    let card = ModelCard::load(&a.card)?;
+    let model = card.load_model(&a.card)?;
+    let input = InputFile::load(&a.input)?.quantized(&model)?;
+    let model_id: B256 = card.model_id.parse().context("the card's model_id is not 32 bytes of hex")?;
+    let audience =
+        crate::private::Audience { chain_id: a.chain_id, coordinator: a.coordinator, requester: a.requester, model_id };
+    let sealed = crate::private::seal_input(&card, &input, a.encryption_key, &audience, &mut rand::rngs::OsRng)?;
+    let json = serde_json::to_string_pretty(&sealed)?;
+    std::fs::write(&a.out, json + "\n").with_context(|| format!("writing {}", a.out.display()))?;
+    println!("commitment      {}", sealed.commitment);
+    println!("ciphertext      {} bytes, sealed to {}", sealed.ciphertext.len(), sealed.encryption_key);
+    println!("for             requester {} on chain {}, coordinator {}", a.requester, a.chain_id, a.coordinator);
+    println!("written         {} (keep it private: it holds the salt)", a.out.display());
+    println!(
+        "next            requestPrivateInference(listingId, commitment, prover, encryption_key, ciphertext, \
+         callbackGasLimit, maxFee) from {}",
+        a.requester
+    );
     Ok(())
 }
 
@@ -760,7 +827,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     crate::progress::enable_terminal();
     let solc = a.solc.clone().unwrap_or_else(verifier_gen::default_solc);
     if a.child {
-        let row = crate::bench::measure(&a.models[0], a.runs, solc, &a.anvil)?;
+        let row = crate::bench::measure(&a.models[0], a.runs, solc, &a.anvil, a.private_input)?;
         println!("{}", serde_json::to_string(&row)?);
         return Ok(());
     }
@@ -777,6 +844,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             .arg(&a.anvil)
             .arg("--solc")
             .arg(&solc)
+            .args(a.private_input.then_some("--private-input"))
             .arg(model)
             .env("RUST_LOG", "warn")
             .stderr(std::process::Stdio::inherit())

@@ -28,7 +28,7 @@ use crate::{
     bindings::IInferenceCoordinator::{self, IInferenceCoordinatorErrors},
     chain, contracts,
     deployments::{Deployments, ListingDeployment, ModelDeployment},
-    error::{Error, Result},
+    error::{Error, Result, Shortfall},
 };
 
 /// The standard CREATE2 deployer (the "deterministic deployment proxy": calldata `salt ‖ init code`,
@@ -501,17 +501,38 @@ impl Deployer {
             .overrides_opt(overrides)
             .await
             .map_err(|e| simulation_error(what, e))?;
-        let price = self.provider.get_gas_price().await.map_err(rpc)?;
+        let price = self.provider.get_gas_price().await.map_err(|e| rpc_in(what, "eth_gasPrice", e))?;
         self.say(format!(
             "{what}: simulated: {gas} gas, about {} ETH at {} gwei",
             format_ether(U256::from(gas) * U256::from(price)),
             format_gwei(price)
         ));
+        // The estimate is exact for this state; a margin covers a state that moves before inclusion.
+        let limit = gas + gas / 5;
+        let needed = U256::from(limit) * U256::from(price) + tx.value.unwrap_or_default();
+        let balance = self.provider.get_balance(self.sender).await.map_err(|e| rpc_in(what, "eth_getBalance", e))?;
+        if balance < needed {
+            let short = Error::InsufficientFunds(Box::new(Shortfall {
+                what: what.into(),
+                account: self.sender,
+                balance,
+                needed,
+                gas: limit,
+                gas_price: price,
+            }));
+            if !self.dry_run {
+                return Err(short);
+            }
+            self.say(format!("dry run: {short}"));
+        }
         if self.dry_run {
             return Ok(Step { output, receipt: None });
         }
-        // The estimate is exact for this state; a margin covers a state that moves before inclusion.
-        let pending = self.provider.send_transaction(tx.with_gas_limit(gas + gas / 5)).await.map_err(rpc)?;
+        let pending = self
+            .provider
+            .send_transaction(tx.with_gas_limit(limit))
+            .await
+            .map_err(|e| rpc_in(what, "sending the transaction", e))?;
         self.sent += 1;
         let hash = *pending.tx_hash();
         self.say(format!("{what}: sent {hash}, waiting for its receipt"));
@@ -613,6 +634,11 @@ fn rpc(e: TransportError) -> Error {
     Error::Rpc(e.to_string())
 }
 
+/// An RPC failure of one step, naming the step and what it was doing.
+fn rpc_in(what: &str, doing: &str, e: TransportError) -> Error {
+    Error::Rpc(format!("{what}: {doing}: {e}"))
+}
+
 fn call_error(e: alloy::contract::Error) -> Error {
     Error::Rpc(e.to_string())
 }
@@ -622,7 +648,7 @@ fn call_error(e: alloy::contract::Error) -> Error {
 fn simulation_error(what: &str, e: TransportError) -> Error {
     let RpcError::ErrorResp(payload) = &e else { return rpc(e) };
     let reason = if let Some(err) = payload.as_decoded_interface_error::<IInferenceCoordinatorErrors>() {
-        format!("{err:?}")
+        err.to_string()
     } else if let Some(revert) = payload.as_decoded_error::<alloy::sol_types::Revert>() {
         revert.reason
     } else {
@@ -639,7 +665,8 @@ pub fn format_ether(wei: U256) -> String {
     decimal(wei, 18)
 }
 
-fn format_gwei(wei: u128) -> String {
+/// Wei as gwei, with no trailing zeros.
+pub(crate) fn format_gwei(wei: u128) -> String {
     decimal(U256::from(wei), 9)
 }
 

@@ -1,6 +1,6 @@
 //! Errors of the prover node.
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 
 use crate::{client::ChainError, store::StoreError};
 
@@ -109,9 +109,36 @@ pub enum Error {
          {card}: the card and its verifier artifact do not belong together (run `prover-node setup` again)"
     )]
     ModelIdMismatch { model: String, card: B256, derived: B256 },
+    /// The signing account cannot pay for a deployment step (checked before it is sent).
+    #[error("{0}")]
+    InsufficientFunds(Box<Shortfall>),
     /// A transaction would revert (found by simulating it); nothing was sent.
     #[error("{what} would revert: {reason}; nothing was sent")]
     SimulationReverted { what: String, reason: String },
+}
+
+/// What a deployment step costs and what its account has ([`Error::InsufficientFunds`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what}: insufficient funds: the account {account} has {} ETH, the transaction needs about {} ETH ({gas} gas at \
+     {} gwei, with a margin); nothing was sent for this step",
+    crate::deploy::format_ether(*balance),
+    crate::deploy::format_ether(*needed),
+    crate::deploy::format_gwei(*gas_price)
+)]
+pub struct Shortfall {
+    /// The step (`deploy DigitsMlpVerifier`, `registerModel digits_mlp`, …).
+    pub what: String,
+    /// The signing account.
+    pub account: Address,
+    /// Its balance (wei).
+    pub balance: U256,
+    /// Gas limit × gas price + value (wei).
+    pub needed: U256,
+    /// The gas limit (the estimate with its margin).
+    pub gas: u64,
+    /// The gas price (wei).
+    pub gas_price: u128,
 }
 
 impl From<StoreError> for Error {

@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod deployments;
 pub mod error;
 pub mod metrics;
+pub mod private;
 pub mod progress;
 pub mod proof;
 pub mod prove;

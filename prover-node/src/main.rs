@@ -17,6 +17,7 @@ fn main() {
         Command::DeployCoordinator(a) => cli::deploy_coordinator(a),
         Command::DeployVerifier(a) => cli::deploy_verifier(a),
         Command::ListModel(a) => cli::list_model(a),
+        Command::SealInput(a) => cli::seal_input(a),
     };
     if let Err(err) = result {
         eprintln!("Error: {err:?}");

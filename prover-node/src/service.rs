@@ -469,7 +469,9 @@ pub async fn serve(
 /// Says which of the deployments file's listings route requests to the served models, and warns
 /// about a served model the file does not record (registered by someone else, or the wrong file).
 fn log_deployments(cfg: &NodeConfig, file: &crate::deployments::Deployments) {
-    let path = cfg.contract.deployments.as_deref().unwrap_or(std::path::Path::new("?")).display();
+    // Canonical (`/srv/deployments/31337.json`, not `config/../deployments/31337.json`): the
+    // configured path is joined to the config file's directory.
+    let path = cfg.contract.deployments.as_deref().map(display_path).unwrap_or_else(|| "?".into());
     info!(deployments = %path, chain_id = file.chain_id, coordinator = %file.coordinator, "coordinator from the deployments file");
     for m in &cfg.models {
         // An unreadable card is reported, with its path, when the models are loaded.
@@ -482,6 +484,11 @@ fn log_deployments(cfg: &NodeConfig, file: &crate::deployments::Deployments) {
         let listings: Vec<u64> = file.listings_of(model_id).map(|l| l.listing_id).collect();
         info!(model = %card.name, %model_id, ?listings, "served model recorded in the deployments file");
     }
+}
+
+/// A path as a log shows it: canonical if it exists (no `..`, symlinks resolved), else as given.
+fn display_path(path: &std::path::Path) -> String {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
 #[cfg(test)]

@@ -263,6 +263,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
     let srs_params = srs.for_k(k)?;
     let step = Step::start(format!("generating proving and verifying keys (k = {k})"));
     let (pk, shape) = prover::keygen(&srs_params, &model, &circuit_params)?;
+    let weight_exposure = prover::weight_exposure(&pk);
     step.finish();
 
     std::fs::create_dir_all(&opts.out_dir).map_err(|source| Error::Io {
@@ -336,6 +337,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
                 verify_gas: plan.cost.verify_gas,
             }),
             num_instances: shape.num_instances,
+            weight_exposure: Some(weight_exposure),
         },
         srs: srs.info.clone(),
         verifier: VerifierInfo {

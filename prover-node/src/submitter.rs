@@ -223,14 +223,14 @@ impl Submitter {
                     ) => Ok(()),
                     Some(other) if job.attempts + 1 >= MAX_ATTEMPTS || matches!(other, E::InvalidProof(_)) => {
                         ctx.metrics.count_failure(Failure::RejectedByCoordinator);
-                        warn!(error = ?other, "the coordinator rejects this fulfilment");
-                        job.state =
-                            JobState::Failed { reason: format!("coordinator rejects the fulfilment: {other:?}") };
+                        warn!(error = %other, "the coordinator rejects this fulfilment");
+                        job.state = JobState::Failed { reason: format!("coordinator rejects the fulfilment: {other}") };
                         ctx.store.put(&job).map_err(Into::into)
                     }
                     other => {
                         job.attempts += 1;
-                        warn!(error = ?other, attempt = job.attempts, "fulfilment would revert; retrying");
+                        let error = other.map_or_else(|| "no coordinator error".to_string(), |e| e.to_string());
+                        warn!(%error, attempt = job.attempts, "fulfilment would revert; retrying");
                         if job.attempts >= MAX_ATTEMPTS {
                             ctx.metrics.count_failure(Failure::KeptReverting);
                             job.state = JobState::Failed { reason: "fulfilment kept reverting".into() };

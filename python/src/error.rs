@@ -96,6 +96,7 @@ fn models_class(e: &models::Error) -> Class {
         E::InputLength { .. }
         | E::InputOutOfRange { .. }
         | E::InputNotFinite { .. }
+        | E::InputTooLarge { .. }
         | E::InputNotIntegral { .. }
         | E::DivisionByZero { .. } => InputError::new_err::<String>,
         E::OutsideDomain { .. } => InputError::new_err::<String>,

@@ -248,7 +248,12 @@ fn setup(
     opts.k = k;
     opts.max_k = max_k.unwrap_or(opts.max_k);
     opts.lanes = lanes;
-    opts.solc = solc.unwrap_or(opts.solc);
+    // An installed wheel is away from the checkout it was built in: look for solc the way its user
+    // expects (ZKINFER_SOLC, PATH, then that checkout), before any long work.
+    opts.solc = match solc {
+        Some(solc) => solc,
+        None => verifier_gen::find_solc().map_err(|e| error::from_verifier(py, e))?,
+    };
     let (_, path) = py.detach(|| prover_node::setup::run(&opts)).map_err(|e| error::from_node(py, e))?;
     // The card as everyone else will read it from its file (a float may differ from the in-memory
     // one in its last digit after the JSON round trip).

@@ -50,6 +50,17 @@ def test_setup_with_the_dev_srs_warns_loudly(tmp_path):
             zkinfer.setup(_garbage_onnx(tmp_path), tmp_path / "out", insecure_dev_srs=True)
 
 
+def test_setup_compiles_with_the_solc_named_by_zkinfer_solc(tmp_path, monkeypatch):
+    fake = tmp_path / "solc"
+    fake.write_text("#!/bin/sh\ncat >/dev/null\necho 'fake solc was called' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("ZKINFER_SOLC", str(fake))
+    with pytest.warns(UserWarning):
+        with pytest.raises(zkinfer.VerifierError, match="fake solc was called") as err:
+            zkinfer.setup(ONNX, tmp_path / "out", insecure_dev_srs=True)
+    assert err.value.kind == "SolcFailed"
+
+
 def test_setup_needs_exactly_one_srs(tmp_path):
     with pytest.raises(ValueError, match="choose an SRS"):
         zkinfer.setup(ONNX, tmp_path)
@@ -184,6 +195,11 @@ def test_a_doctored_claim_fails_by_name(card, proof):
         ({"input": [0.5] * 63}, "InputLength", "takes 64 values"),
         ({"input": [0.5] * 63 + [2.0]}, "InputOutOfRange", r"input\[63\] = 32"),
         ({"input": [0.5] * 63 + [math.nan]}, "InputNotFinite", r"input\[63\]"),
+        (
+            {"input": [0.5] * 63 + [10**30]},
+            "InputTooLarge",
+            r"input\[63\] = 1e30 is outside the model's input range \[0, 1\] .* at scale 2\^4 .* below 5.625e17",
+        ),
         ({"input_quantized": [8] * 63 + [-1]}, "InputOutOfRange", r"input\[63\] = -1"),
     ],
 )

@@ -257,8 +257,13 @@ def setup(
     (-256, 255) narrowed if needed; `calibration_set` / `eval_set`: JSON files
     {"inputs": [[...]], "labels": [...]} (default: the metadata's eval set); `dims`: values of
     symbolic dimensions (others 1); `k`: fixed circuit size 2**k rows, else chosen up to `max_k`
-    (20); `lanes`: dot-product gate width, else chosen by the cost model; `solc`: the solc-js
-    wrapper (scripts/solc of the checkout, or $ZKINFER_SOLC)."""
+    (20); `lanes`: dot-product gate width, else chosen by the cost model.
+
+    solc: the Solidity compiler for the verifier, solc 0.8.30 (forge's version here, so the code
+    hash and model id equal forge's). If not given: $ZKINFER_SOLC (a native solc 0.8.30 or a
+    checkout's scripts/solc), else a `solc` on PATH reporting version 0.8.30, else scripts/solc of
+    the checkout this package was built from if it is still there; else VerifierError (kind
+    "SolcNotFound") naming the three places, raised before any work."""
 
 def calibrate(
     onnx: _Path,

@@ -292,13 +292,64 @@ async fn a_second_run_sends_nothing_and_the_forge_scripts_share_addresses_and_fi
     assert_eq!(nonce(&provider, owner.address()).await, sent);
 }
 
-/// Runs a deployment script with `--broadcast` against `rpc`; returns its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_account_that_cannot_pay_is_stopped_before_sending_and_nothing_unmined_is_recorded() {
+    let anvil = anvil();
+    let rpc = anvil.endpoint();
+    let owner_key = hex_key(&key(&anvil, 0));
+    let funded = [("ZKINFER_PRIVATE_KEY", owner_key.as_str())];
+    // A key anvil never funded.
+    let poor = PrivateKeySigner::from_bytes(&B256::with_last_byte(0xaa)).unwrap();
+    let poor_key = hex_key(&poor);
+    let unfunded = [("ZKINFER_PRIVATE_KEY", poor_key.as_str())];
+    let provider = chain::provider(&rpc, poor.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("31337.json");
+    let deployments = ["--deployments", path_str(&file)];
+    let forge_out = forge_out();
+    let coordinator = [&["deploy-coordinator", "--forge-out", path_str(&forge_out)][..], &deployments].concat();
+
+    // Stopped at the first step, which it names, with the balance and the cost; no file.
+    let run = cli(&rpc, &coordinator, &unfunded).await;
+    assert!(!run.ok, "an unfunded deploy-coordinator succeeded:\n{}", run.stdout);
+    let expected = format!("deploy InferenceCoordinator: insufficient funds: the account {} has 0 ETH", poor.address());
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was sent for this step"), "{}", run.stderr);
+    assert!(!file.exists(), "a deployments file was written for a coordinator never deployed");
+    assert_eq!(nonce(&provider, poor.address()).await, 0);
+
+    // The verifier is mined (by someone else), the registration cannot be paid: the file does not
+    // record the model; the next run that can pay registers, lists and records it.
+    cli(&rpc, &coordinator, &funded).await.assert_ok("deploy-coordinator");
+    let started = std::fs::read_to_string(&file).unwrap();
+    let mlp = zoo("digits_mlp");
+    let verifier = [&["deploy-verifier", "--card", path_str(&mlp.card_path)][..], &deployments].concat();
+    cli(&rpc, &verifier, &funded).await.assert_ok("deploy-verifier");
+    let list = [&["list-model", "--card", path_str(&mlp.card_path)][..], &deployments].concat();
+    let run = cli(&rpc, &list, &unfunded).await;
+    assert!(!run.ok, "an unfunded list-model succeeded:\n{}", run.stdout);
+    assert!(run.stderr.contains("registerModel digits_mlp: insufficient funds: the account"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), started, "the file changed though nothing was registered");
+    cli(&rpc, &list, &funded).await.assert_ok("list-model");
+    let recorded = Deployments::load(&file).unwrap();
+    assert!(recorded.models.contains_key("digits_mlp") && recorded.listings.contains_key(&1), "{recorded:?}");
+}
+
+/// Runs a deployment script with `--broadcast` against `rpc`, then its `record()` step (which writes
+/// the deployments file from what the chain holds); returns their output.
 async fn forge(rpc: &str, script: &str, env: &[(&str, &str)]) -> String {
+    let sent = forge_step(rpc, script, &["--broadcast"], env).await;
+    let recorded = forge_step(rpc, script, &["--sig", "record()"], env).await;
+    format!("{sent}{recorded}")
+}
+
+async fn forge_step(rpc: &str, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let bin = root().join("node_modules/@foundry-rs/forge-linux-amd64/bin/forge");
     let out = tokio::time::timeout(
         MINUTE,
         tokio::process::Command::new(bin)
-            .args(["script", &format!("contracts/script/{script}"), "--rpc-url", rpc, "--broadcast"])
+            .args(["script", &format!("contracts/script/{script}"), "--rpc-url", rpc])
+            .args(args)
             .current_dir(root())
             .env_remove("ZKINFER_COORDINATOR")
             .envs(env.iter().copied())
@@ -308,7 +359,7 @@ async fn forge(rpc: &str, script: &str, env: &[(&str, &str)]) -> String {
     .expect("forge did not finish")
     .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "forge script {script} failed:\n{text}");
+    assert!(out.status.success(), "forge script {script} {args:?} failed:\n{text}");
     text
 }
 

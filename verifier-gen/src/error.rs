@@ -15,6 +15,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// No solc found where an installed program looks for one ([`crate::find_solc`]).
+    #[error(
+        "no Solidity compiler found: {tried}. Set ZKINFER_SOLC to a solc {pinned} (a native solc, or a zkinfer \
+         checkout's scripts/solc), or put solc {pinned} on PATH"
+    )]
+    SolcNotFound { pinned: String, tried: String },
     /// The compiler ran but failed.
     #[error("solc failed: {0}")]
     SolcFailed(String),

@@ -265,9 +265,70 @@ mod hex_bytes {
 
 /// The project's solc wrapper: `$ZKINFER_SOLC`, else `scripts/solc` of this source tree.
 pub fn default_solc() -> PathBuf {
-    std::env::var_os("ZKINFER_SOLC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solc"))
+    std::env::var_os("ZKINFER_SOLC").map(PathBuf::from).unwrap_or_else(source_tree_solc)
+}
+
+/// `scripts/solc` of the source tree this crate was built from (it exists only where that tree
+/// still is: an installed Python wheel or binary carries the path of the machine that built it).
+pub fn source_tree_solc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solc")
+}
+
+/// The solc to compile verifiers with, for a program installed away from the source tree (the
+/// Python wheel): `$ZKINFER_SOLC` if set, else a `solc` on `PATH` whose version is the pinned one
+/// ([`SOLC_SETTINGS`]' `compiler`, so that the bytecode, hence the code hash and the model id,
+/// is forge's), else the source tree's `scripts/solc` if it exists.
+///
+/// # Errors
+/// [`Error::SolcNotFound`], naming the three places and what was wrong with each.
+pub fn find_solc() -> Result<PathBuf> {
+    find_solc_in(std::env::var_os("ZKINFER_SOLC"), std::env::var_os("PATH"), &source_tree_solc())
+}
+
+/// [`find_solc`] with its three places given.
+pub fn find_solc_in(
+    env: Option<std::ffi::OsString>,
+    path: Option<std::ffi::OsString>,
+    source_tree: &Path,
+) -> Result<PathBuf> {
+    let pinned = pinned_solc_version();
+    let env_note = match env.filter(|v| !v.is_empty()).map(PathBuf::from) {
+        Some(p) if p.is_file() => return Ok(p),
+        Some(p) => format!("$ZKINFER_SOLC is {}, which is not a file", p.display()),
+        None => "$ZKINFER_SOLC is not set".to_string(),
+    };
+    let on_path = path.iter().flat_map(std::env::split_paths).map(|d| d.join("solc")).find(|p| p.is_file());
+    let path_note = match on_path {
+        Some(p) => match solc_version(&p) {
+            Some(v) if v == pinned => return Ok(p),
+            Some(v) => format!("{} is solc {v}, not {pinned}", p.display()),
+            None => format!("{} does not answer `solc --version`", p.display()),
+        },
+        None => "no solc on PATH".to_string(),
+    };
+    if source_tree.is_file() {
+        return Ok(source_tree.to_path_buf());
+    }
+    Err(Error::SolcNotFound {
+        pinned,
+        tried: format!("{env_note}; {path_note}; no {} (the source tree it was built from)", source_tree.display()),
+    })
+}
+
+/// The solc version the shared settings pin (`0.8.30` of `0.8.30+commit.73712a01`).
+fn pinned_solc_version() -> String {
+    let shared: serde_json::Value =
+        serde_json::from_str(SOLC_SETTINGS).expect("contracts/solc-settings.json is valid JSON");
+    let compiler = shared["compiler"].as_str().unwrap_or_default();
+    compiler.split('+').next().unwrap_or_default().to_string()
+}
+
+/// The version `solc --version` reports (`Version: 0.8.30+commit…` → `0.8.30`).
+fn solc_version(solc: &Path) -> Option<String> {
+    let out = Command::new(solc).arg("--version").stdin(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().find_map(|l| l.trim().strip_prefix("Version:"))?.trim();
+    Some(version.split('+').next().unwrap_or(version).to_string())
 }
 
 /// Compiles `source` with `solc --standard-json` and the shared settings.
@@ -478,6 +539,53 @@ pub fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake `solc` in `dir` that reports `version`.
+    #[cfg(unix)]
+    fn fake_solc(dir: &Path, version: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("solc");
+        std::fs::write(&path, format!("#!/bin/sh\necho 'solc, the solidity compiler'\necho 'Version: {version}'\n"))
+            .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn solc_is_found_in_the_env_then_on_path_at_the_pinned_version_then_in_the_source_tree() {
+        let pinned = pinned_solc_version();
+        assert_eq!(pinned, "0.8.30");
+        let (good, old, tree) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let good_solc = fake_solc(good.path(), "0.8.30+commit.73712a01.Linux.g++");
+        let old_solc = fake_solc(old.path(), "0.8.20+commit.a1b79de6.Linux.g++");
+        let tree_solc = tree.path().join("scripts-solc");
+        let path = |dirs: &[&Path]| Some(std::env::join_paths(dirs).unwrap());
+        let missing = tree.path().join("nothing-here");
+
+        // The environment variable wins, whatever is on PATH.
+        let env = Some(old_solc.clone().into_os_string());
+        assert_eq!(find_solc_in(env, path(&[good.path()]), &missing).unwrap(), old_solc);
+        // Then the first solc on PATH, if it is the pinned version.
+        assert_eq!(find_solc_in(None, path(&[tree.path(), good.path()]), &missing).unwrap(), good_solc);
+        // Another version is passed over for the source tree's wrapper.
+        std::fs::write(&tree_solc, "").unwrap();
+        assert_eq!(find_solc_in(None, path(&[old.path()]), &tree_solc).unwrap(), tree_solc);
+        // Nowhere: the error names the three places and what was wrong with each.
+        let env = Some(missing.clone().into_os_string());
+        let err = find_solc_in(env, path(&[old.path()]), &missing).unwrap_err().to_string();
+        for part in [
+            format!("$ZKINFER_SOLC is {}, which is not a file", missing.display()),
+            format!("{} is solc 0.8.20, not 0.8.30", old_solc.display()),
+            format!("no {} (the source tree", missing.display()),
+            "Set ZKINFER_SOLC to a solc 0.8.30".to_string(),
+        ] {
+            assert!(err.contains(&part), "{part:?} not in {err:?}");
+        }
+        let err = find_solc_in(None, None, &missing).unwrap_err().to_string();
+        assert!(err.contains("$ZKINFER_SOLC is not set; no solc on PATH; no "), "{err}");
+    }
 
     /// The key of a tiny model (4 inputs, 3 outputs) at `k = 10` on a dev SRS.
     pub(crate) fn tiny_key() -> (ParamsKZG<Bn256>, VerifyingKey<G1Affine>) {

@@ -37,7 +37,7 @@ pub enum ChainError {
         source: alloy::transports::TransportError,
     },
     /// The call reverts; `error` is the coordinator's error when it decodes as one.
-    #[error("{method}: reverts{}", error.as_ref().map(|e| format!(" with {e:?}")).unwrap_or_default())]
+    #[error("{method}: reverts{}", error.as_ref().map(|e| format!(" with {e}")).unwrap_or_default())]
     Reverted { method: &'static str, error: Option<IInferenceCoordinatorErrors> },
     /// The node answered with a JSON-RPC error that is not a revert (it rejects this request).
     #[error("{method}: rejected by the node: {source}")]

@@ -778,3 +778,16 @@ async fn a_pass_that_fails_after_a_job_is_marked_proving_does_not_strand_it() {
     drive(&mut node, "fulfilled without a restart", state_is(1, "fulfilled")).await;
     assert_eq!(h.chain.our_mined_txs(), 1);
 }
+
+#[test]
+fn the_deployments_path_is_logged_canonical() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    let file = dir.path().join("31337.json");
+    std::fs::write(&file, "{}").unwrap();
+    let canonical = std::fs::canonicalize(&file).unwrap().display().to_string();
+    assert_eq!(display_path(&dir.path().join("config/../31337.json")), canonical);
+    // A path that does not exist (yet) is shown as given.
+    let missing = dir.path().join("config/../nothing.json");
+    assert_eq!(display_path(&missing), missing.display().to_string());
+}
