@@ -55,6 +55,40 @@ pub enum Command {
     /// encryption key, for one chain, coordinator, requester and model. Writes the arguments of
     /// requestPrivateInference (and the salt, which stays with you).
     SealInput(SealInputArgs),
+    /// Node operator: the X25519 key ring that opens private requests naming this node (create,
+    /// rotate, publish on the coordinator).
+    #[command(subcommand)]
+    EncryptionKey(EncryptionKeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum EncryptionKeyCommand {
+    /// Create the key ring, or rotate it (a new newest key; older keys stay in the ring so that
+    /// requests sealed to them still open). Prints the public key to register.
+    New(KeyFileArgs),
+    /// Publish the ring's newest public key as the signing account's encryption key on the
+    /// coordinator (setEncryptionKey; simulated first). Sign with the node's account.
+    Register(RegisterKeyArgs),
+    /// Print the ring's public keys, newest last.
+    Show(KeyFileArgs),
+}
+
+#[derive(Args)]
+pub struct KeyFileArgs {
+    /// The key ring file (JSON holding the secret keys, mode 0600): the node's private.key_file.
+    #[arg(long, env = "ZKINFER_KEY_FILE", value_name = "FILE")]
+    key_file: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RegisterKeyArgs {
+    #[command(flatten)]
+    keys: KeyFileArgs,
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// The coordinator (default: the deployments file's).
+    #[arg(long, env = "ZKINFER_COORDINATOR")]
+    coordinator: Option<Address>,
 }
 
 /// The chain and the signer of the deployment commands.
@@ -245,6 +279,9 @@ pub struct RunArgs {
     /// Override metrics.listen.
     #[arg(long, env = "ZKINFER_METRICS_LISTEN", help_heading = "Overrides")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Override private.key_file (the key ring that opens private requests).
+    #[arg(long, env = "ZKINFER_KEY_FILE", value_name = "FILE", help_heading = "Overrides")]
+    key_file: Option<PathBuf>,
     /// Override prover.confirmations.
     #[arg(long, help_heading = "Overrides")]
     confirmations: Option<u64>,
@@ -794,6 +831,9 @@ pub fn run_node(a: RunArgs) -> anyhow::Result<()> {
     if let Some(m) = a.metrics_listen {
         cfg.metrics.listen = m;
     }
+    if let Some(k) = a.key_file {
+        cfg.private.key_file = Some(k);
+    }
     if let Some(c) = a.confirmations {
         cfg.prover.confirmations = c;
     }
@@ -915,6 +955,68 @@ pub fn list_model(a: ListModelArgs) -> anyhow::Result<()> {
     })
 }
 
+/// `encryption-key new`: creates the ring, or rotates it.
+pub fn encryption_key_new(a: KeyFileArgs) -> anyhow::Result<()> {
+    use models::envelope::KeyRing;
+    let rng = &mut rand::rngs::OsRng;
+    let (ring, rotated) = if a.key_file.exists() {
+        let mut ring = KeyRing::load(&a.key_file).with_context(|| format!("rotating {}", a.key_file.display()))?;
+        ring.generate_new(rng);
+        (ring, true)
+    } else {
+        (KeyRing::generate(rng), false)
+    };
+    ring.save(&a.key_file)?;
+    let public = B256::from(ring.current().public());
+    if rotated {
+        println!("rotated         {} ({} keys)", a.key_file.display(), ring.keys().len());
+        println!(
+            "kept            {} older key{}: requests sealed to them still open",
+            ring.keys().len() - 1,
+            if ring.keys().len() == 2 { "" } else { "s" }
+        );
+    } else {
+        println!("created         {} (mode 0600: it holds the secret key)", a.key_file.display());
+    }
+    println!("public key      {public}");
+    println!(
+        "next            publish it: prover-node encryption-key register --key-file {} --rpc-url URL (signed by the \
+         node's account); until then requests are sealed to the key registered before",
+        a.key_file.display()
+    );
+    Ok(())
+}
+
+/// `encryption-key show`.
+pub fn encryption_key_show(a: KeyFileArgs) -> anyhow::Result<()> {
+    let ring = models::envelope::KeyRing::load(&a.key_file)?;
+    for (i, key) in ring.keys().iter().enumerate() {
+        let newest = if i + 1 == ring.keys().len() { " (newest: the one to register)" } else { "" };
+        println!("key {i:<11} {} created {}{newest}", B256::from(key.secret.public()), key.created);
+    }
+    Ok(())
+}
+
+/// `encryption-key register`.
+pub fn encryption_key_register(a: RegisterKeyArgs) -> anyhow::Result<()> {
+    let ring = models::envelope::KeyRing::load(&a.keys.key_file)?;
+    let key = B256::from(ring.current().public());
+    block_on(async {
+        let (mut deployer, path) = a.chain.deployer().await?;
+        let r = deployer.register_encryption_key(a.coordinator, &path, key).await?;
+        println!("coordinator     {}", r.coordinator);
+        println!("account         {}", deployer.sender());
+        let before = if r.previous.is_zero() { "none".to_string() } else { r.previous.to_string() };
+        match (r.sent, r.previous == key) {
+            (_, true) => println!("encryption key  {key} (already registered)"),
+            (true, false) => println!("encryption key  {key} registered (was {before})"),
+            (false, false) => println!("encryption key  {key} not registered (dry run; registered now: {before})"),
+        }
+        print_spent(&deployer);
+        Ok(())
+    })
+}
+
 fn print_spent(deployer: &Deployer) {
     match deployer.sent() {
         0 => println!("sent            nothing"),
@@ -965,5 +1067,39 @@ mod tests {
             panic!("not deploy-coordinator")
         };
         assert_eq!(d.salt, Some(B256::repeat_byte(1)));
+        let Command::EncryptionKey(EncryptionKeyCommand::Register(r)) = parse(&[
+            "encryption-key",
+            "register",
+            "--key-file",
+            "k.json",
+            "--rpc-url",
+            "http://x",
+            "--coordinator",
+            &Address::repeat_byte(2).to_string(),
+            "--dry-run",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not encryption-key register")
+        };
+        assert_eq!(
+            (r.keys.key_file, r.coordinator, r.chain.dry_run),
+            ("k.json".into(), Some(Address::repeat_byte(2)), true)
+        );
+        assert!(parse(&["encryption-key", "new"]).is_err(), "--key-file is required");
+    }
+
+    #[test]
+    fn encryption_key_new_creates_the_ring_then_rotates_it_keeping_older_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.json");
+        encryption_key_new(KeyFileArgs { key_file: file.clone() }).unwrap();
+        let first = models::envelope::KeyRing::load(&file).unwrap().current().public();
+        encryption_key_new(KeyFileArgs { key_file: file.clone() }).unwrap();
+        let ring = models::envelope::KeyRing::load(&file).unwrap();
+        assert_eq!(ring.keys().len(), 2);
+        assert_ne!(ring.current().public(), first, "a new newest key");
+        assert!(ring.find(&first).is_some(), "the older key still opens what was sealed to it");
     }
 }

@@ -100,6 +100,17 @@ pub struct ModelListing {
     pub listed: bool,
 }
 
+/// What `encryption-key register` found or did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRegistration {
+    /// The coordinator.
+    pub coordinator: Address,
+    /// The signer's key on it before (zero: none).
+    pub previous: B256,
+    /// Whether this run sent `setEncryptionKey` (false: registered already, or a dry run).
+    pub sent: bool,
+}
+
 /// A signer on one chain, sending (or, on a dry run, only simulating) deployment transactions and
 /// reporting each step as a line of text.
 pub struct Deployer {
@@ -291,22 +302,7 @@ impl Deployer {
         // Held until the file is rewritten: a concurrent run waits instead of losing this listing.
         let _lock = Deployments::lock(deployments)?;
         let file = Deployments::load_for_chain(deployments, self.chain_id)?;
-        let coordinator = match (coordinator, &file) {
-            (Some(given), Some(f)) if given != f.coordinator => {
-                return Err(Error::CoordinatorMismatch {
-                    what: "--coordinator".into(),
-                    given,
-                    path: deployments.into(),
-                    recorded: f.coordinator,
-                })
-            }
-            (Some(given), _) => given,
-            (None, Some(f)) => f.coordinator,
-            (None, None) => return Err(Error::DeploymentsMissing { path: deployments.into() }),
-        };
-        if self.code(coordinator).await?.is_empty() {
-            return Err(Error::NoCode { address: coordinator });
-        }
+        let coordinator = self.coordinator(coordinator, file.as_ref(), deployments).await?;
         let c = IInferenceCoordinator::new(coordinator, self.provider.clone());
         let compiled = Compiled::for_card(card_path, card)?;
         let encoding = contracts::encoding(card);
@@ -458,6 +454,56 @@ impl Deployer {
             listing_id,
             listed: listed_now,
         })
+    }
+
+    /// Publishes `key` as the signer's X25519 encryption key on the coordinator
+    /// (`setEncryptionKey`), unless it is the key registered already. The coordinator is
+    /// `coordinator` if given, else the deployments file's.
+    ///
+    /// # Errors
+    /// [`Error::DeploymentsMissing`] (no coordinator known), [`Error::DeploymentsChainMismatch`],
+    /// [`Error::CoordinatorMismatch`], [`Error::NoCode`], [`Error::SimulationReverted`],
+    /// [`Error::Reverted`], [`Error::Rpc`].
+    pub async fn register_encryption_key(
+        &mut self,
+        coordinator: Option<Address>,
+        deployments: &Path,
+        key: B256,
+    ) -> Result<KeyRegistration> {
+        let file = Deployments::load_for_chain(deployments, self.chain_id)?;
+        let coordinator = self.coordinator(coordinator, file.as_ref(), deployments).await?;
+        let c = IInferenceCoordinator::new(coordinator, self.provider.clone());
+        let previous = c.encryptionKeyOf(self.sender).call().await.map_err(call_error)?;
+        if previous == key {
+            self.say(format!("encryption key {key} already registered for {}: nothing to send", self.sender));
+            return Ok(KeyRegistration { coordinator, previous, sent: false });
+        }
+        let data = IInferenceCoordinator::setEncryptionKeyCall { key }.abi_encode();
+        let tx = TransactionRequest::default().with_to(coordinator).with_input(data);
+        self.step("setEncryptionKey", tx, None).await?;
+        Ok(KeyRegistration { coordinator, previous, sent: !self.dry_run })
+    }
+
+    /// The coordinator: `given` if any (it must be the deployments file's, if there is one), else
+    /// the file's; it must have code.
+    async fn coordinator(&self, given: Option<Address>, file: Option<&Deployments>, path: &Path) -> Result<Address> {
+        let coordinator = match (given, file) {
+            (Some(given), Some(f)) if given != f.coordinator => {
+                return Err(Error::CoordinatorMismatch {
+                    what: "--coordinator".into(),
+                    given,
+                    path: path.into(),
+                    recorded: f.coordinator,
+                })
+            }
+            (Some(given), _) => given,
+            (None, Some(f)) => f.coordinator,
+            (None, None) => return Err(Error::DeploymentsMissing { path: path.into() }),
+        };
+        if self.code(coordinator).await?.is_empty() {
+            return Err(Error::NoCode { address: coordinator });
+        }
+        Ok(coordinator)
     }
 
     /// Deploys `init_code` through the CREATE2 deployer with `salt`, expecting it at `expected`.

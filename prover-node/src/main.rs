@@ -1,7 +1,7 @@
 //! `prover-node`: parses the command line and dispatches to the library ([`prover_node::cli`]).
 
 use clap::Parser;
-use prover_node::cli::{self, Cli, Command, SrsCommand};
+use prover_node::cli::{self, Cli, Command, EncryptionKeyCommand, SrsCommand};
 
 fn main() {
     cli::init_logging();
@@ -18,6 +18,9 @@ fn main() {
         Command::DeployVerifier(a) => cli::deploy_verifier(a),
         Command::ListModel(a) => cli::list_model(a),
         Command::SealInput(a) => cli::seal_input(a),
+        Command::EncryptionKey(EncryptionKeyCommand::New(a)) => cli::encryption_key_new(a),
+        Command::EncryptionKey(EncryptionKeyCommand::Register(a)) => cli::encryption_key_register(a),
+        Command::EncryptionKey(EncryptionKeyCommand::Show(a)) => cli::encryption_key_show(a),
     };
     if let Err(err) = result {
         eprintln!("Error: {err:?}");

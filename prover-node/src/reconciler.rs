@@ -59,9 +59,7 @@ pub fn judge(job: &Job, req: &OnChainRequest, me: Address, now: u64) -> Verdict 
         RequestStatus::Pending if req.deadline <= now => Verdict::Drop(DropReason::Expired),
         RequestStatus::Pending if req.input_hash != job.claim_hash() => Verdict::Reorged,
         // A private job's request must name this node; a public job's request must be public.
-        RequestStatus::Pending if req.prover != job.private.as_ref().map_or(Address::ZERO, |_| me) => {
-            Verdict::Reorged
-        }
+        RequestStatus::Pending if req.prover != job.private.as_ref().map_or(Address::ZERO, |_| me) => Verdict::Reorged,
         RequestStatus::Pending => Verdict::Keep,
     }
 }
@@ -258,5 +256,31 @@ mod tests {
         for (name, req, now, expected) in cases {
             assert_eq!(judge(&job(), &req, me, now), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn a_private_job_is_judged_by_its_commitment_and_the_prover_named() {
+        let (me, other) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let c = B256::repeat_byte(7);
+        let mut private = job();
+        private.private = Some(crate::store::PrivateInput {
+            commitment: c,
+            encryption_key: B256::ZERO,
+            ciphertext_hash: B256::ZERO,
+            salt: None,
+        });
+        let req = |input_hash, prover| OnChainRequest {
+            status: RequestStatus::Pending,
+            input_hash,
+            prover,
+            deadline: 1_000,
+            fulfiller: Address::ZERO,
+        };
+        assert_eq!(judge(&private, &req(c, me), me, 500), Verdict::Keep);
+        assert_eq!(judge(&private, &req(B256::repeat_byte(8), me), me, 500), Verdict::Reorged, "another commitment");
+        assert_eq!(judge(&private, &req(c, other), me, 500), Verdict::Reorged, "names another prover");
+        assert_eq!(judge(&private, &req(c, Address::ZERO), me, 500), Verdict::Reorged, "a public request now");
+        let public = job();
+        assert_eq!(judge(&public, &req(input_hash(&[1, 2, 3]), me), me, 500), Verdict::Reorged, "a private one now");
     }
 }

@@ -471,7 +471,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
             // The chain id and the coordinator are bound into the proof (proof::binding). Read
             // before the job is marked `proving`: nothing may fail between that and the start.
             let fulfiller = Fulfiller {
-                chain_id: self.ctx.chain_id().await?,
+                chain_id: self.ctx.client.chain_id().await?,
                 coordinator: self.ctx.client.coordinator(),
                 address: self.ctx.client.fulfiller(),
             };

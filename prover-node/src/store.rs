@@ -712,6 +712,25 @@ mod tests {
     }
 
     #[test]
+    fn jobs_written_before_private_requests_still_load() {
+        let mut old = serde_json::to_value(job(1)).unwrap();
+        assert!(old.get("private").is_none(), "a public job writes no private part");
+        old.as_object_mut().unwrap().remove("private");
+        let loaded: Job = serde_json::from_value(old).unwrap();
+        assert_eq!(loaded, job(1));
+        let mut private = job(2);
+        private.private = Some(PrivateInput {
+            commitment: B256::repeat_byte(1),
+            encryption_key: B256::repeat_byte(2),
+            ciphertext_hash: B256::repeat_byte(3),
+            salt: Some(B256::repeat_byte(4)),
+        });
+        let back: Job = serde_json::from_slice(&serde_json::to_vec(&private).unwrap()).unwrap();
+        assert_eq!(back, private);
+        assert_eq!(back.claim_hash(), B256::repeat_byte(1));
+    }
+
+    #[test]
     fn a_store_is_bound_to_its_chain_and_coordinator() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");

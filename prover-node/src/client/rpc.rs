@@ -356,3 +356,35 @@ impl ChainClient for RpcClient {
         Ok(tx.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::sol_types::SolError;
+
+    use super::*;
+
+    #[test]
+    fn reverts_of_private_fulfilments_are_decoded_by_name() {
+        let id = U256::from(7);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                IInferenceCoordinator::NotNamedProver { requestId: id, caller: Address::repeat_byte(1) }.abi_encode(),
+                "NotNamedProver",
+            ),
+            (IInferenceCoordinator::PrivateRequest { requestId: id }.abi_encode(), "PrivateRequest"),
+            (IInferenceCoordinator::NotPrivateRequest { requestId: id }.abi_encode(), "NotPrivateRequest"),
+        ];
+        for (data, name) in cases {
+            // An eth_estimateGas revert as the node answers it.
+            let payload = serde_json::from_value(serde_json::json!({
+                "code": 3,
+                "message": "execution reverted",
+                "data": Bytes::from(data),
+            }))
+            .unwrap();
+            let e = classify("eth_estimateGas", RpcError::ErrorResp(payload));
+            let ChainError::Reverted { error: Some(error), .. } = &e else { panic!("{e:?}") };
+            assert!(format!("{error:?}").starts_with(name), "{error:?}");
+        }
+    }
+}

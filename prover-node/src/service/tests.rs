@@ -6,12 +6,19 @@ use std::{
     time::Instant,
 };
 
-use alloy::primitives::Address;
+use alloy::primitives::{keccak256, Address, Bytes};
+use models::envelope::{self, EnvelopeContext};
 
 use super::*;
 use crate::{
-    client::{fake::FakeChain, RequestStatus},
-    config::{ContractConfig, FeeConfig, MetricsConfig, ProverConfig, RpcConfig, SignerConfig, StoreConfig},
+    client::{
+        fake::{FakeChain, PrivateRequest, REQUESTER},
+        input_hash, RequestStatus,
+    },
+    config::{
+        ContractConfig, FeeConfig, MetricsConfig, PrivateConfig, ProverConfig, RpcConfig, SignerConfig, StoreConfig,
+    },
+    metrics::Failure,
     prover::Proved,
 };
 
@@ -19,13 +26,23 @@ const ME: Address = Address::repeat_byte(0xAA);
 const OTHER: Address = Address::repeat_byte(0xBB);
 const MODEL: B256 = B256::repeat_byte(0x11);
 
-/// Proves by summing the input; can be paused to hold a job in `Proving`; counts proofs per input.
+/// Proves by summing the input; can be paused to hold a job in `Proving`; counts proofs per input
+/// and records the salts of private ones.
 #[derive(Default)]
 struct TestProver {
     paused: Mutex<bool>,
     resume: Condvar,
     proofs: Mutex<Vec<(U256, Vec<i64>)>>,
+    salts: Mutex<Vec<(U256, Option<B256>)>>,
 }
+
+/// The test model's commitment: a stand-in for Poseidon (the node only compares it).
+fn commitment(input: &[i64], salt: &B256) -> B256 {
+    keccak256([input_hash(input).as_slice(), salt.as_slice()].concat())
+}
+
+/// Inputs of private requests to the test model have this many values.
+const PRIVATE_LEN: usize = 3;
 
 impl TestProver {
     fn pause(&self, paused: bool) {
@@ -51,13 +68,29 @@ impl ProofBackend for TestProver {
         input.iter().all(|v| (0..=16).contains(v)).then_some(()).ok_or_else(|| "out of range".into())
     }
 
-    fn prove(&self, _: &B256, input: &[i64], request_id: U256, _: crate::proof::Fulfiller) -> Result<Proved> {
+    fn input_len(&self, _: &B256) -> usize {
+        PRIVATE_LEN
+    }
+
+    fn commitment(&self, _: &B256, input: &[i64], salt: &B256) -> std::result::Result<B256, String> {
+        Ok(commitment(input, salt))
+    }
+
+    fn prove(
+        &self,
+        _: &B256,
+        input: &[i64],
+        salt: Option<B256>,
+        request_id: U256,
+        _: crate::proof::Fulfiller,
+    ) -> Result<Proved> {
         let mut paused = self.paused.lock().unwrap();
         while *paused {
             paused = self.resume.wait(paused).unwrap();
         }
         drop(paused);
         self.proofs.lock().unwrap().push((request_id, input.to_vec()));
+        self.salts.lock().unwrap().push((request_id, salt));
         Ok(Proved { output: vec![input.iter().sum()], proof: input_hash(input).to_vec().into(), seconds: 0.0 })
     }
 }
@@ -72,6 +105,7 @@ fn config(dir: &std::path::Path, confirmations: u64) -> NodeConfig {
         store: StoreConfig::new(dir.join("store.redb")),
         metrics: MetricsConfig { stale_after_secs: 1, ..MetricsConfig::default() },
         fees: FeeConfig::default(),
+        private: PrivateConfig { key_file: Some(dir.join("keys.json")) },
     }
 }
 
@@ -83,13 +117,24 @@ struct Harness {
 }
 
 impl Harness {
+    /// A chain, a prover, and a key ring whose key is registered for the node's account.
     fn new(confirmations: u64) -> Self {
-        Self {
-            chain: FakeChain::new(ME, MODEL),
-            prover: Arc::default(),
-            dir: tempfile::tempdir().unwrap(),
-            confirmations,
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::generate(&mut rand::rngs::OsRng);
+        ring.save(&dir.path().join("keys.json")).unwrap();
+        let chain = FakeChain::new(ME, MODEL);
+        chain.with(|s| s.encryption_keys.insert(ME, B256::from(ring.current().public())));
+        Self { chain, prover: Arc::default(), dir, confirmations }
+    }
+
+    /// The node's key ring.
+    fn ring(&self) -> KeyRing {
+        KeyRing::load(&self.dir.path().join("keys.json")).unwrap()
+    }
+
+    /// The node's registered public key.
+    fn key(&self) -> B256 {
+        B256::from(self.ring().current().public())
     }
 
     fn node(&self) -> Node<FakeChain, TestProver> {
@@ -105,6 +150,38 @@ impl Harness {
     fn request(&self, id: u64, input: &[i64]) {
         self.chain.request(id, MODEL, input.to_vec(), now() + 3600);
         self.chain.mine(self.confirmations as usize);
+    }
+}
+
+/// A salt (below 2^248).
+fn salt(byte: u8) -> B256 {
+    let mut b = [byte; 32];
+    b[0] = 0;
+    B256::new(b)
+}
+
+/// An envelope of `(salt, input)` sealed to `key` for a request of `requester` with `commitment`
+/// on the fake chain's coordinator.
+fn seal(key: B256, requester: Address, commitment: B256, salt: B256, input: &[i64]) -> Bytes {
+    let ctx = EnvelopeContext {
+        chain_id: 31337,
+        coordinator: Address::repeat_byte(0xC0).into_array(),
+        requester: requester.into_array(),
+        model_id: MODEL.0,
+        commitment: commitment.0,
+    };
+    envelope::seal(&key.0, &ctx, &salt.0, input, &mut rand::rngs::OsRng).unwrap().into()
+}
+
+/// A well-formed private request to the node (`input` sealed to its key, committed with `salt`).
+fn private(h: &Harness, input: &[i64], salt: B256) -> PrivateRequest {
+    let c = commitment(input, &salt);
+    PrivateRequest {
+        prover: ME,
+        requester: REQUESTER,
+        commitment: c,
+        encryption_key: h.key(),
+        ciphertext: seal(h.key(), REQUESTER, c, salt, input),
     }
 }
 
@@ -790,4 +867,217 @@ fn the_deployments_path_is_logged_canonical() {
     // A path that does not exist (yet) is shown as given.
     let missing = dir.path().join("config/../nothing.json");
     assert_eq!(display_path(&missing), missing.display().to_string());
+}
+
+#[tokio::test]
+async fn a_private_request_is_opened_proved_with_its_salt_and_fulfilled_privately() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    assert!(node.ctx.metrics.encryption_key_registered.load(Ordering::Relaxed));
+    let (input, s) = ([1, 2, 3], salt(7));
+    h.chain.request_private(1, MODEL, private(&h, &input, s), now() + 3600);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    assert_eq!(h.chain.status(1), (RequestStatus::Fulfilled, ME));
+    assert_eq!(h.chain.our_mined_txs(), 1);
+    assert_eq!(h.chain.signed_private(), 1, "fulfilled with fulfillPrivateInference");
+    assert_eq!(h.prover.proofs_of(1, &input), 1);
+    assert_eq!(*h.prover.salts.lock().unwrap(), vec![(U256::from(1), Some(s))]);
+    let j = job(&node, 1);
+    assert_eq!(j.input, input, "the opened input is kept to prove it");
+    let p = j.private.expect("a private job");
+    assert_eq!((p.commitment, p.salt, p.encryption_key), (commitment(&input, &s), Some(s), h.key()));
+    // A public request next to it still goes through fulfillInference.
+    h.request(2, &[4, 5]);
+    drive(&mut node, "fulfilled", state_is(2, "fulfilled")).await;
+    assert_eq!(h.chain.signed_private(), 1);
+}
+
+/// Runs `requests` (id 1, 2, …) against a node and a good private request after them; returns the
+/// node once the good one is fulfilled, with the log lines captured meanwhile.
+async fn refused(h: &Harness, requests: Vec<PrivateRequest>) -> (Node<FakeChain, TestProver>, Logs) {
+    let (logs, _guard) = Logs::capture();
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    let n = requests.len() as u64;
+    for (i, r) in requests.into_iter().enumerate() {
+        h.chain.request_private(i as u64 + 1, MODEL, r, now() + 3600);
+    }
+    h.chain.request_private(n + 1, MODEL, private(h, &[3, 3, 3], salt(9)), now() + 3600);
+    drive(&mut node, "the good request fulfilled", state_is(n + 1, "fulfilled")).await;
+    for _ in 0..5 {
+        node.pass().await.unwrap();
+    }
+    for id in 1..=n {
+        assert_eq!(job(&node, id).state.name(), "failed", "request {id}");
+        assert_eq!(h.chain.status(id).0, RequestStatus::Pending, "request {id}: nothing sent, left to its requester");
+    }
+    assert_eq!(h.chain.signed_private(), 1, "only the good request is answered");
+    assert_eq!(h.prover.proofs.lock().unwrap().len(), 1, "nothing refused is proved");
+    (node, logs)
+}
+
+fn reason(node: &Node<FakeChain, TestProver>, id: u64) -> String {
+    match job(node, id).state {
+        JobState::Failed { reason } => reason,
+        other => panic!("request {id}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_envelope_that_does_not_open_is_refused_with_a_labelled_reason_logged_once() {
+    let h = Harness::new(0);
+    let (input, s) = ([1, 2, 3], salt(7));
+    // Copied by another requester into its own request: the envelope is bound to the first.
+    let mut copied = private(&h, &input, s);
+    copied.requester = Address::repeat_byte(0x99);
+    // Sealed to another key than the one it names (the node's).
+    let mut other_key = private(&h, &input, s);
+    let stranger = KeyRing::generate(&mut rand::rngs::OsRng);
+    other_key.ciphertext = seal(B256::from(stranger.current().public()), REQUESTER, other_key.commitment, s, &input);
+    // Tampered in one byte.
+    let mut tampered = private(&h, &input, s);
+    let mut bytes = tampered.ciphertext.to_vec();
+    bytes[40] ^= 1;
+    tampered.ciphertext = bytes.into();
+    // Too short for the model's input.
+    let mut short = private(&h, &input, s);
+    short.ciphertext = seal(h.key(), REQUESTER, short.commitment, s, &input[..2]);
+    let (node, logs) = refused(&h, vec![copied, other_key, tampered, short]).await;
+    for id in 1..=4 {
+        assert!(reason(&node, id).starts_with("the envelope does not open"), "{}", reason(&node, id));
+    }
+    assert!(reason(&node, 4).contains("expected 105"), "{}", reason(&node, 4));
+    assert_eq!(node.ctx.metrics.failed_with(Failure::Undecryptable), 4);
+    let text = node.ctx.metrics.render();
+    assert!(text.contains("zkinfer_requests_failed_by_reason_total{reason=\"undecryptable\"} 4"), "{text}");
+    assert_eq!(logs.count("request cannot be proved; refused"), 4, "each refusal is logged once");
+    assert_eq!(logs.count("request_id=1 reason=\"undecryptable\""), 1);
+}
+
+#[tokio::test]
+async fn an_envelope_that_opens_to_another_commitment_is_refused() {
+    let h = Harness::new(0);
+    let (a, b, s) = ([1, 2, 3], [3, 2, 1], salt(7));
+    // The ciphertext of input A, under (and bound to) the commitment of input B.
+    let mut other_input = private(&h, &b, s);
+    other_input.ciphertext = seal(h.key(), REQUESTER, other_input.commitment, s, &a);
+    // The right input with another salt than the commitment's.
+    let mut other_salt = private(&h, &a, s);
+    other_salt.ciphertext = seal(h.key(), REQUESTER, other_salt.commitment, salt(8), &a);
+    // Opens and matches, but an input the model cannot take.
+    let out_of_range = private(&h, &[1, 2, 99], s);
+    let (node, logs) = refused(&h, vec![other_input, other_salt, out_of_range]).await;
+    for id in 1..=2 {
+        assert!(reason(&node, id).contains("is not the request's"), "{}", reason(&node, id));
+        assert!(job(&node, id).input.is_empty(), "a refused input is not stored");
+    }
+    assert_eq!(node.ctx.metrics.failed_with(Failure::CommitmentMismatch), 2);
+    assert_eq!(node.ctx.metrics.failed_with(Failure::InputOutOfRange), 1);
+    assert_eq!(logs.count("reason=\"commitment_mismatch\""), 2);
+}
+
+#[tokio::test]
+async fn a_request_sealed_to_a_key_the_node_does_not_hold_is_refused() {
+    let h = Harness::new(0);
+    let stranger = B256::from(KeyRing::generate(&mut rand::rngs::OsRng).current().public());
+    let (input, s) = ([1, 2, 3], salt(7));
+    let mut r = private(&h, &input, s);
+    r.encryption_key = stranger;
+    r.ciphertext = seal(stranger, REQUESTER, r.commitment, s, &input);
+    let (node, _) = refused(&h, vec![r]).await;
+    assert_eq!(
+        reason(&node, 1),
+        format!("sealed to key {stranger}, which this node does not hold (not in its key ring)")
+    );
+    assert_eq!(node.ctx.metrics.failed_with(Failure::UnknownEncryptionKey), 1);
+
+    // A node without a key ring refuses every private request the same way.
+    let h = Harness::new(0);
+    let mut node = h.node_with(|c| c.private.key_file = None);
+    node.check_chain().await.unwrap();
+    assert!(!node.ctx.metrics.encryption_key_registered.load(Ordering::Relaxed));
+    h.chain.request_private(1, MODEL, private(&h, &input, s), now() + 3600);
+    drive(&mut node, "refused", state_is(1, "failed")).await;
+    assert!(reason(&node, 1).contains("no private.key_file configured"), "{}", reason(&node, 1));
+    assert_eq!(node.ctx.metrics.failed_with(Failure::UnknownEncryptionKey), 1);
+}
+
+#[tokio::test]
+async fn a_rotated_key_still_opens_requests_sealed_to_the_older_key() {
+    let h = Harness::new(0);
+    let (input, s) = ([1, 2, 3], salt(7));
+    let old = private(&h, &input, s);
+    let mut ring = h.ring();
+    ring.generate_new(&mut rand::rngs::OsRng);
+    ring.save(&h.dir.path().join("keys.json")).unwrap();
+    // Not yet registered: the node says so (and serves the old key's requests meanwhile).
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    assert!(!node.ctx.metrics.encryption_key_registered.load(Ordering::Relaxed));
+    h.chain.request_private(1, MODEL, old, now() + 3600);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    h.chain.with(|s| s.encryption_keys.insert(ME, B256::from(ring.current().public())));
+    h.chain.request_private(2, MODEL, private(&h, &[4, 4, 4], s), now() + 3600);
+    drive(&mut node, "fulfilled", state_is(2, "fulfilled")).await;
+    assert_eq!(job(&node, 2).private.unwrap().encryption_key, B256::from(ring.current().public()));
+}
+
+#[tokio::test]
+async fn a_private_request_naming_another_prover_is_not_picked_up_and_leaves_no_gap() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    let mut theirs = private(&h, &[1, 2, 3], salt(7));
+    theirs.prover = OTHER;
+    h.chain.request_private(1, MODEL, theirs, now() + 3600);
+    h.request(2, &[1, 2]);
+    drive(&mut node, "fulfilled", state_is(2, "fulfilled")).await;
+    for _ in 0..5 {
+        h.chain.mine(1);
+        node.pass().await.unwrap();
+    }
+    assert!(node.ctx.store.get(U256::from(1)).unwrap().is_none(), "not this node's request");
+    assert_eq!(h.chain.status(1).0, RequestStatus::Pending);
+    assert_eq!(h.prover.proofs_of(1, &[1, 2, 3]), 0);
+    assert_eq!(node.ctx.metrics.log_gaps.load(Ordering::Relaxed), 0, "its missing log is no gap");
+    assert_eq!(node.ctx.store.seen_through().unwrap(), Some(U256::from(2)));
+}
+
+#[tokio::test]
+async fn a_reorg_that_replaces_a_private_request_is_fulfilled_with_the_new_opening() {
+    let h = Harness::new(2);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    let fork_at = h.chain.head_number();
+    h.prover.pause(true);
+    h.chain.request_private(1, MODEL, private(&h, &[1, 2, 3], salt(7)), now() + 3600);
+    h.chain.mine(2);
+    node.pass().await.unwrap();
+    assert_eq!(job(&node, 1).state, JobState::Proving);
+    // The request is replaced: the same input under another salt (another commitment).
+    h.chain.reorg((h.chain.head_number() - fork_at) as usize);
+    h.chain.request_private(1, MODEL, private(&h, &[1, 2, 3], salt(8)), now() + 3600);
+    h.chain.mine(3);
+    h.prover.pause(false);
+    drive_with(&mut node, "fulfilled", state_is(1, "fulfilled"), Some(&h.chain)).await;
+    assert_eq!(h.chain.status(1), (RequestStatus::Fulfilled, ME));
+    assert_eq!(h.chain.our_mined_txs(), 1);
+    let salts = h.prover.salts.lock().unwrap().clone();
+    assert_eq!(salts.iter().filter(|(_, s)| *s == Some(salt(8))).count(), 1, "the new opening is proved once");
+    assert!(salts.iter().filter(|(_, s)| *s == Some(salt(7))).count() <= 1);
+    assert_eq!(job(&node, 1).private.unwrap().salt, Some(salt(8)));
+
+    // The same private request moved to another block keeps its work.
+    let fork_at = h.chain.head_number();
+    let (r, deadline) = (private(&h, &[5, 5, 5], salt(9)), now() + 3600);
+    h.chain.request_private(2, MODEL, r.clone(), deadline);
+    h.chain.mine(2);
+    node.pass().await.unwrap();
+    h.chain.reorg((h.chain.head_number() - fork_at) as usize);
+    h.chain.mine(1);
+    h.chain.request_private(2, MODEL, r, deadline);
+    h.chain.mine(3);
+    drive_with(&mut node, "fulfilled", state_is(2, "fulfilled"), Some(&h.chain)).await;
+    assert_eq!(h.prover.proofs_of(2, &[5, 5, 5]), 1, "opened and proved once");
 }
