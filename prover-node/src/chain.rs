@@ -87,15 +87,20 @@ pub async fn mined(
     Ok(receipt)
 }
 
-/// The request id of the `InferenceRequested` event in a receipt.
+/// The request id of the `InferenceRequested` (or `PrivateInferenceRequested`) event in a receipt.
 pub fn requested_id(receipt: &TransactionReceipt) -> Result<alloy::primitives::U256> {
+    use crate::bindings::IInferenceCoordinator::{InferenceRequested, PrivateInferenceRequested};
     receipt
         .inner
         .logs()
         .iter()
-        .find_map(|l| l.log_decode::<crate::bindings::IInferenceCoordinator::InferenceRequested>().ok())
-        .map(|l| l.inner.data.requestId)
-        .ok_or_else(|| Error::Invalid("no InferenceRequested event in the receipt".into()))
+        .find_map(|l| {
+            l.log_decode::<InferenceRequested>()
+                .map(|l| l.inner.data.requestId)
+                .or_else(|_| l.log_decode::<PrivateInferenceRequested>().map(|l| l.inner.data.requestId))
+                .ok()
+        })
+        .ok_or_else(|| Error::Invalid("no InferenceRequested or PrivateInferenceRequested event in the receipt".into()))
 }
 
 /// Signed integers as Solidity `int256[]` values.

@@ -8,7 +8,8 @@
 //!
 //! Each pass (every `poll_interval_ms`, or at once on a new block through the WebSocket
 //! subscription):
-//! 1. the [watcher](crate::watcher) scans new `InferenceRequested` logs into jobs; after a reorg
+//! 1. the [watcher](crate::watcher) scans new `InferenceRequested` logs (and
+//!    `PrivateInferenceRequested` logs naming this node, opened with its key ring) into jobs; after a reorg
 //!    every job is reconciled again;
 //! 2. the [prover pool](crate::prover) takes queued jobs whose request is still pending with the
 //!    same input (and, with `fees.skip_unprofitable`, pays for its gas);

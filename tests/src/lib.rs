@@ -59,7 +59,7 @@ impl std::fmt::Debug for ZooModel {
 /// Largest k of the committed Hermez ceremony file (`srs/hermez-raw-11`).
 pub const CEREMONY_K: u32 = 11;
 
-fn build(name: &str, ceremony: bool) -> ZooModel {
+fn build(name: &str, ceremony: bool, private_input: bool) -> ZooModel {
     let dir = tempfile::tempdir().expect("temp dir");
     let onnx = root().join(format!("models/zoo/{name}.onnx"));
     let (opts, srs_file) = if ceremony {
@@ -73,6 +73,7 @@ fn build(name: &str, ceremony: bool) -> ZooModel {
     } else {
         (SetupOptions::new(onnx, dir.path().to_path_buf(), SrsSource::InsecureDev { seed: DEV_SEED }), None)
     };
+    let opts = SetupOptions { private_input, ..opts };
     let (card, card_path) = setup::run(&opts).unwrap_or_else(|e| panic!("setup of {name}: {e}"));
     let srs = card.srs(srs_file.as_deref()).expect("SRS");
     let loaded = prove::load(&card_path, &srs).expect("load");
@@ -83,24 +84,30 @@ fn build(name: &str, ceremony: bool) -> ZooModel {
 
 /// A zoo model's artifacts on the insecure dev SRS, built once per test process.
 pub fn zoo(name: &'static str) -> &'static ZooModel {
-    cached(name, false)
+    cached(name, false, false)
+}
+
+/// A zoo model set up in committed-input mode (`--private-input`: private requests only) on the
+/// insecure dev SRS, built once per test process.
+pub fn zoo_private(name: &'static str) -> &'static ZooModel {
+    cached(name, false, true)
 }
 
 /// A zoo model's artifacts on the committed Hermez ceremony SRS (k ≤ 11), built once per test process.
 pub fn zoo_ceremony(name: &'static str) -> &'static ZooModel {
-    cached(name, true)
+    cached(name, true, false)
 }
 
-fn cached(name: &'static str, ceremony: bool) -> &'static ZooModel {
-    type Cache = Mutex<Vec<(&'static str, bool, &'static ZooModel)>>;
+fn cached(name: &'static str, ceremony: bool, private_input: bool) -> &'static ZooModel {
+    type Cache = Mutex<Vec<(&'static str, bool, bool, &'static ZooModel)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, _, m)) = guard.iter().find(|(n, c, _)| *n == name && *c == ceremony) {
+    if let Some((.., m)) = guard.iter().find(|(n, c, p, _)| *n == name && *c == ceremony && *p == private_input) {
         return m;
     }
-    let model: &'static ZooModel = Box::leak(Box::new(build(name, ceremony)));
-    guard.push((name, ceremony, model));
+    let model: &'static ZooModel = Box::leak(Box::new(build(name, ceremony, private_input)));
+    guard.push((name, ceremony, private_input, model));
     model
 }
 

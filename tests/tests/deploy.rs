@@ -167,6 +167,7 @@ async fn the_cli_lists_a_zoo_model_and_a_node_serves_it_from_the_deployments_fil
         store: StoreConfig::new(dir.path().join("store.redb")),
         metrics: MetricsConfig { listen: "127.0.0.1:0".parse().unwrap(), ..MetricsConfig::default() },
         fees: Default::default(),
+        private: Default::default(),
     };
     let (stop, rx) = tokio::sync::watch::channel(false);
     let node = tokio::spawn(prover_node::service::serve(cfg, Some(node_key.clone()), Arc::new(Metrics::default()), rx));
@@ -411,6 +412,7 @@ async fn a_dev_srs_verifier_is_refused_off_the_dev_chain_and_a_node_refuses_anot
         store: StoreConfig::new(dir.path().join("store.redb")),
         metrics: MetricsConfig { listen: "127.0.0.1:0".parse().unwrap(), ..MetricsConfig::default() },
         fees: Default::default(),
+        private: Default::default(),
     };
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let result = tokio::time::timeout(

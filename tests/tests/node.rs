@@ -68,6 +68,7 @@ impl System {
             store: StoreConfig::new(self.dir.path().join(store)),
             metrics: MetricsConfig { listen: "127.0.0.1:0".parse().unwrap(), ..MetricsConfig::default() },
             fees: FeeConfig::default(),
+            private: Default::default(),
         }
     }
 
