@@ -35,6 +35,21 @@ pub struct NodeConfig {
     /// Transaction fees.
     #[serde(default)]
     pub fees: FeeConfig,
+    /// Private requests (inputs encrypted to this node's key).
+    #[serde(default)]
+    pub private: PrivateConfig,
+}
+
+/// Private requests: the key ring that opens the envelopes of requests naming this node.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateConfig {
+    /// The X25519 key ring file (`prover-node encryption-key new`; JSON, mode 0600). Its newest key
+    /// is the one to register on-chain (`prover-node encryption-key register`); older keys stay so
+    /// that requests sealed to them before a rotation still open. Without it, private requests
+    /// naming this node are refused (`unknown_encryption_key`).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Chain endpoint.
@@ -331,6 +346,9 @@ impl NodeConfig {
         if let Some(k) = &mut cfg.signer.keystore {
             fix(k);
         }
+        if let Some(k) = &mut cfg.private.key_file {
+            fix(k);
+        }
         Ok(cfg)
     }
 
@@ -446,6 +464,19 @@ mod tests {
         assert!(cfg.models[0].insecure_dev_srs);
         assert_eq!(cfg.prover.concurrency, 1);
         assert_eq!(cfg.rpc.chain_id, Some(31337));
+        assert_eq!(cfg.private.key_file.as_deref(), Some(std::path::Path::new("../build/node/encryption-keys.json")));
+    }
+
+    #[test]
+    fn the_key_file_is_optional_and_relative_to_the_config() {
+        let text = include_str!("../node.example.toml");
+        let without = text.replace("key_file = \"../build/node/encryption-keys.json\"", "");
+        assert_eq!(NodeConfig::from_toml(&without).unwrap().private.key_file, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        let cfg = NodeConfig::load(&path).unwrap();
+        assert_eq!(cfg.private.key_file, Some(dir.path().join("../build/node/encryption-keys.json")));
     }
 
     #[test]

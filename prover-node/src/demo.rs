@@ -159,6 +159,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
         store: StoreConfig::new(opts.work_dir.join("store.redb")),
         metrics: MetricsConfig { listen: "127.0.0.1:0".parse().expect("valid"), ..MetricsConfig::default() },
         fees: FeeConfig::default(),
+        private: Default::default(),
     };
     let _ = std::fs::remove_file(&cfg.store.path);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -112,6 +112,12 @@ pub enum Error {
     /// The signing account cannot pay for a deployment step (checked before it is sent).
     #[error("{0}")]
     InsufficientFunds(Box<Shortfall>),
+    /// The encryption key ring cannot be used.
+    #[error(
+        "{0} (private.key_file / --key-file; create or rotate the ring with `prover-node encryption-key new --key-file \
+         FILE`)"
+    )]
+    KeyRing(#[source] models::envelope::EnvelopeError),
     /// A transaction would revert (found by simulating it); nothing was sent.
     #[error("{what} would revert: {reason}; nothing was sent")]
     SimulationReverted { what: String, reason: String },

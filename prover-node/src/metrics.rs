@@ -62,16 +62,26 @@ pub enum Failure {
     RejectedByCoordinator,
     /// The fulfilment kept reverting.
     KeptReverting,
+    /// A private request sealed to a key this node does not hold (or no key file is configured).
+    UnknownEncryptionKey,
+    /// A private request whose envelope does not open (another key, another request's envelope,
+    /// tampered, wrong size or version).
+    Undecryptable,
+    /// A private request whose envelope opens, but not to its commitment (input or salt differ).
+    CommitmentMismatch,
 }
 
 impl Failure {
     /// All, in a fixed order.
-    pub const ALL: [Failure; 5] = [
+    pub const ALL: [Failure; 8] = [
         Self::InputTooLarge,
         Self::InputOutOfRange,
         Self::ProvingFailed,
         Self::RejectedByCoordinator,
         Self::KeptReverting,
+        Self::UnknownEncryptionKey,
+        Self::Undecryptable,
+        Self::CommitmentMismatch,
     ];
 
     /// The metric label.
@@ -82,6 +92,9 @@ impl Failure {
             Self::ProvingFailed => "proving_failed",
             Self::RejectedByCoordinator => "rejected_by_coordinator",
             Self::KeptReverting => "kept_reverting",
+            Self::UnknownEncryptionKey => "unknown_encryption_key",
+            Self::Undecryptable => "undecryptable",
+            Self::CommitmentMismatch => "commitment_mismatch",
         }
     }
 }
@@ -112,6 +125,9 @@ pub struct Metrics {
     /// Whether the WebSocket block subscription is confirmed (the endpoint answered
     /// `eth_subscribe` with a subscription id).
     pub ws_connected: AtomicBool,
+    /// Whether the key ring's newest key is the node account's `encryptionKeyOf` on the
+    /// coordinator (checked at start; false without a key ring).
+    pub encryption_key_registered: AtomicBool,
     /// [`WsState`] as its value.
     ws_state: std::sync::atomic::AtomicU8,
     /// Dropped or skipped requests by reason, in the order of [`DropReason::LABELS`].
@@ -339,6 +355,12 @@ impl Metrics {
                 "1 while the newHeads WebSocket subscription is confirmed by the endpoint.",
                 "gauge",
                 u8::from(self.ws_connected.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "zkinfer_encryption_key_registered",
+                "1 if the key ring's newest key is this node's encryptionKeyOf on the coordinator (checked at start).",
+                "gauge",
+                u8::from(self.encryption_key_registered.load(Ordering::Relaxed)).to_string(),
             ),
             (
                 "zkinfer_last_pass_age_seconds",

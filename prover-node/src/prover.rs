@@ -1,6 +1,7 @@
 //! The prover pool: proofs run on blocking threads (bounded by `prover.concurrency`), off the
-//! async runtime; results come back on a channel tagged with the input they proved, so a result
-//! for an input a reorg replaced meanwhile is recognised and discarded.
+//! async runtime; results come back on a channel tagged with the claim they proved (the input's
+//! hash, or a private request's commitment), so a result for an input a reorg replaced meanwhile
+//! is recognised and discarded.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -12,7 +13,6 @@ use tokio::sync::mpsc;
 use tracing::{info, info_span};
 
 use crate::{
-    client::input_hash,
     error::Result,
     proof::Fulfiller,
     prove::{self, LoadedModel},
@@ -37,9 +37,22 @@ pub trait ProofBackend: Send + Sync + 'static {
     fn name(&self, model: &B256) -> String;
     /// Whether `input` can be proved (shape and range), with the reason if not.
     fn check_input(&self, model: &B256, input: &[i64]) -> std::result::Result<(), String>;
+    /// Number of input values of `model` (what a private request's envelope must hold).
+    fn input_len(&self, model: &B256) -> usize;
+    /// `C = Poseidon(pack(input) ‖ salt)` for `model`'s value bits, the commitment a private
+    /// request's envelope must open to (`salt` big-endian, below 2^248; `input` checked).
+    fn commitment(&self, model: &B256, input: &[i64], salt: &B256) -> std::result::Result<B256, String>;
     /// Proves `input` for `request_id`, to be submitted by `fulfiller` on its chain and coordinator
-    /// (blocking, CPU-heavy).
-    fn prove(&self, model: &B256, input: &[i64], request_id: U256, fulfiller: Fulfiller) -> Result<Proved>;
+    /// (blocking, CPU-heavy). A private request's `salt` opens its commitment together with the
+    /// input; a public request has none.
+    fn prove(
+        &self,
+        model: &B256,
+        input: &[i64],
+        salt: Option<B256>,
+        request_id: U256,
+        fulfiller: Fulfiller,
+    ) -> Result<Proved>;
 }
 
 /// The models this node serves, by id.
@@ -62,9 +75,28 @@ impl ProofBackend for Models {
         }
     }
 
-    fn prove(&self, model: &B256, input: &[i64], request_id: U256, fulfiller: Fulfiller) -> Result<Proved> {
+    fn input_len(&self, model: &B256) -> usize {
+        self.0.get(model).map_or(0, |m| m.model.input_len())
+    }
+
+    fn commitment(&self, model: &B256, input: &[i64], salt: &B256) -> std::result::Result<B256, String> {
+        let m = self.0.get(model).ok_or_else(|| format!("model {model} is not served"))?;
+        let salt = models::commitment::salt_from_bytes(&salt.0).map_err(|e| e.to_string())?;
+        let c = models::commitment::input_commitment(input, salt, m.model.params.value_bits);
+        Ok(B256::from(crate::proof::field_to_u256(&c)))
+    }
+
+    fn prove(
+        &self,
+        model: &B256,
+        input: &[i64],
+        salt: Option<B256>,
+        request_id: U256,
+        fulfiller: Fulfiller,
+    ) -> Result<Proved> {
         let m = self.0.get(model).ok_or_else(|| crate::Error::Invalid(format!("model {model} is not served")))?;
-        let p = prove::prove(m, input, None, request_id, &fulfiller)?;
+        let salt = salt.map(|s| models::commitment::salt_from_bytes(&s.0)).transpose()?;
+        let p = prove::prove(m, input, salt, request_id, &fulfiller)?;
         Ok(Proved { output: p.output, proof: p.proof, seconds: p.prove_seconds })
     }
 }
@@ -74,7 +106,8 @@ impl ProofBackend for Models {
 pub struct ProveResult {
     /// The request.
     pub request_id: U256,
-    /// Hash of the input that was proved.
+    /// [`Claim::hash`](crate::client::Claim::hash) of what was proved: the input's hash, or the
+    /// commitment of a private request (another salt is another commitment).
     pub input_hash: B256,
     /// The proof, or why it failed.
     pub result: Result<Proved>,
@@ -117,16 +150,18 @@ impl<P: ProofBackend> ProverPool<P> {
         self.in_flight.contains(&request_id)
     }
 
-    /// Starts proving on a blocking thread.
-    pub fn start(&mut self, request_id: U256, model: B256, input: Vec<i64>, fulfiller: Fulfiller) {
+    /// Starts proving `job` on a blocking thread.
+    pub fn start(&mut self, job: &crate::store::Job, fulfiller: Fulfiller) {
+        let (request_id, model, input_hash) = (job.request_id, job.model_id, job.claim_hash());
+        let input = job.input.clone();
+        let salt = job.private.as_ref().and_then(|p| p.salt);
         self.in_flight.insert(request_id);
         let (backend, tx) = (self.backend.clone(), self.tx.clone());
         let span = info_span!("prove", request_id = %request_id, model = %backend.name(&model));
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             info!("proving");
-            let input_hash = input_hash(&input);
-            let result = backend.prove(&model, &input, request_id, fulfiller);
+            let result = backend.prove(&model, &input, salt, request_id, fulfiller);
             let _ = tx.send(ProveResult { request_id, input_hash, result });
         });
     }

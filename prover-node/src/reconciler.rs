@@ -9,12 +9,16 @@
 //! |----------------------------------------|--------------------------------------------------|
 //! | pending, same input, before deadline   | keep working                                     |
 //! | pending, another input                 | `Reorged`: wait for the watcher to read it again |
+//! | pending, another prover (or kind)      | `Reorged`: wait for the watcher to read it again |
 //! | unknown id, before the job's deadline  | `Reorged` (a reorg removed it; it may come back) |
 //! | unknown id, after the deadline         | dropped: vanished                                |
 //! | pending, deadline passed               | dropped: expired                                 |
 //! | fulfilled by this node                 | fulfilled                                        |
 //! | fulfilled by another                   | dropped: fulfilled by other                      |
 //! | cancelled                              | dropped: cancelled                               |
+//!
+//! The "input" of a private job is its commitment (the request's `inputHash`), and its request
+//! must name this node as its prover; a public job's request names none.
 //!
 //! So a job is never dropped while its request is pending and unexpired, and a fulfilment by this
 //! node is always recorded as fulfilled.
@@ -25,7 +29,7 @@ use alloy::primitives::{Address, U256};
 use tracing::{debug, info, warn};
 
 use crate::{
-    client::{input_hash, ChainClient, OnChainRequest, RequestStatus},
+    client::{ChainClient, OnChainRequest, RequestStatus},
     error::Result,
     service::Ctx,
     store::{DropReason, Job, JobState},
@@ -53,7 +57,11 @@ pub fn judge(job: &Job, req: &OnChainRequest, me: Address, now: u64) -> Verdict 
         RequestStatus::Fulfilled if req.fulfiller == me => Verdict::FulfilledByUs,
         RequestStatus::Fulfilled => Verdict::Drop(DropReason::FulfilledByOther { fulfiller: req.fulfiller }),
         RequestStatus::Pending if req.deadline <= now => Verdict::Drop(DropReason::Expired),
-        RequestStatus::Pending if req.input_hash != input_hash(&job.input) => Verdict::Reorged,
+        RequestStatus::Pending if req.input_hash != job.claim_hash() => Verdict::Reorged,
+        // A private job's request must name this node; a public job's request must be public.
+        RequestStatus::Pending if req.prover != job.private.as_ref().map_or(Address::ZERO, |_| me) => {
+            Verdict::Reorged
+        }
         RequestStatus::Pending => Verdict::Keep,
     }
 }
@@ -187,6 +195,7 @@ mod tests {
     use alloy::primitives::{B256, U256};
 
     use super::*;
+    use crate::client::input_hash;
 
     fn job() -> Job {
         Job {
@@ -201,6 +210,7 @@ mod tests {
             seen_at: 0,
             state: JobState::Queued,
             attempts: 0,
+            private: None,
         }
     }
 
@@ -210,7 +220,13 @@ mod tests {
         let other = Address::repeat_byte(2);
         let same = input_hash(&[1, 2, 3]);
         let changed = input_hash(&[3, 2, 1]);
-        let req = |status, input_hash, deadline, fulfiller| OnChainRequest { status, input_hash, deadline, fulfiller };
+        let req = |status, input_hash, deadline, fulfiller| OnChainRequest {
+            status,
+            input_hash,
+            prover: Address::ZERO,
+            deadline,
+            fulfiller,
+        };
         use RequestStatus as S;
         let cases = [
             ("pending, same input", req(S::Pending, same, 1_000, Address::ZERO), 500, Verdict::Keep),

@@ -24,11 +24,12 @@ use std::{
 };
 
 use alloy::primitives::{B256, U256};
+use models::envelope::KeyRing;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::{
-    client::{input_hash, rpc::RpcClient, ChainClient},
+    client::{rpc::RpcClient, ChainClient},
     config::NodeConfig,
     error::{Error, Result},
     metrics::Metrics,
@@ -63,6 +64,21 @@ pub struct Ctx<C> {
     pub gap_warned: std::sync::Mutex<Option<U256>>,
     /// Passes in a row that found the head below the scan cursor.
     pub short_head: std::sync::atomic::AtomicU32,
+    /// The key ring that opens private requests naming this node (`private.key_file`).
+    pub keys: Option<KeyRing>,
+    /// The chain id, once read (private requests' envelopes are bound to it).
+    pub chain_id: std::sync::OnceLock<u64>,
+}
+
+impl<C: ChainClient> Ctx<C> {
+    /// The chain's id (read once).
+    pub async fn chain_id(&self) -> Result<u64> {
+        if let Some(id) = self.chain_id.get() {
+            return Ok(*id);
+        }
+        let id = self.client.chain_id().await?;
+        Ok(*self.chain_id.get_or_init(|| id))
+    }
 }
 
 impl<C> Ctx<C> {
@@ -101,6 +117,11 @@ pub fn load_models(cfg: &NodeConfig) -> Result<crate::prover::Models> {
     Ok(crate::prover::Models(out))
 }
 
+/// Loads the key ring of `private.key_file`, if set.
+pub fn load_keys(cfg: &NodeConfig) -> Result<Option<KeyRing>> {
+    cfg.private.key_file.as_deref().map(KeyRing::load).transpose().map_err(Error::KeyRing)
+}
+
 /// The running node.
 #[derive(Debug)]
 pub struct Node<C, P> {
@@ -114,8 +135,10 @@ pub struct Node<C, P> {
 }
 
 impl<C: ChainClient, P: ProofBackend> Node<C, P> {
-    /// A node over `client` and `backend`, its store opened (refused if empty or damaged).
+    /// A node over `client` and `backend`, its store opened (refused if empty or damaged) and its
+    /// key ring loaded (if `private.key_file` is set).
     pub fn new(cfg: NodeConfig, client: C, backend: Arc<P>, metrics: Arc<Metrics>) -> Result<Self> {
+        let keys = load_keys(&cfg)?;
         let store = Store::open(&cfg.store.path, cfg.store.reinit)?;
         metrics.stale_after_secs.store(cfg.metrics.stale_after_secs, Ordering::Relaxed);
         let pool = ProverPool::new(backend, cfg.prover.concurrency);
@@ -128,6 +151,8 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
                 chain_time: Default::default(),
                 gap_warned: Default::default(),
                 short_head: Default::default(),
+                keys,
+                chain_id: Default::default(),
             },
             pool,
             submitter: Submitter::default(),
@@ -146,6 +171,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
     pub async fn check_chain(&self) -> Result<()> {
         let client = &self.ctx.client;
         let chain_id = client.chain_id().await?;
+        let _ = self.ctx.chain_id.set(chain_id);
         if let Some(expected) = self.ctx.cfg.rpc.chain_id.filter(|e| *e != chain_id) {
             return Err(Error::ChainIdMismatch { expected, got: chain_id });
         }
@@ -171,6 +197,61 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
         }
         self.ctx.store.check_identity(Identity { chain_id, genesis, coordinator })?;
         info!(chain_id, %genesis, %coordinator, "chain, coordinator and models checked");
+        self.check_encryption_key().await
+    }
+
+    /// Says which key private requests to this node must be sealed to, and warns when the key
+    /// registered on-chain for the node's account (`encryptionKeyOf`) is not the ring's newest:
+    /// consumers seal to the registered key, so an unregistered ring key receives nothing, and a
+    /// registered key the ring lacks makes every private request to this node undecryptable.
+    async fn check_encryption_key(&self) -> Result<()> {
+        let client = &self.ctx.client;
+        let me = client.fulfiller();
+        let registered = client.encryption_key_of(me).await?;
+        let Some(keys) = &self.ctx.keys else {
+            if registered != B256::ZERO {
+                warn!(
+                    account = %me,
+                    registered = %registered,
+                    "this account has an encryption key on the coordinator but the node has no key ring \
+                     (private.key_file): private requests naming it are refused as unknown_encryption_key"
+                );
+            }
+            return Ok(());
+        };
+        let current = B256::from(keys.current().public());
+        let path = self.ctx.cfg.private.key_file.as_deref().unwrap_or(std::path::Path::new("?")).display();
+        info!(key_file = %path, public_key = %current, keys = keys.keys().len(), "encryption key ring loaded");
+        let ok = registered == current;
+        self.ctx.metrics.encryption_key_registered.store(ok, Ordering::Relaxed);
+        if ok {
+            info!(account = %me, public_key = %current, "encryption key registered on the coordinator: private requests can be sealed to this node");
+        } else if registered == B256::ZERO {
+            warn!(
+                account = %me,
+                public_key = %current,
+                "NO ENCRYPTION KEY REGISTERED for this account on the coordinator: nobody can make a private \
+                 request to this node; run `prover-node encryption-key register --key-file {path}`"
+            );
+        } else if keys.find(&registered.0).is_some() {
+            warn!(
+                account = %me,
+                registered = %registered,
+                public_key = %current,
+                "the coordinator has an older key of the ring for this account (it still opens requests sealed \
+                 to it), not the newest: run `prover-node encryption-key register --key-file {path}` to publish \
+                 the rotation"
+            );
+        } else {
+            warn!(
+                account = %me,
+                registered = %registered,
+                public_key = %current,
+                "the ENCRYPTION KEY REGISTERED for this account is NOT IN THE KEY RING {path}: every private request \
+                 sealed to it is refused (unknown_encryption_key); use the ring that holds it, or register this \
+                 ring's key with `prover-node encryption-key register`"
+            );
+        }
         Ok(())
     }
 
@@ -390,21 +471,21 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
             // The chain id and the coordinator are bound into the proof (proof::binding). Read
             // before the job is marked `proving`: nothing may fail between that and the start.
             let fulfiller = Fulfiller {
-                chain_id: self.ctx.client.chain_id().await?,
+                chain_id: self.ctx.chain_id().await?,
                 coordinator: self.ctx.client.coordinator(),
                 address: self.ctx.client.fulfiller(),
             };
             let mut proving = job.clone();
             proving.state = JobState::Proving;
             self.ctx.store.put(&proving)?;
-            self.pool.start(job.request_id, job.model_id, job.input.clone(), fulfiller);
+            self.pool.start(job, fulfiller);
         }
         Ok(())
     }
 
     fn on_proved(&mut self, r: ProveResult) -> Result<()> {
         let Some(mut job) = self.ctx.store.get(r.request_id)? else { return Ok(()) };
-        if job.state != JobState::Proving || input_hash(&job.input) != r.input_hash {
+        if job.state != JobState::Proving || job.claim_hash() != r.input_hash {
             info!(request_id = %r.request_id, state = job.state.name(), "discarding a proof of an input a reorg replaced");
             self.ctx.metrics.stale_proofs.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -443,7 +524,8 @@ pub async fn serve(
         Some(s) => s,
         None => cfg.signer()?,
     };
-    // The store first: a damaged or foreign store is reported before minutes of key loading.
+    // The key ring and the store first: an unusable file is reported before minutes of key loading.
+    load_keys(&cfg)?;
     let coordinator = cfg.contract.coordinator()?;
     let client = RpcClient::new(&cfg.rpc.http_url, signer, coordinator, Duration::from_millis(cfg.rpc.timeout_ms))?;
     let store_check = Store::open(&cfg.store.path, cfg.store.reinit)?;

@@ -307,6 +307,43 @@ pub struct Job {
     pub state: JobState,
     /// Fulfilments that reverted so far.
     pub attempts: u32,
+    /// The private part of a private request (`None` for a public one; stores written before
+    /// private requests existed have none). For a private request `input` is the input opened from
+    /// its envelope: the plaintext is on the node's disk, as sensitive as the key file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<PrivateInput>,
+}
+
+/// What the node keeps of a private request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateInput {
+    /// `C = Poseidon(pack(input) ‖ salt)`, the request's `inputHash` on-chain.
+    pub commitment: B256,
+    /// The key the envelope is sealed to.
+    pub encryption_key: B256,
+    /// keccak256 of the envelope (to recognise the same request after a reorg).
+    pub ciphertext_hash: B256,
+    /// The salt, once the envelope opened to an input matching the commitment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<B256>,
+}
+
+impl Job {
+    /// What the proof of this job is about: its public input, or its commitment.
+    pub fn claim(&self) -> crate::client::Claim {
+        match &self.private {
+            Some(p) => crate::client::Claim::Commitment(p.commitment),
+            None => crate::client::Claim::Input(self.input.clone()),
+        }
+    }
+
+    /// The request's `inputHash` on-chain, as this job knows it.
+    pub fn claim_hash(&self) -> B256 {
+        match &self.private {
+            Some(p) => p.commitment,
+            None => crate::client::input_hash(&self.input),
+        }
+    }
 }
 
 /// The embedded database.
@@ -634,6 +671,7 @@ mod tests {
             seen_at: 1,
             state: JobState::Queued,
             attempts: 0,
+            private: None,
         }
     }
 

@@ -156,7 +156,7 @@ impl Submitter {
     /// Sends a proven job's fulfilment on the next nonce.
     async fn send<C: ChainClient>(&mut self, ctx: &Ctx<C>, mut job: Job, head: u64) -> Result<Track> {
         let JobState::Proven { output, proof, .. } = job.state.clone() else { return Ok(Track::Mined) };
-        let f = Fulfilment { request_id: job.request_id, input: job.input.clone(), output, proof };
+        let f = Fulfilment { request_id: job.request_id, claim: job.claim(), output, proof };
         let gas = match ctx.client.estimate_fulfil(&f).await {
             Ok(gas) => gas,
             Err(ChainError::Reverted { error, .. }) => {
@@ -211,8 +211,16 @@ impl Submitter {
             Verdict::Keep => {
                 use IInferenceCoordinatorErrors as E;
                 match error {
-                    // The request changed between the two reads: look again next pass.
-                    Some(E::RequestNotPending(_) | E::RequestExpired(_) | E::InputMismatch(_)) => Ok(()),
+                    // The request changed between the two reads (a reorg replaced it, by one of
+                    // another kind or naming another prover): look again next pass.
+                    Some(
+                        E::RequestNotPending(_)
+                        | E::RequestExpired(_)
+                        | E::InputMismatch(_)
+                        | E::PrivateRequest(_)
+                        | E::NotPrivateRequest(_)
+                        | E::NotNamedProver(_),
+                    ) => Ok(()),
                     Some(other) if job.attempts + 1 >= MAX_ATTEMPTS || matches!(other, E::InvalidProof(_)) => {
                         ctx.metrics.count_failure(Failure::RejectedByCoordinator);
                         warn!(error = %other, "the coordinator rejects this fulfilment");
@@ -312,7 +320,7 @@ impl Submitter {
             return Ok(Track::Pending);
         };
         self.cap_warned = false;
-        let f = Fulfilment { request_id: job.request_id, input: job.input.clone(), output, proof };
+        let f = Fulfilment { request_id: job.request_id, claim: job.claim(), output, proof };
         let signed =
             ctx.client.sign_fulfil(&f, TxParams { nonce: tx.nonce, gas_limit: tx.gas_limit, max_fee, tip }).await?;
         tx.versions.push(SentTx { hash: signed.hash, raw: signed.raw.clone(), max_fee, tip });

@@ -1,5 +1,13 @@
-//! The watcher: `InferenceRequested` logs → jobs, from a persisted cursor up to
-//! `head − confirmations`.
+//! The watcher: `InferenceRequested` logs, and `PrivateInferenceRequested` logs naming this node
+//! as their prover, → jobs, from a persisted cursor up to `head − confirmations`.
+//!
+//! Private requests: the envelope is opened when the event is read, with the ring key whose public
+//! key is the event's `encryptionKey`, for the request's chain, coordinator, requester, model and
+//! commitment; the opened input is checked like a public one, and `Poseidon(pack(input) ‖ salt)`
+//! must be the request's commitment. A request that fails any of these is recorded as failed with
+//! its reason (metric labels `unknown_encryption_key`, `undecryptable`, `input_out_of_range`,
+//! `commitment_mismatch`), logged once, and never proved or answered: its requester cancels after
+//! the deadline. An opened request keeps its input and salt in the store, to be proved.
 //!
 //! Reorgs: the cursor stores the hash of the last scanned block. When that block's hash changed,
 //! the cursor rewinds `REORG_REWIND` blocks and the range is scanned again. A range is accepted
@@ -20,20 +28,23 @@
 //! from the coordinator's state at `start_block − 1` (none if the coordinator had no code then);
 //! an endpoint that no longer keeps that state gets one rescan from `start_block` instead, after
 //! the first request event is seen (see [`BaselineRescan`]). So even the first request a fresh
-//! node sees is found again when the index catches up.
+//! node sees is found again when the index catches up. A private request naming another prover is
+//! never in this node's logs (they are filtered by prover): the gap check counts it as seen once
+//! the chain's state shows it names another prover.
 
 use std::sync::atomic::Ordering;
 
-use alloy::primitives::U256;
+use alloy::primitives::{keccak256, Address, B256, U256};
+use models::envelope::{self, EnvelopeContext};
 use tracing::{debug, info, warn};
 
 use crate::{
-    client::{ChainClient, ChainError, ChainResult, RequestEvent},
+    client::{ChainClient, ChainError, ChainResult, Payload, RequestEvent, Sealed},
     error::Result,
     metrics::Failure,
     prover::ProofBackend,
     service::{now, Ctx},
-    store::{BaselineRescan, DropReason, Job, JobState},
+    store::{BaselineRescan, DropReason, Job, JobState, PrivateInput},
 };
 
 /// How far the cursor rewinds when a reorg is detected.
@@ -122,7 +133,7 @@ pub async fn scan<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, he
         };
         let first_block = events.iter().min_by_key(|e| e.request_id).map(|e| e.block_number);
         for event in events {
-            on_event(ctx, backend, event)?;
+            on_event(ctx, backend, event).await?;
         }
         match (ctx.store.baseline_rescan()?, first_block) {
             (Some(BaselineRescan::Waiting), Some(first)) if start > 0 => {
@@ -222,21 +233,38 @@ async fn count_at<C: ChainClient>(ctx: &Ctx<C>, block: u64) -> ChainResult<U256>
 /// index has caught up).
 async fn check_gap<C: ChainClient>(ctx: &Ctx<C>, safe: u64) -> Result<()> {
     let Some(recorded) = ctx.store.seen_through()? else { return Ok(()) };
+    let me = ctx.client.fulfiller();
     let mut through = recorded;
-    while ctx.store.get(through + U256::from(1))?.is_some() {
-        through += U256::from(1);
-    }
+    let missing = loop {
+        let next = through + U256::from(1);
+        if ctx.store.get(next)?.is_some() {
+            through = next;
+            continue;
+        }
+        match ctx.client.request_at(next, safe).await {
+            // A private request naming another prover: out of this node's logs by design.
+            Ok(Some(prover)) if prover != Address::ZERO && prover != me => {
+                debug!(request_id = %next, %prover, "private request for another prover; not this node's");
+                through = next;
+            }
+            Ok(Some(_)) => break next,
+            Ok(None) => break U256::ZERO,
+            // No coordinator code at `safe` yet (deployed within the last `confirmations` blocks):
+            // no request either.
+            Err(ChainError::NotACoordinator { .. }) => break U256::ZERO,
+            Err(e) => {
+                if through != recorded {
+                    ctx.store.set_seen_through(through)?;
+                }
+                return Err(e.into());
+            }
+        }
+    };
     if through != recorded {
         ctx.store.set_seen_through(through)?;
     }
-    let missing = through + U256::from(1);
-    match ctx.client.request_exists_at(missing, safe).await {
-        Ok(true) => {}
-        Ok(false) => return Ok(()),
-        // No coordinator code at `safe` yet (deployed within the last `confirmations` blocks):
-        // no request either.
-        Err(ChainError::NotACoordinator { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
+    if missing.is_zero() {
+        return Ok(());
     }
     let start = ctx.cfg.contract.start_block;
     let back = ctx.store.get(through)?.map(|j| j.block_number).unwrap_or(start).max(start);
@@ -264,13 +292,34 @@ async fn check_gap<C: ChainClient>(ctx: &Ctx<C>, safe: u64) -> Result<()> {
 }
 
 /// Records one event: a new job, or an existing one the event moved or changed.
-pub fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, e: RequestEvent) -> Result<()> {
+pub async fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, e: RequestEvent) -> Result<()> {
     let existing = ctx.store.get(e.request_id)?;
+    let private = match &e.payload {
+        Payload::Private(sealed) => Some(PrivateInput {
+            commitment: sealed.commitment,
+            encryption_key: sealed.encryption_key,
+            ciphertext_hash: keccak256(&sealed.ciphertext),
+            salt: None,
+        }),
+        Payload::Public(_) => None,
+    };
     if let Some(job) = &existing {
         if job.block_hash == e.block_hash {
             return Ok(()); // a rescan of the same block
         }
-        if e.input.as_ref() == Some(&job.input) && job.model_id == e.model_id {
+        let same = job.model_id == e.model_id
+            && match (&e.payload, &private) {
+                (Payload::Public(input), _) => job.private.is_none() && input.as_ref() == Some(&job.input),
+                (Payload::Private(_), Some(p)) => {
+                    job.requester == e.requester
+                        && job.private.as_ref().is_some_and(|q| {
+                            (q.commitment, q.encryption_key, q.ciphertext_hash)
+                                == (p.commitment, p.encryption_key, p.ciphertext_hash)
+                        })
+                }
+                (Payload::Private(_), None) => false,
+            };
+        if same {
             // Same request in another block: the work done stays valid.
             debug!(request_id = %e.request_id, block_number = e.block_number, "request moved by a reorg, input unchanged");
             let mut moved = job.clone();
@@ -289,41 +338,103 @@ pub fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P, e: R
             "request replaced by a reorg; starting over with its new input"
         );
     }
-    let state = match &e.input {
-        _ if !backend.serves(&e.model_id) => {
-            let reason = DropReason::Unserved { model_id: e.model_id };
-            debug!(request_id = %e.request_id, %reason, "skipped");
-            ctx.metrics.count_drop(&reason);
-            JobState::Dropped { reason }
-        }
-        None => {
-            ctx.metrics.count_failure(Failure::InputTooLarge);
-            JobState::Failed { reason: "input value outside the 64-bit range".into() }
-        }
-        Some(input) => match backend.check_input(&e.model_id, input) {
-            Ok(()) => {
-                ctx.metrics.seen.fetch_add(1, Ordering::Relaxed);
-                info!(request_id = %e.request_id, model = %backend.name(&e.model_id), block_number = e.block_number, "request seen");
-                JobState::Queued
-            }
-            Err(reason) => {
-                warn!(request_id = %e.request_id, error = %reason, "request cannot be proved");
-                ctx.metrics.count_failure(Failure::InputOutOfRange);
-                JobState::Failed { reason }
-            }
-        },
-    };
-    Ok(ctx.store.put(&Job {
+    let mut job = Job {
         request_id: e.request_id,
         model_id: e.model_id,
         requester: e.requester,
-        input: e.input.unwrap_or_default(),
+        input: vec![],
         payment: e.payment,
         deadline: e.deadline,
         block_number: e.block_number,
         block_hash: e.block_hash,
         seen_at: existing.map(|j| j.seen_at).unwrap_or_else(now),
-        state,
+        state: JobState::Queued,
         attempts: 0,
-    })?)
+        private,
+    };
+    job.state = if !backend.serves(&e.model_id) {
+        let reason = DropReason::Unserved { model_id: e.model_id };
+        debug!(request_id = %e.request_id, %reason, "skipped");
+        ctx.metrics.count_drop(&reason);
+        JobState::Dropped { reason }
+    } else {
+        let opened = match e.payload {
+            Payload::Public(None) => Err((Failure::InputTooLarge, "input value outside the 64-bit range".to_string())),
+            Payload::Public(Some(input)) => {
+                backend.check_input(&e.model_id, &input).map_err(|r| (Failure::InputOutOfRange, r)).map(|()| (input, None))
+            }
+            Payload::Private(sealed) => open(ctx, backend, &e.model_id, e.requester, &sealed).await?,
+        };
+        match opened {
+            Ok((input, salt)) => {
+                job.input = input;
+                if let (Some(p), Some(salt)) = (&mut job.private, salt) {
+                    p.salt = Some(salt);
+                }
+                ctx.metrics.seen.fetch_add(1, Ordering::Relaxed);
+                info!(
+                    request_id = %e.request_id,
+                    model = %backend.name(&e.model_id),
+                    block_number = e.block_number,
+                    private = job.private.is_some(),
+                    "request seen"
+                );
+                JobState::Queued
+            }
+            Err((failure, reason)) => {
+                warn!(request_id = %e.request_id, reason = failure.label(), error = %reason, "request cannot be proved; refused");
+                ctx.metrics.count_failure(failure);
+                JobState::Failed { reason }
+            }
+        }
+    };
+    Ok(ctx.store.put(&job)?)
+}
+
+/// An opened private request (input and salt), or why it cannot be proved.
+type Opening = std::result::Result<(Vec<i64>, Option<B256>), (Failure, String)>;
+
+/// Opens a private request's envelope and checks it: the ring holds its key, it opens for this
+/// request, its input is in the model's range, and it opens the request's commitment.
+async fn open<C: ChainClient, P: ProofBackend>(
+    ctx: &Ctx<C>,
+    backend: &P,
+    model: &B256,
+    requester: Address,
+    sealed: &Sealed,
+) -> Result<Opening> {
+    let key = sealed.encryption_key;
+    let Some(secret) = ctx.keys.as_ref().and_then(|ring| ring.find(&key.0)) else {
+        let why = match &ctx.keys {
+            Some(_) => format!("sealed to key {key}, which this node does not hold (not in its key ring)"),
+            None => format!("sealed to key {key}, which this node does not hold (no private.key_file configured)"),
+        };
+        return Ok(Err((Failure::UnknownEncryptionKey, why)));
+    };
+    let context = EnvelopeContext {
+        chain_id: ctx.chain_id().await?,
+        coordinator: ctx.client.coordinator().into_array(),
+        requester: requester.into_array(),
+        model_id: model.0,
+        commitment: sealed.commitment.0,
+    };
+    let opened = match envelope::open(secret, &context, &sealed.ciphertext, backend.input_len(model)) {
+        Ok(o) => o,
+        Err(err) => return Ok(Err((Failure::Undecryptable, format!("the envelope does not open: {err}")))),
+    };
+    if let Err(reason) = backend.check_input(model, &opened.input) {
+        return Ok(Err((Failure::InputOutOfRange, format!("the envelope's input cannot be proved: {reason}"))));
+    }
+    let salt = B256::from(opened.salt);
+    match backend.commitment(model, &opened.input, &salt) {
+        Ok(c) if c == sealed.commitment => Ok(Ok((opened.input.clone(), Some(salt)))),
+        Ok(c) => Ok(Err((
+            Failure::CommitmentMismatch,
+            format!(
+                "the envelope opens, but to an input and salt whose commitment {c} is not the request's {}",
+                sealed.commitment
+            ),
+        ))),
+        Err(reason) => Ok(Err((Failure::Undecryptable, format!("the envelope's salt is unusable: {reason}")))),
+    }
 }

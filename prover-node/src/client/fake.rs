@@ -19,17 +19,39 @@ use super::{
     input_hash, BlockInfo, ChainClient, ChainError, ChainResult, Fulfilment, OnChainModel, OnChainRequest, Receipt,
     RequestEvent, RequestStatus, SignedTx, TxParams,
 };
-use crate::bindings::IInferenceCoordinator::{self, IInferenceCoordinatorErrors};
+use super::{Claim, Payload, Sealed};
+use crate::bindings::IInferenceCoordinator::{self, IInferenceCoordinatorErrors as CoordErr};
 
 /// Gas a fake fulfilment uses.
 pub const FULFIL_GAS: u64 = 300_000;
+
+/// The requester of every fake request unless a test names another.
+pub const REQUESTER: Address = Address::repeat_byte(0xEE);
+
+/// A private request: the envelope, its commitment and the prover it names.
+#[derive(Clone, Debug)]
+pub struct PrivateRequest {
+    /// The prover named (the only one that may fulfil).
+    pub prover: Address,
+    /// The requester (`msg.sender` of the request, part of the envelope's associated data).
+    pub requester: Address,
+    /// `C`.
+    pub commitment: B256,
+    /// The key the envelope is sealed to.
+    pub encryption_key: B256,
+    /// The envelope.
+    pub ciphertext: Bytes,
+}
 
 #[derive(Clone, Debug)]
 enum Op {
     Request {
         id: U256,
         model: B256,
-        input: Vec<i64>,
+        requester: Address,
+        /// The input of a public request; the envelope of a private one.
+        payload: Result<Vec<i64>, Sealed>,
+        prover: Address,
         payment: U256,
         deadline: u64,
     },
@@ -38,8 +60,30 @@ enum Op {
         hash: B256,
         from: Address,
         id: U256,
+        /// `Claim::hash` of what it fulfils with.
         input_hash: B256,
+        /// `fulfillPrivateInference` (else `fulfillInference`).
+        private: bool,
     },
+}
+
+impl Op {
+    /// The request this op makes, as the coordinator stores it.
+    fn stored(&self) -> Option<(U256, Req)> {
+        let Op::Request { id, payload, prover, deadline, .. } = self else { return None };
+        let input_hash = match payload {
+            Ok(input) => input_hash(input),
+            Err(sealed) => sealed.commitment,
+        };
+        let req = Req {
+            status: RequestStatus::Pending,
+            input_hash,
+            prover: *prover,
+            deadline: *deadline,
+            fulfiller: Address::ZERO,
+        };
+        Some((*id, req))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +105,7 @@ struct PooledTx {
 struct Req {
     status: RequestStatus,
     input_hash: B256,
+    prover: Address,
     deadline: u64,
     fulfiller: Address,
 }
@@ -109,6 +154,8 @@ pub struct State {
     pub models: Vec<B256>,
     /// Signer balance.
     pub balance: U256,
+    /// `encryptionKeyOf`, by account.
+    pub encryption_keys: HashMap<Address, B256>,
     me: Address,
 }
 
@@ -159,6 +206,7 @@ impl FakeChain {
                 broadcast_calls: 0,
                 models: vec![model],
                 balance: U256::from(10u64).pow(U256::from(18)),
+                encryption_keys: HashMap::new(),
                 me: fulfiller,
             })),
             fulfiller,
@@ -178,14 +226,51 @@ impl FakeChain {
 
     /// Mines a block with a request; returns its block number.
     pub fn request(&self, id: u64, model: B256, input: Vec<i64>, deadline: u64) -> u64 {
-        let op = Op::Request { id: U256::from(id), model, input, payment: U256::from(1_000_000u64), deadline };
+        let op = Op::Request {
+            id: U256::from(id),
+            model,
+            requester: REQUESTER,
+            payload: Ok(input),
+            prover: Address::ZERO,
+            payment: U256::from(1_000_000u64),
+            deadline,
+        };
+        self.with(|s| s.mine(vec![op]))
+    }
+
+    /// Mines a block with a private request; returns its block number.
+    pub fn request_private(&self, id: u64, model: B256, r: PrivateRequest, deadline: u64) -> u64 {
+        let op = Op::Request {
+            id: U256::from(id),
+            model,
+            requester: r.requester,
+            payload: Err(Sealed {
+                commitment: r.commitment,
+                encryption_key: r.encryption_key,
+                ciphertext: r.ciphertext,
+            }),
+            prover: r.prover,
+            payment: U256::from(1_000_000u64),
+            deadline,
+        };
         self.with(|s| s.mine(vec![op]))
     }
 
     /// Mines a block in which `from` fulfils request `id` with `input`.
     pub fn fulfil_by(&self, id: u64, from: Address, input: &[i64]) {
-        let op = Op::Fulfil { hash: keccak256(from), from, id: U256::from(id), input_hash: input_hash(input) };
+        let op = Op::Fulfil {
+            hash: keccak256(from),
+            from,
+            id: U256::from(id),
+            input_hash: input_hash(input),
+            private: false,
+        };
         self.with(|s| s.mine(vec![op]));
+    }
+
+    /// Whether any `fulfillPrivateInference` of ours was signed (sent or not).
+    pub fn signed_private(&self) -> usize {
+        self.with(|s| s.signed.values().filter(|t| matches!(t.f.claim, Claim::Commitment(_))).count())
     }
 
     /// Mines `n` blocks (including pooled transactions that pay the base fee).
@@ -289,20 +374,13 @@ impl State {
         let mut out: HashMap<U256, Req> = HashMap::new();
         for op in self.blocks.iter().flat_map(|b| &b.ops) {
             match op {
-                Op::Request { id, input, deadline, .. } => {
-                    out.insert(
-                        *id,
-                        Req {
-                            status: RequestStatus::Pending,
-                            input_hash: input_hash(input),
-                            deadline: *deadline,
-                            fulfiller: Address::ZERO,
-                        },
-                    );
+                Op::Request { .. } => {
+                    let (id, req) = op.stored().expect("a request");
+                    out.insert(id, req);
                 }
-                Op::Fulfil { from, id, input_hash, .. } => {
+                Op::Fulfil { from, id, input_hash, private, .. } => {
                     if let Some(r) = out.get_mut(id) {
-                        if self.succeeds(r, *input_hash) {
+                        if self.check(r, *id, *from, *input_hash, *private).is_ok() {
                             r.status = RequestStatus::Fulfilled;
                             r.fulfiller = *from;
                         }
@@ -313,8 +391,36 @@ impl State {
         out
     }
 
-    fn succeeds(&self, r: &Req, input_hash: B256) -> bool {
-        r.status == RequestStatus::Pending && r.input_hash == input_hash && r.deadline > self.now()
+    /// Whether a fulfilment of `id` by `from` with `input_hash` succeeds, else the coordinator's
+    /// error, in the coordinator's order of checks.
+    fn check(&self, r: &Req, id: U256, from: Address, input_hash: B256, private: bool) -> Result<(), CoordErr> {
+        use IInferenceCoordinator as I;
+        if r.status != RequestStatus::Pending {
+            return Err(CoordErr::RequestNotPending(I::RequestNotPending { requestId: id }));
+        }
+        if r.deadline <= self.now() {
+            return Err(CoordErr::RequestExpired(I::RequestExpired { requestId: id }));
+        }
+        let is_private = r.prover != Address::ZERO;
+        if private && !is_private {
+            return Err(CoordErr::NotPrivateRequest(I::NotPrivateRequest { requestId: id }));
+        }
+        if !private && is_private {
+            return Err(CoordErr::PrivateRequest(I::PrivateRequest { requestId: id }));
+        }
+        if private && from != r.prover {
+            return Err(CoordErr::NotNamedProver(I::NotNamedProver { requestId: id, caller: from }));
+        }
+        if r.input_hash != input_hash {
+            // The fake's stand-in for a proof of other instances (a public input that differs is
+            // `InputMismatch`; a private claim is checked by the verifier).
+            return Err(if private {
+                CoordErr::InvalidProof(I::InvalidProof {})
+            } else {
+                CoordErr::InputMismatch(I::InputMismatch { requestId: id })
+            });
+        }
+        Ok(())
     }
 
     fn nonce(&self, who: Address) -> u64 {
@@ -336,7 +442,8 @@ impl State {
                 hash: t.hash,
                 from: self.me,
                 id: t.f.request_id,
-                input_hash: input_hash(&t.f.input),
+                input_hash: t.f.claim.hash(),
+                private: matches!(t.f.claim, Claim::Commitment(_)),
             });
             nonce += 1;
         }
@@ -352,19 +459,12 @@ impl State {
         for (number, b) in self.blocks.iter().enumerate() {
             for op in &b.ops {
                 match op {
-                    Op::Request { id, input, deadline, .. } => {
-                        reqs.insert(
-                            *id,
-                            Req {
-                                status: RequestStatus::Pending,
-                                input_hash: input_hash(input),
-                                deadline: *deadline,
-                                fulfiller: Address::ZERO,
-                            },
-                        );
+                    Op::Request { .. } => {
+                        let (id, req) = op.stored().expect("a request");
+                        reqs.insert(id, req);
                     }
-                    Op::Fulfil { hash: h, from, id, input_hash } => {
-                        let ok = reqs.get(id).is_some_and(|r| self.succeeds(r, *input_hash));
+                    Op::Fulfil { hash: h, from, id, input_hash, private } => {
+                        let ok = reqs.get(id).is_some_and(|r| self.check(r, *id, *from, *input_hash, *private).is_ok());
                         if ok {
                             let r = reqs.get_mut(id).expect("checked");
                             r.status = RequestStatus::Fulfilled;
@@ -431,18 +531,24 @@ impl ChainClient for FakeChain {
                     continue;
                 }
                 for op in &b.ops {
-                    if let Op::Request { id, model, input, payment, deadline } = op {
-                        out.push(RequestEvent {
-                            request_id: *id,
-                            model_id: *model,
-                            requester: Address::repeat_byte(0xEE),
-                            input: Some(input.clone()),
-                            payment: *payment,
-                            deadline: *deadline,
-                            block_number: number,
-                            block_hash: b.hash,
-                        });
+                    let Op::Request { id, model, requester, payload, prover, payment, deadline } = op else { continue };
+                    // As the node's topic filter: private requests naming another prover are not fetched.
+                    if payload.is_err() && *prover != s.me {
+                        continue;
                     }
+                    out.push(RequestEvent {
+                        request_id: *id,
+                        model_id: *model,
+                        requester: *requester,
+                        payload: match payload {
+                            Ok(input) => Payload::Public(Some(input.clone())),
+                            Err(sealed) => Payload::Private(sealed.clone()),
+                        },
+                        payment: *payment,
+                        deadline: *deadline,
+                        block_number: number,
+                        block_hash: b.hash,
+                    });
                 }
             }
             out
@@ -457,12 +563,14 @@ impl ChainClient for FakeChain {
                 .map(|r| OnChainRequest {
                     status: r.status,
                     input_hash: r.input_hash,
+                    prover: r.prover,
                     deadline: r.deadline,
                     fulfiller: r.fulfiller,
                 })
                 .unwrap_or(OnChainRequest {
                     status: RequestStatus::None,
                     input_hash: B256::ZERO,
+                    prover: Address::ZERO,
                     deadline: 0,
                     fulfiller: Address::ZERO,
                 })
@@ -475,7 +583,7 @@ impl ChainClient for FakeChain {
         Ok(self.with(|s| block >= s.deployed_at))
     }
 
-    async fn request_exists_at(&self, id: U256, block: u64) -> ChainResult<bool> {
+    async fn request_at(&self, id: U256, block: u64) -> ChainResult<Option<Address>> {
         self.gate("getRequest").await?;
         self.with(|s| s.historic("getRequest", block))?;
         if self.with(|s| block < s.deployed_at) {
@@ -485,12 +593,16 @@ impl ChainClient for FakeChain {
             });
         }
         Ok(self.with(|s| {
-            s.blocks
-                .iter()
-                .take(block as usize + 1)
-                .flat_map(|b| &b.ops)
-                .any(|op| matches!(op, Op::Request { id: i, .. } if *i == id))
+            s.blocks.iter().take(block as usize + 1).flat_map(|b| &b.ops).find_map(|op| match op {
+                Op::Request { id: i, prover, .. } if *i == id => Some(*prover),
+                _ => None,
+            })
         }))
+    }
+
+    async fn encryption_key_of(&self, account: Address) -> ChainResult<B256> {
+        self.gate("encryptionKeyOf").await?;
+        Ok(self.with(|s| s.encryption_keys.get(&account).copied().unwrap_or_default()))
     }
 
     async fn model(&self, id: B256) -> ChainResult<Option<OnChainModel>> {
@@ -517,14 +629,10 @@ impl ChainClient for FakeChain {
 
     async fn estimate_fulfil(&self, f: &Fulfilment) -> ChainResult<u64> {
         self.gate("eth_estimateGas").await?;
+        let private = matches!(f.claim, Claim::Commitment(_));
         self.with(|s| match s.requests().get(&f.request_id) {
-            Some(r) if s.succeeds(r, input_hash(&f.input)) => Ok(FULFIL_GAS),
-            Some(r) if r.status == RequestStatus::Pending && r.input_hash != input_hash(&f.input) => {
-                Err(IInferenceCoordinatorErrors::InputMismatch(IInferenceCoordinator::InputMismatch {
-                    requestId: f.request_id,
-                }))
-            }
-            _ => Err(IInferenceCoordinatorErrors::RequestNotPending(IInferenceCoordinator::RequestNotPending {
+            Some(r) => s.check(r, f.request_id, s.me, f.claim.hash(), private).map(|()| FULFIL_GAS),
+            None => Err(CoordErr::RequestNotPending(IInferenceCoordinator::RequestNotPending {
                 requestId: f.request_id,
             })),
         })
@@ -536,7 +644,7 @@ impl ChainClient for FakeChain {
         preimage.extend(params.max_fee.to_be_bytes());
         preimage.extend(params.tip.to_be_bytes());
         preimage.extend(f.request_id.to_be_bytes::<32>());
-        preimage.extend(input_hash(&f.input));
+        preimage.extend(f.claim.hash());
         let hash = keccak256(&preimage);
         self.with(|s| s.signed.insert(hash, PooledTx { hash, params, f: f.clone() }));
         Ok(SignedTx { hash, raw: Bytes::copy_from_slice(hash.as_slice()) })

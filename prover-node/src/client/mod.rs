@@ -83,15 +83,19 @@ pub enum RequestStatus {
 pub struct OnChainRequest {
     /// Status.
     pub status: RequestStatus,
-    /// `keccak256(abi.encodePacked(int256[] input))`.
+    /// `keccak256(abi.encodePacked(int256[] input))` of a public request; the commitment `C` of a
+    /// private one.
     pub input_hash: B256,
+    /// The prover a private request names (the only account that may fulfil it); zero for a public
+    /// request.
+    pub prover: Address,
     /// Deadline (unix seconds).
     pub deadline: u64,
     /// Who fulfilled it (zero unless fulfilled).
     pub fulfiller: Address,
 }
 
-/// An `InferenceRequested` event.
+/// An `InferenceRequested` event, or a `PrivateInferenceRequested` event naming this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestEvent {
     /// Request id.
@@ -100,8 +104,8 @@ pub struct RequestEvent {
     pub model_id: B256,
     /// Requester.
     pub requester: Address,
-    /// The input, `None` if a value does not fit 64 bits.
-    pub input: Option<Vec<i64>>,
+    /// What the request asks to prove.
+    pub payload: Payload,
     /// Payment (wei).
     pub payment: U256,
     /// Deadline (unix seconds).
@@ -110,6 +114,26 @@ pub struct RequestEvent {
     pub block_number: u64,
     /// Hash of that block.
     pub block_hash: B256,
+}
+
+/// The input of a request, as its event carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// `InferenceRequested`: the input in plain sight, `None` if a value does not fit 64 bits.
+    Public(Option<Vec<i64>>),
+    /// `PrivateInferenceRequested` naming this node: the input only inside the envelope.
+    Private(Sealed),
+}
+
+/// What a private request carries instead of its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    /// `C = Poseidon(pack(input) ‖ salt)`, the request's `inputHash` on-chain.
+    pub commitment: B256,
+    /// The X25519 public key the envelope is sealed to (the prover's key when the request was made).
+    pub encryption_key: B256,
+    /// The version-1 envelope of salt and input.
+    pub ciphertext: Bytes,
 }
 
 /// A block header, as far as the node cares.
@@ -143,17 +167,38 @@ pub struct Receipt {
     pub gas_used: u64,
 }
 
-/// `fulfillInference(requestId, input, output, proof)`.
+/// `fulfillInference(requestId, input, output, proof)` for a public request,
+/// `fulfillPrivateInference(requestId, output, proof)` for a private one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fulfilment {
     /// Request id.
     pub request_id: U256,
-    /// Input proved.
-    pub input: Vec<i64>,
+    /// What the proof is about: the public input, or the commitment of a private request.
+    pub claim: Claim,
     /// Output proved.
     pub output: Vec<i64>,
     /// The proof.
     pub proof: Bytes,
+}
+
+/// The request-side instance of a proof: what the coordinator compares with the request's
+/// `inputHash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// A public request's input (sent in `fulfillInference`).
+    Input(Vec<i64>),
+    /// A private request's commitment (not sent: the coordinator has it).
+    Commitment(B256),
+}
+
+impl Claim {
+    /// What the coordinator stores as the request's `inputHash` for this claim.
+    pub fn hash(&self) -> B256 {
+        match self {
+            Self::Input(input) => input_hash(input),
+            Self::Commitment(c) => *c,
+        }
+    }
 }
 
 /// EIP-1559 parameters of one transaction.
@@ -205,14 +250,24 @@ pub trait ChainClient: Send + Sync + 'static {
     /// state of that block, which a pruned endpoint may no longer have: then an error that is not
     /// transient).
     fn coordinator_deployed_at(&self, block: u64) -> impl Future<Output = ChainResult<bool>> + Send;
-    /// `InferenceRequested` events in `from..=to`, in chain order.
+    /// `InferenceRequested` events, and `PrivateInferenceRequested` events whose `prover` is
+    /// [`Self::fulfiller`], in `from..=to`, in chain order.
     fn requested(&self, from: u64, to: u64) -> impl Future<Output = ChainResult<Vec<RequestEvent>>> + Send;
     /// A request's current state.
     fn request(&self, id: U256) -> impl Future<Output = ChainResult<OnChainRequest>> + Send;
-    /// Whether request `id` exists in the coordinator's state as of block `block` (`getRequest`
-    /// at that block: a status other than `None`). Used to catch requests whose log a lagging log
-    /// index left out. Only called for blocks at which the coordinator has code.
-    fn request_exists_at(&self, id: U256, block: u64) -> impl Future<Output = ChainResult<bool>> + Send;
+    /// Request `id` in the coordinator's state as of block `block` (`getRequest` at that block):
+    /// `None` if its status is `None`, else the prover it names (zero for a public request). Used
+    /// to catch requests whose log a lagging log index left out (a private request naming another
+    /// prover is out of this node's logs by design). Only called for blocks at which the
+    /// coordinator has code.
+    fn request_at(&self, id: U256, block: u64) -> impl Future<Output = ChainResult<Option<Address>>> + Send;
+    /// Whether request `id` exists as of block `block` ([`Self::request_at`]).
+    fn request_exists_at(&self, id: U256, block: u64) -> impl Future<Output = ChainResult<bool>> + Send {
+        async move { Ok(self.request_at(id, block).await?.is_some()) }
+    }
+    /// `encryptionKeyOf(account)`: the X25519 public key private requests to `account` are sealed
+    /// to (zero if none).
+    fn encryption_key_of(&self, account: Address) -> impl Future<Output = ChainResult<B256>> + Send;
     /// A registered model, `None` if the id is unknown.
     fn model(&self, id: B256) -> impl Future<Output = ChainResult<Option<OnChainModel>>> + Send;
     /// The fulfiller's mined transaction count (the next nonce once everything sent is mined).

@@ -22,8 +22,8 @@ use alloy::{
 use tracing::warn;
 
 use super::{
-    BlockInfo, ChainClient, ChainError, ChainResult, Fulfilment, OnChainModel, OnChainRequest, Receipt, RequestEvent,
-    RequestStatus, SignedTx, TxParams,
+    BlockInfo, ChainClient, ChainError, ChainResult, Claim, Fulfilment, OnChainModel, OnChainRequest, Payload, Receipt,
+    RequestEvent, RequestStatus, Sealed, SignedTx, TxParams,
 };
 use crate::bindings::IInferenceCoordinator::{self, IInferenceCoordinatorErrors};
 
@@ -124,13 +124,22 @@ impl RpcClient {
     }
 
     fn fulfil_request(&self, f: &Fulfilment) -> TransactionRequest {
-        let input = IInferenceCoordinator::fulfillInferenceCall {
-            requestId: f.request_id,
-            input: crate::chain::int256s(&f.input),
-            output: crate::chain::int256s(&f.output),
-            proof: f.proof.clone(),
-        }
-        .abi_encode();
+        let input = match &f.claim {
+            Claim::Input(input) => IInferenceCoordinator::fulfillInferenceCall {
+                requestId: f.request_id,
+                input: crate::chain::int256s(input),
+                output: crate::chain::int256s(&f.output),
+                proof: f.proof.clone(),
+            }
+            .abi_encode(),
+            // The coordinator rebuilds the instances from the commitment it stores.
+            Claim::Commitment(_) => IInferenceCoordinator::fulfillPrivateInferenceCall {
+                requestId: f.request_id,
+                output: crate::chain::int256s(&f.output),
+                proof: f.proof.clone(),
+            }
+            .abi_encode(),
+        };
         TransactionRequest::default().with_from(self.fulfiller).with_to(self.coordinator).with_input(input)
     }
 }
@@ -179,32 +188,63 @@ impl ChainClient for RpcClient {
     }
 
     async fn requested(&self, from: u64, to: u64) -> ChainResult<Vec<RequestEvent>> {
-        let filter = Filter::new()
+        // Two filters, read inside the same block-hash check of the watcher: a filter cannot say
+        // "InferenceRequested, or PrivateInferenceRequested with topic3 = us" (InferenceRequested's
+        // third topic is the requester). Private requests naming other provers are never fetched.
+        let public = Filter::new()
             .address(self.coordinator)
             .event_signature(IInferenceCoordinator::InferenceRequested::SIGNATURE_HASH)
             .from_block(from)
             .to_block(to);
-        let logs = self.timed("eth_getLogs", self.provider.get_logs(&filter)).await?;
+        let private = Filter::new()
+            .address(self.coordinator)
+            .event_signature(IInferenceCoordinator::PrivateInferenceRequested::SIGNATURE_HASH)
+            .topic3(self.fulfiller.into_word())
+            .from_block(from)
+            .to_block(to);
+        let mut logs = self.timed("eth_getLogs", self.provider.get_logs(&public)).await?;
+        logs.extend(self.timed("eth_getLogs", self.provider.get_logs(&private)).await?);
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
         let mut out = Vec::with_capacity(logs.len());
         for log in logs {
             let (Some(block_number), Some(block_hash)) = (log.block_number, log.block_hash) else { continue };
-            let e = match log.log_decode::<IInferenceCoordinator::InferenceRequested>() {
-                Ok(e) => e.inner.data,
-                Err(e) => {
-                    warn!(error = %e, block_number, "undecodable InferenceRequested log; skipped");
-                    continue;
-                }
+            let event = if log.topic0() == Some(&IInferenceCoordinator::InferenceRequested::SIGNATURE_HASH) {
+                log.log_decode::<IInferenceCoordinator::InferenceRequested>().map(|e| {
+                    let e = e.inner.data;
+                    RequestEvent {
+                        request_id: e.requestId,
+                        model_id: e.modelId,
+                        requester: e.requester,
+                        payload: Payload::Public(e.input.iter().map(|v| i64::try_from(*v).ok()).collect()),
+                        payment: e.payment,
+                        deadline: e.deadline,
+                        block_number,
+                        block_hash,
+                    }
+                })
+            } else {
+                log.log_decode::<IInferenceCoordinator::PrivateInferenceRequested>().map(|e| {
+                    let e = e.inner.data;
+                    RequestEvent {
+                        request_id: e.requestId,
+                        model_id: e.modelId,
+                        requester: e.requester,
+                        payload: Payload::Private(Sealed {
+                            commitment: e.commitment,
+                            encryption_key: e.encryptionKey,
+                            ciphertext: e.ciphertext,
+                        }),
+                        payment: e.payment,
+                        deadline: e.deadline.to::<u64>(),
+                        block_number,
+                        block_hash,
+                    }
+                })
             };
-            out.push(RequestEvent {
-                request_id: e.requestId,
-                model_id: e.modelId,
-                requester: e.requester,
-                input: e.input.iter().map(|v| i64::try_from(*v).ok()).collect(),
-                payment: e.payment,
-                deadline: e.deadline,
-                block_number,
-                block_hash,
-            });
+            match event {
+                Ok(e) => out.push(e),
+                Err(e) => warn!(error = %e, block_number, "undecodable request log; skipped"),
+            }
         }
         Ok(out)
     }
@@ -225,15 +265,26 @@ impl ChainClient for RpcClient {
                 })
             }
         };
-        Ok(OnChainRequest { status, input_hash: r.inputHash, deadline: r.deadline.to::<u64>(), fulfiller: r.fulfiller })
+        Ok(OnChainRequest {
+            status,
+            input_hash: r.inputHash,
+            prover: r.prover,
+            deadline: r.deadline.to::<u64>(),
+            fulfiller: r.fulfiller,
+        })
     }
 
-    async fn request_exists_at(&self, id: U256, block: u64) -> ChainResult<bool> {
+    async fn request_at(&self, id: U256, block: u64) -> ChainResult<Option<Address>> {
         let c = self.coordinator_instance();
         let r = self
             .timed_call("getRequest", c.getRequest(id).block(alloy::eips::BlockId::number(block)).call().into_future())
             .await?;
-        Ok(r.status != IInferenceCoordinator::RequestStatus::None)
+        Ok((r.status != IInferenceCoordinator::RequestStatus::None).then_some(r.prover))
+    }
+
+    async fn encryption_key_of(&self, account: Address) -> ChainResult<B256> {
+        let c = self.coordinator_instance();
+        self.timed_call("encryptionKeyOf", c.encryptionKeyOf(account).call().into_future()).await
     }
 
     async fn model(&self, id: B256) -> ChainResult<Option<OnChainModel>> {
