@@ -59,9 +59,7 @@ pub fn judge(job: &Job, req: &OnChainRequest, me: Address, now: u64) -> Verdict 
         RequestStatus::Pending if req.deadline <= now => Verdict::Drop(DropReason::Expired),
         RequestStatus::Pending if req.input_hash != job.claim_hash() => Verdict::Reorged,
         // A private job's request must name this node; a public job's request must be public.
-        RequestStatus::Pending if req.prover != job.private.as_ref().map_or(Address::ZERO, |_| me) => {
-            Verdict::Reorged
-        }
+        RequestStatus::Pending if req.prover != job.private.as_ref().map_or(Address::ZERO, |_| me) => Verdict::Reorged,
         RequestStatus::Pending => Verdict::Keep,
     }
 }

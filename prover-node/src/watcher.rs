@@ -360,9 +360,10 @@ pub async fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P
     } else {
         let opened = match e.payload {
             Payload::Public(None) => Err((Failure::InputTooLarge, "input value outside the 64-bit range".to_string())),
-            Payload::Public(Some(input)) => {
-                backend.check_input(&e.model_id, &input).map_err(|r| (Failure::InputOutOfRange, r)).map(|()| (input, None))
-            }
+            Payload::Public(Some(input)) => backend
+                .check_input(&e.model_id, &input)
+                .map_err(|r| (Failure::InputOutOfRange, r))
+                .map(|()| (input, None)),
             Payload::Private(sealed) => open(ctx, backend, &e.model_id, e.requester, &sealed).await?,
         };
         match opened {

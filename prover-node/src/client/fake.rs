@@ -632,9 +632,9 @@ impl ChainClient for FakeChain {
         let private = matches!(f.claim, Claim::Commitment(_));
         self.with(|s| match s.requests().get(&f.request_id) {
             Some(r) => s.check(r, f.request_id, s.me, f.claim.hash(), private).map(|()| FULFIL_GAS),
-            None => Err(CoordErr::RequestNotPending(IInferenceCoordinator::RequestNotPending {
-                requestId: f.request_id,
-            })),
+            None => {
+                Err(CoordErr::RequestNotPending(IInferenceCoordinator::RequestNotPending { requestId: f.request_id }))
+            }
         })
         .map_err(|e| ChainError::Reverted { method: "eth_estimateGas", error: Some(e) })
     }
