@@ -373,7 +373,9 @@ impl ModelCard {
         }
         let options = onnx::ImportOptions { dims: self.dims.iter().map(|(k, v)| (k.clone(), *v)).collect() };
         let float = onnx::import_with(&onnx_path, &options)?;
-        QuantModel::quantize(&float, self.quantization, Some(self.input_range))
+        let mut model = QuantModel::quantize(&float, self.quantization, Some(self.input_range))?;
+        model.input_committed = self.input_committed;
+        Ok(model)
     }
 
     /// Loads the proving key and circuit shape.

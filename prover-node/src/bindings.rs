@@ -22,6 +22,16 @@ alloy::sol!(
     }
 );
 
+alloy::sol!(
+    #[sol(rpc, all_derives)]
+    interface IPrivateClassifier {
+        event Submitted(uint256 indexed requestId, address indexed submitter, bytes32 commitment);
+        event Classified(uint256 indexed requestId, uint256 predictedClass);
+        function submit(bytes32 commitment, address prover, bytes32 encryptionKey, bytes calldata ciphertext, uint256 maxFee) external payable returns (uint256 requestId);
+        function classOf(uint256 requestId) external view returns (uint256);
+    }
+);
+
 /// The coordinator's custom errors as Solidity declares them, with their arguments:
 /// `InvalidDeadline(deadlineSeconds: 5, min: 60, max: 604800)`, `InvalidProof()`. Every message
 /// that shows a decoded revert (the node's [`ChainError`](crate::client::ChainError), the

@@ -255,8 +255,13 @@ pub struct DemoArgs {
     #[arg(long, env = "ZKINFER_ANVIL", default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")]
     anvil: PathBuf,
     /// After the demo, send this many more requests and report throughput and p50/p95 latency.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "private")]
     load_requests: usize,
+    /// Private mode: the model set up with --private-input, the node's encryption key registered, and a
+    /// private request from a PrivateClassifier consumer (the input sealed to the node, only its
+    /// commitment on-chain); prints what is public and what is not.
+    #[arg(long)]
+    private: bool,
 }
 
 #[derive(Args)]
@@ -740,11 +745,44 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the private demo prints: the verified result, then what the chain saw and what it did not.
+fn print_private_report(r: &crate::demo::private::PrivateDemoReport, srs: &str) {
+    let logits: Vec<String> =
+        r.output.iter().map(|v| format!("{:.2}", *v as f64 / (1u64 << r.output_scale_bits) as f64)).collect();
+    println!();
+    println!(
+        "verified class        {} (image label {}), recorded by the consumer's callback",
+        r.predicted,
+        r.label.map(|l| l.to_string()).unwrap_or("?".into())
+    );
+    println!("verified logits       [{}]", logits.join(", "));
+    println!("keys and verifier     {srs}");
+    println!("gas                   request {} · fulfil (verify + callback) {}", r.request_gas, r.fulfil_gas);
+    println!("latency               {:.2} s from the request to the callback", r.latency.as_secs_f64());
+    println!();
+    println!("public (on-chain)     model id {} (a committed-input model), listing", r.model_id);
+    println!("                      requester {} (the PrivateClassifier consumer)", r.consumer);
+    println!("                      prover {} and its encryption key {}", r.prover, r.encryption_key);
+    println!("                      commitment C = Poseidon(packed input ‖ salt) = {}", r.commitment);
+    println!(
+        "                      ciphertext {} bytes (81 + 8 × {} values: it reveals the input's length only)",
+        r.ciphertext_bytes, r.input_len
+    );
+    println!("                      the verified output, gas, and timing of request and fulfilment");
+    println!("hidden                the {} input values and the salt: the prover opened them off-chain", r.input_len);
+    println!(
+        "checked               the request ({} bytes of calldata), the fulfilment and all their logs contain \
+         none of: {}",
+        r.request_calldata_bytes,
+        r.searched.join(", ")
+    );
+}
+
 /// `demo`.
 pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     crate::progress::enable_terminal();
     let stem = a.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).context("--onnx has no file name")?;
-    let model_dir = a.work_dir.join(&stem);
+    let model_dir = a.work_dir.join(if a.private { format!("{stem}-private") } else { stem.clone() });
     let card_path = model_dir.join(format!("{stem}.card.json"));
     // The ceremony file, imported once (every check, Lagrange points recomputed) into what setup,
     // prove and the node load; `Srs::load` re-checks it on every load.
@@ -762,12 +800,14 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("[demo] SRS: {}", srs.info.describe());
     let fresh = ModelCard::load(&card_path).ok().filter(|c| {
         c.srs.sha256 == srs.info.sha256
+            && c.input_committed == a.private
             && std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b) == c.onnx_sha256).unwrap_or(false)
     });
     if fresh.is_none() {
         println!("[demo] setting up {} (quantize, keygen, generate and compile the verifier)...", a.onnx.display());
         let mut opts = SetupOptions::new(a.onnx.clone(), model_dir.clone(), SrsSource::File(srs_path.clone()));
         opts.max_k = srs.info.k;
+        opts.private_input = a.private;
         setup::run(&opts)?;
     } else {
         println!("[demo] reusing the keys in {}", model_dir.display());
@@ -782,6 +822,11 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         srs: Some(srs_path),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if a.private {
+        let report = rt.block_on(crate::demo::private::run(&opts, |line| println!("[demo] {line}")))?;
+        print_private_report(&report, &srs.info.describe());
+        return Ok(());
+    }
     let report = rt.block_on(crate::demo::run(&opts, |line| println!("[demo] {line}")))?;
     let logits: Vec<String> =
         report.output.iter().map(|v| format!("{:.2}", *v as f64 / (1u64 << report.output_scale_bits) as f64)).collect();

@@ -2,7 +2,10 @@
 //!
 //! anvil → coordinator + generated verifier → model registered → prover node started →
 //! a `DigitBounty` consumer submits a real handwritten digit → the node proves and fulfils →
-//! the coordinator verifies on-chain and calls the consumer back.
+//! the coordinator verifies on-chain and calls the consumer back. `--private` runs the same with a
+//! committed-input model and a private request ([`private`]).
+
+pub mod private;
 
 use std::{
     path::PathBuf,
@@ -11,9 +14,9 @@ use std::{
 };
 
 use alloy::{
-    node_bindings::Anvil,
+    node_bindings::{Anvil, AnvilInstance},
     primitives::{Address, U256},
-    providers::Provider,
+    providers::{DynProvider, Provider},
     rpc::types::Filter,
     signers::local::PrivateKeySigner,
     sol_types::SolEvent,
@@ -24,8 +27,8 @@ use crate::{
     bindings::{IDigitBounty, IInferenceCoordinator},
     chain,
     config::{
-        ContractConfig, FeeConfig, MetricsConfig, ModelConfig, NodeConfig, ProverConfig, RpcConfig, SignerConfig,
-        StoreConfig,
+        ContractConfig, FeeConfig, MetricsConfig, ModelConfig, NodeConfig, PrivateConfig, ProverConfig, RpcConfig,
+        SignerConfig, StoreConfig,
     },
     contracts,
     error::{Error, Result},
@@ -94,19 +97,36 @@ pub struct DemoReport {
     pub load: Option<LoadReport>,
 }
 
-/// Runs the demo. `progress` receives one line per step.
-pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoReport> {
-    let card = ModelCard::load(&opts.card)?;
+/// The demo's chain: anvil with the coordinator, the model's verifier, its registration and a
+/// listing, and the accounts of the model owner, the prover node and a user (anvil's keys 0, 1, 2).
+pub(crate) struct System {
+    /// The anvil process (stopped on drop).
+    pub chain: AnvilInstance,
+    /// The model owner's provider (deployed everything).
+    pub owner_p: DynProvider,
+    /// The prover node's account.
+    pub prover: PrivateKeySigner,
+    /// The user's account and provider.
+    pub user: PrivateKeySigner,
+    /// The user's provider.
+    pub user_p: DynProvider,
+    /// What was deployed.
+    pub d: contracts::Deployment,
+}
+
+/// Starts anvil, deploys the coordinator and the card's verifier, registers the model (with a sample
+/// proof made here) and lists it.
+pub(crate) async fn deploy_system(opts: &DemoOptions, progress: &impl Fn(&str)) -> Result<System> {
     progress("starting anvil (prague, instant mining)");
-    let node_chain = Anvil::new()
+    let chain = Anvil::new()
         .path(&opts.anvil)
         .args(["--hardfork", "prague"])
         .try_spawn()
         .map_err(|e| Error::Rpc(format!("starting anvil {}: {e}", opts.anvil.display())))?;
-    let key = |i: usize| -> PrivateKeySigner { node_chain.keys()[i].clone().into() };
+    let key = |i: usize| -> PrivateKeySigner { chain.keys()[i].clone().into() };
     let (owner, prover, user) = (key(0), key(1), key(2));
-    let owner_p = chain::provider(&node_chain.endpoint(), owner)?;
-    let user_p = chain::provider(&node_chain.endpoint(), user.clone())?;
+    let owner_p = chain::provider(&chain.endpoint(), owner)?;
+    let user_p = chain::provider(&chain.endpoint(), user.clone())?;
 
     progress("deploying the coordinator and the generated verifier, registering the model");
     let fee = U256::from(10u64).pow(U256::from(15)); // 0.001 ETH
@@ -131,6 +151,66 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
         "  coordinator {}  verifier {}  model id {}  listing {}",
         d.coordinator, d.verifier, d.model_id, d.listing_id
     ));
+    Ok(System { chain, owner_p, prover, user, user_p, d })
+}
+
+/// A prover node serving the card's model on `sys`, started and past its first pass over the chain.
+pub(crate) struct RunningNode {
+    task: tokio::task::JoinHandle<Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl RunningNode {
+    /// Starts the node (its store in `opts.work_dir`, emptied first), with the key ring `key_file` for
+    /// private requests.
+    pub(crate) async fn start(opts: &DemoOptions, sys: &System, key_file: Option<PathBuf>) -> Result<Self> {
+        let cfg = NodeConfig {
+            rpc: RpcConfig {
+                ws_url: Some(sys.chain.ws_endpoint()),
+                chain_id: Some(sys.chain.chain_id()),
+                poll_interval_ms: 100,
+                ..RpcConfig::new(sys.chain.endpoint())
+            },
+            contract: ContractConfig::at(sys.d.coordinator),
+            signer: SignerConfig::default(),
+            models: vec![ModelConfig {
+                card: opts.card.clone(),
+                srs: opts.srs.clone(),
+                insecure_dev_srs: opts.srs.is_none(),
+            }],
+            prover: ProverConfig { confirmations: 0, concurrency: 1 },
+            store: StoreConfig::new(opts.work_dir.join("store.redb")),
+            metrics: MetricsConfig { listen: "127.0.0.1:0".parse().expect("valid"), ..MetricsConfig::default() },
+            fees: FeeConfig::default(),
+            private: PrivateConfig { key_file },
+        };
+        let _ = std::fs::remove_file(&cfg.store.path);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(crate::service::serve(cfg, Some(sys.prover.clone()), metrics.clone(), stop_rx));
+        // Wait until the node has loaded its keys and completed a first pass over the chain.
+        let ready = Instant::now();
+        while !metrics.started.load(std::sync::atomic::Ordering::Relaxed) {
+            if task.is_finished() || ready.elapsed() > Duration::from_secs(120) {
+                return Err(Error::Invalid("the prover node did not start".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { task, stop })
+    }
+
+    /// Stops the node and waits for it.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Runs the demo. `progress` receives one line per step.
+pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoReport> {
+    let card = ModelCard::load(&opts.card)?;
+    let sys = deploy_system(opts, &progress).await?;
+    let (d, owner_p, user, user_p) = (&sys.d, &sys.owner_p, &sys.user, &sys.user_p);
 
     let input_file = InputFile::load(&opts.input)?;
     let label = input_file.label;
@@ -138,42 +218,10 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     progress(&format!("deploying DigitBounty (1 ETH bounty for a {target})"));
     let bounty_code = contracts::forge_bytecode(&opts.forge_out, "DigitBounty")?;
     let args = contracts::bounty_args(d.coordinator, d.listing_id, target, COMMIT_SECONDS, 3600);
-    let bounty = contracts::deploy_with(&owner_p, bounty_code, &args, U256::from(10u64).pow(U256::from(18))).await?;
+    let bounty = contracts::deploy_with(owner_p, bounty_code, &args, U256::from(10u64).pow(U256::from(18))).await?;
 
     progress("starting the prover node");
-    let cfg = NodeConfig {
-        rpc: RpcConfig {
-            ws_url: Some(node_chain.ws_endpoint()),
-            chain_id: Some(node_chain.chain_id()),
-            poll_interval_ms: 100,
-            ..RpcConfig::new(node_chain.endpoint())
-        },
-        contract: ContractConfig::at(d.coordinator),
-        signer: SignerConfig::default(),
-        models: vec![ModelConfig {
-            card: opts.card.clone(),
-            srs: opts.srs.clone(),
-            insecure_dev_srs: opts.srs.is_none(),
-        }],
-        prover: ProverConfig { confirmations: 0, concurrency: 1 },
-        store: StoreConfig::new(opts.work_dir.join("store.redb")),
-        metrics: MetricsConfig { listen: "127.0.0.1:0".parse().expect("valid"), ..MetricsConfig::default() },
-        fees: FeeConfig::default(),
-        private: Default::default(),
-    };
-    let _ = std::fs::remove_file(&cfg.store.path);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let metrics = Arc::new(Metrics::default());
-    let node = tokio::spawn(crate::service::serve(cfg, Some(prover), metrics.clone(), stop_rx));
-
-    // Wait until the node has loaded its keys and completed a first pass over the chain.
-    let ready = Instant::now();
-    while !metrics.started.load(std::sync::atomic::Ordering::Relaxed) {
-        if node.is_finished() || ready.elapsed() > Duration::from_secs(120) {
-            return Err(Error::Invalid("the prover node did not start".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let node = RunningNode::start(opts, &sys, None).await?;
     let model = {
         let card_path = opts.card.clone();
         tokio::task::spawn_blocking(move || ModelCard::load(&card_path).and_then(|c| c.load_model(&card_path)))
@@ -196,7 +244,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     chain::mined(b.commit(commitment).send().await, "DigitBounty.commit").await?;
     let commit_deadline = b.commitDeadline().call().await.map_err(rpc)?;
     progress(&format!("committed to the image; revealing it after the commit phase ({COMMIT_SECONDS} s)"));
-    wait_for_timestamp_after(&user_p, commit_deadline).await?;
+    wait_for_timestamp_after(user_p, commit_deadline).await?;
     let quote = c.quote(d.listing_id, 100_000).call().await.map_err(rpc)?;
     let started = Instant::now();
     let receipt =
@@ -234,8 +282,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<DemoRepo
     } else {
         None
     };
-    let _ = stop_tx.send(true);
-    let _ = node.await;
+    node.stop().await;
     Ok(DemoReport {
         request_id,
         label,

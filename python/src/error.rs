@@ -98,6 +98,8 @@ fn models_class(e: &models::Error) -> Class {
         | E::InputNotFinite { .. }
         | E::InputTooLarge { .. }
         | E::InputNotIntegral { .. }
+        | E::InvalidSalt(_)
+        | E::SaltMismatch { .. }
         | E::DivisionByZero { .. } => InputError::new_err::<String>,
         E::OutsideDomain { .. } => InputError::new_err::<String>,
         E::Overflow { .. } | E::InputRangeNotProvable { .. } | E::DivisorMayBeZero { .. } | E::InvalidParams(_) => {

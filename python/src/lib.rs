@@ -16,7 +16,7 @@ mod proof;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use card::{card_path, ModelCard};
 use models::{card::ModelCard as Card, srs::Srs};
 use proof::{Proof, Verification};
@@ -59,6 +59,21 @@ fn address_arg(name: &str, value: Option<&str>) -> PyResult<Address> {
             PyValueError::new_err(format!("{name} = {s:?} is not an address (0x followed by 40 hex digits)"))
         }),
     }
+}
+
+fn b256_arg(name: &str, value: &str) -> PyResult<B256> {
+    value.parse().map_err(|_| {
+        PyValueError::new_err(format!("{name} = {value:?} is not 32 bytes (0x followed by 64 hex digits)"))
+    })
+}
+
+/// The salt of a committed-input model's proof, parsed and checked below 2^248.
+fn salt_arg(py: Python<'_>, salt: Option<&str>) -> PyResult<Option<models::Fr>> {
+    salt.map(|s| {
+        let bytes = b256_arg("salt", s)?;
+        models::commitment::salt_from_bytes(&bytes.0).map_err(|e| error::from_models(py, e))
+    })
+    .transpose()
 }
 
 /// Exactly one of the two input forms, quantized for `model`.
@@ -153,8 +168,10 @@ impl Prover {
     /// Proves one inference. `input` is real values (quantized at the model's input scale) or
     /// `input_quantized` integers; `request_id`, `chain_id`, `coordinator` and `fulfiller` bind the
     /// proof to one coordinator request and the account that submits it (defaults: request 0 on
-    /// chain 31337, zero addresses, as `prover-node prove`). The GIL is released while proving.
-    #[pyo3(signature = (input = None, *, input_quantized = None, request_id = None, chain_id = 31337, coordinator = None, fulfiller = None))]
+    /// chain 31337, zero addresses, as `prover-node prove`). `salt` (0x-hex, below 2^248) is the salt
+    /// of a committed-input model's input commitment, required for such a model and refused for
+    /// others. The GIL is released while proving.
+    #[pyo3(signature = (input = None, *, input_quantized = None, request_id = None, chain_id = 31337, coordinator = None, fulfiller = None, salt = None))]
     #[allow(clippy::too_many_arguments)]
     fn prove(
         &self,
@@ -165,8 +182,10 @@ impl Prover {
         chain_id: u64,
         coordinator: Option<&str>,
         fulfiller: Option<&str>,
+        salt: Option<&str>,
     ) -> PyResult<Proof> {
         let input = quantized_input(py, &self.loaded.model, input, input_quantized)?;
+        let salt = salt_arg(py, salt)?;
         let request_id = request_id.map(|r| u256_arg("request_id", r)).transpose()?.unwrap_or_default();
         let fulfiller = Fulfiller {
             chain_id,
@@ -174,7 +193,7 @@ impl Prover {
             address: address_arg("fulfiller", fulfiller)?,
         };
         let file = py
-            .detach(|| prover_node::prove::prove(&self.loaded, &input, None, request_id, &fulfiller))
+            .detach(|| prover_node::prove::prove(&self.loaded, &input, salt, request_id, &fulfiller))
             .map_err(|e| error::from_node(py, e))?;
         Ok(Proof { file })
     }
@@ -193,7 +212,7 @@ impl Prover {
     onnx, out_dir, *, srs = None, insecure_dev_srs = false, dev_srs_seed = 42, name = None,
     input_scale_bits = None, weight_scale_bits = None, activation_scale_bits = None, value_bits = None,
     tolerance = None, input_range = None, calibration_set = None, eval_set = None, dims = None,
-    k = None, max_k = None, lanes = None, solc = None
+    k = None, max_k = None, lanes = None, private_input = false, solc = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn setup(
@@ -216,6 +235,7 @@ fn setup(
     k: Option<u32>,
     max_k: Option<u32>,
     lanes: Option<usize>,
+    private_input: bool,
     solc: Option<PathBuf>,
 ) -> PyResult<ModelCard> {
     let source = match (srs, insecure_dev_srs) {
@@ -248,6 +268,7 @@ fn setup(
     opts.k = k;
     opts.max_k = max_k.unwrap_or(opts.max_k);
     opts.lanes = lanes;
+    opts.private_input = private_input;
     // An installed wheel is away from the checkout it was built in: look for solc the way its user
     // expects (ZKINFER_SOLC, PATH, then that checkout), before any long work.
     opts.solc = match solc {
@@ -303,7 +324,7 @@ fn load_card(py: Python<'_>, path: PathBuf) -> PyResult<ModelCard> {
 /// Proves one inference of the card's model (loads the keys each call; keep a `Prover` to prove
 /// many). Arguments as `Prover(card, srs=srs).prove(...)`.
 #[pyfunction]
-#[pyo3(signature = (card, input = None, *, input_quantized = None, srs = None, request_id = None, chain_id = 31337, coordinator = None, fulfiller = None))]
+#[pyo3(signature = (card, input = None, *, input_quantized = None, srs = None, request_id = None, chain_id = 31337, coordinator = None, fulfiller = None, salt = None))]
 #[allow(clippy::too_many_arguments)]
 fn prove(
     py: Python<'_>,
@@ -315,8 +336,44 @@ fn prove(
     chain_id: u64,
     coordinator: Option<&str>,
     fulfiller: Option<&str>,
+    salt: Option<&str>,
 ) -> PyResult<Proof> {
-    Prover::new(py, card, srs)?.prove(py, input, input_quantized, request_id, chain_id, coordinator, fulfiller)
+    Prover::new(py, card, srs)?.prove(py, input, input_quantized, request_id, chain_id, coordinator, fulfiller, salt)
+}
+
+/// For a private request to a committed-input model: commits to the input with a fresh salt and
+/// seals it to the prover's X25519 `encryption_key` for one chain, coordinator and requester (the
+/// account or contract that will call `requestPrivateInference`). Returns a dict with the
+/// `commitment`, `encryption_key` and `ciphertext` to pass on (0x-hex) and the `salt`, which stays
+/// with the caller.
+#[pyfunction]
+#[pyo3(signature = (card, input = None, *, input_quantized = None, encryption_key, requester, coordinator, chain_id = 31337))]
+#[allow(clippy::too_many_arguments)]
+fn seal_input<'py>(
+    py: Python<'py>,
+    card: &Bound<'py, PyAny>,
+    input: Option<Vec<f64>>,
+    input_quantized: Option<Vec<i64>>,
+    encryption_key: &str,
+    requester: &str,
+    coordinator: &str,
+    chain_id: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let path = card_path(card)?;
+    let card = ModelCard::load(py, &path)?;
+    let model = card.card.load_model(&path).map_err(|e| error::from_models(py, e))?;
+    let input = quantized_input(py, &model, input, input_quantized)?;
+    let model_id = b256_arg("the card's model_id", &card.card.model_id)?;
+    let audience = prover_node::private::Audience {
+        chain_id,
+        coordinator: address_arg("coordinator", Some(coordinator))?,
+        requester: address_arg("requester", Some(requester))?,
+        model_id,
+    };
+    let key = b256_arg("encryption_key", encryption_key)?;
+    let sealed = prover_node::private::seal_input(&card.card, &input, key, &audience, &mut rand::rngs::OsRng)
+        .map_err(|e| error::from_node(py, e))?;
+    json_to_py(py, &sealed)
 }
 
 /// Verifies a proof (a `Proof` or the path of a proof JSON) against the card, as
@@ -405,6 +462,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(calibrate, m)?)?;
     m.add_function(wrap_pyfunction!(load_card, m)?)?;
     m.add_function(wrap_pyfunction!(prove, m)?)?;
+    m.add_function(wrap_pyfunction!(seal_input, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(import_srs, m)?)?;
     m.add_function(wrap_pyfunction!(enable_logging, m)?)?;

@@ -93,6 +93,13 @@ impl Proof {
         self.file.input.clone()
     }
 
+    /// The input commitment (0x-hex) of a committed-input model's proof, in the input's place in the
+    /// instances; None for a public-input model.
+    #[getter]
+    fn commitment(&self) -> Option<String> {
+        self.file.commitment.map(|c| format!("{c:#066x}"))
+    }
+
     /// Quantized output (integers at scale 2^output_scale_bits).
     #[getter]
     fn output(&self) -> Vec<i64> {

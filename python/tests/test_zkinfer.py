@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +321,45 @@ def test_the_stub_matches_the_module():
     for method in ("prove", "forward", "quantize"):
         assert _stub_parameters(prover[method]) == _runtime_parameters(getattr(zkinfer.Prover, method)), method
     assert _stub_parameters(prover["__init__"]) == _runtime_parameters(zkinfer.Prover)
+
+
+# The X25519 base point (u = 9): a valid, contributory public key for sealing in tests.
+BASE_POINT_KEY = "0x09" + "00" * 31
+COORDINATOR = "0xc0dec0dec0dec0dec0dec0dec0dec0dec0dec0de"
+
+
+@pytest.fixture(scope="session")
+def private_card(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits_mlp_private")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return zkinfer.setup(ONNX, out, insecure_dev_srs=True, private_input=True)
+
+
+def test_a_private_input_is_sealed_and_proved_behind_its_commitment(card, private_card, sample):
+    doc = private_card.to_dict()
+    assert doc["input_committed"] and not card.to_dict()["input_committed"]
+    assert doc["model_id"] != card.model_id
+    assert doc["circuit"]["num_instances"] == 3  # binding, commitment, one word of 10 logits
+    sealed = zkinfer.seal_input(
+        private_card, sample[0], encryption_key=BASE_POINT_KEY, requester=FULFILLER, coordinator=COORDINATOR
+    )
+    assert len(bytes.fromhex(sealed["ciphertext"][2:])) == 81 + 8 * 64
+    assert sealed["salt"][2:4] == "00"  # below 2**248
+    prover = zkinfer.Prover(private_card)
+    proof = prover.prove(sample[0], request_id=3, fulfiller=FULFILLER, salt=sealed["salt"])
+    assert proof.commitment == sealed["commitment"] == proof.instances[1]
+    assert proof.input == []
+    assert proof.output == prover.forward(sample[0])
+    zkinfer.verify(private_card, proof)
+    # Another salt commits to something else; the public model takes no salt, the private one needs it.
+    other = prover.prove(sample[0], salt="0x00" + "11" * 31)
+    assert other.commitment != sealed["commitment"]
+    with pytest.raises(zkinfer.ZkinferError, match="salt"):
+        prover.prove(sample[0])
+    with pytest.raises(zkinfer.ZkinferError, match="salt"):
+        zkinfer.Prover(card).prove(sample[0], salt=sealed["salt"])
+    with pytest.raises(zkinfer.ZkinferError, match="--private-input"):
+        zkinfer.seal_input(card, sample[0], encryption_key=BASE_POINT_KEY, requester=FULFILLER, coordinator=COORDINATOR)
+    with pytest.raises(zkinfer.ZkinferError, match="2\\^248"):
+        prover.prove(sample[0], salt="0x" + "ff" * 32)

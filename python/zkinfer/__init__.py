@@ -35,6 +35,7 @@ from ._native import (
     import_srs,
     load_card,
     prove,
+    seal_input,
     setup,
     verify,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "import_srs",
     "load_card",
     "prove",
+    "seal_input",
     "setup",
     "verify",
 ]

@@ -153,7 +153,11 @@ class Proof:
         """Account allowed to submit the proof (checksummed 0x-hex)."""
     @property
     def input(self) -> List[int]:
-        """Quantized input, integers at scale 2**input_scale_bits."""
+        """Quantized input, integers at scale 2**input_scale_bits (empty for a committed-input
+        model: the proof carries the commitment instead)."""
+    @property
+    def commitment(self) -> Optional[str]:
+        """The input commitment (0x-hex) of a committed-input model's proof; None otherwise."""
     @property
     def output(self) -> List[int]:
         """Quantized output, integers at scale 2**output_scale_bits."""
@@ -215,11 +219,15 @@ class Prover:
         chain_id: int = 31337,
         coordinator: Optional[str] = None,
         fulfiller: Optional[str] = None,
+        salt: Optional[str] = None,
     ) -> Proof:
         """Proves one inference (the GIL is released meanwhile). Give `input` (real values, flat,
         all inputs concatenated) or `input_quantized` (integers). `request_id` (default 0),
         `chain_id`, `coordinator` and `fulfiller` (0x-hex addresses, default zero) bind the proof
-        to one coordinator request and the account that submits it."""
+        to one coordinator request and the account that submits it. `salt` (0x-hex, 32 bytes below
+        2**248): the salt of the input commitment, required for a model set up with
+        `private_input=True` (its proof then carries the commitment, not the input) and refused
+        for others."""
 
 def setup(
     onnx: _Path,
@@ -241,6 +249,7 @@ def setup(
     k: Optional[int] = None,
     max_k: Optional[int] = None,
     lanes: Optional[int] = None,
+    private_input: bool = False,
     solc: Optional[_Path] = None,
 ) -> ModelCard:
     """Quantizes, sizes and sets up an ONNX model: writes the proving key, verifying key, Solidity
@@ -257,7 +266,8 @@ def setup(
     (-256, 255) narrowed if needed; `calibration_set` / `eval_set`: JSON files
     {"inputs": [[...]], "labels": [...]} (default: the metadata's eval set); `dims`: values of
     symbolic dimensions (others 1); `k`: fixed circuit size 2**k rows, else chosen up to `max_k`
-    (20); `lanes`: dot-product gate width, else chosen by the cost model.
+    (20); `lanes`: dot-product gate width, else chosen by the cost model; `private_input`: commit to
+    the input instead of making it public (private requests; another verifier and model id).
 
     solc: the Solidity compiler for the verifier, solc 0.8.30 (forge's version here, so the code
     hash and model id equal forge's). If not given: $ZKINFER_SOLC (a native solc 0.8.30 or a
@@ -294,8 +304,27 @@ def prove(
     chain_id: int = 31337,
     coordinator: Optional[str] = None,
     fulfiller: Optional[str] = None,
+    salt: Optional[str] = None,
 ) -> Proof:
     """`Prover(card, srs=srs).prove(...)`: loads the keys on every call (keep a Prover for many)."""
+
+def seal_input(
+    card: Union[ModelCard, _Path],
+    input: Optional[Sequence[float]] = None,
+    *,
+    input_quantized: Optional[Sequence[int]] = None,
+    encryption_key: str,
+    requester: str,
+    coordinator: str,
+    chain_id: int = 31337,
+) -> Dict[str, Any]:
+    """For a private request to a committed-input model (set up with `private_input=True`):
+    commits to the input with a fresh random salt, C = Poseidon(packed input ‖ salt), and seals
+    (salt, input) to the prover's X25519 `encryption_key` (its `encryptionKeyOf` on the coordinator)
+    for one chain, coordinator, requester (the account or contract that calls
+    `requestPrivateInference`) and model. Returns {"commitment", "encryption_key", "ciphertext",
+    "salt", "requester", "model_id", "chain_id", "coordinator"} (0x-hex); pass the first three to
+    `requestPrivateInference` and keep the salt private."""
 
 def verify(card: Union[ModelCard, _Path], proof: Union[Proof, _Path], *, srs: Optional[_Path] = None) -> Verification:
     """Verifies natively, as `prover-node verify`: the proof's claims against what it covers
