@@ -283,7 +283,7 @@ async fn a_private_request_is_fulfilled_with_no_trace_of_its_input_and_a_copied_
     let sealed =
         seal_input(&model().card, &input, public_key, &sys.audience(consumer_addr), &mut rand::rngs::OsRng).unwrap();
     let call = consumer
-        .requestPrivate(sys.deployment.listing_id, sealed.commitment, node_addr, sealed.ciphertext.clone(), 300_000)
+        .requestPrivate(sys.deployment.listing_id, sealed.commitment, node_addr, sealed.ciphertext.clone(), 1_000_000)
         .value(U256::from(FEE));
     let receipt = chain::mined(call.send().await, "requestPrivate").await.unwrap();
     let id = chain::requested_id(&receipt).unwrap();
@@ -292,6 +292,7 @@ async fn a_private_request_is_fulfilled_with_no_trace_of_its_input_and_a_copied_
     assert_eq!(fulfiller, node_addr);
     let expected = model().loaded.model.forward(&input).unwrap();
     assert_eq!(output, expected, "the output is the model's on the plaintext input");
+    assert!(sys.coordinator().getRequest(id).call().await.unwrap().callbackSucceeded, "the callback ran");
     assert_eq!(consumer.calls().call().await.unwrap(), U256::from(1), "called back once");
     assert_eq!(consumer.lastRequestId().call().await.unwrap(), id);
     let called_back: Vec<i64> =
