@@ -208,9 +208,14 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
     async fn check_encryption_key(&self) -> Result<()> {
         let client = &self.ctx.client;
         let me = client.fulfiller();
-        let registered = client.encryption_key_of(me).await?;
         let Some(keys) = &self.ctx.keys else {
-            if registered != B256::ZERO {
+            // Only a hint without a ring: a node serving public models needs nothing of this call.
+            if let Ok(registered) =
+                client.encryption_key_of(me).await.inspect_err(|e| debug!(error = %e, "encryptionKeyOf"))
+            {
+                if registered == B256::ZERO {
+                    return Ok(());
+                }
                 warn!(
                     account = %me,
                     registered = %registered,
@@ -220,6 +225,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
             }
             return Ok(());
         };
+        let registered = client.encryption_key_of(me).await?;
         let current = B256::from(keys.current().public());
         let path = self.ctx.cfg.private.key_file.as_deref().unwrap_or(std::path::Path::new("?")).display();
         info!(key_file = %path, public_key = %current, keys = keys.keys().len(), "encryption key ring loaded");
