@@ -13,6 +13,34 @@ use prover_node::{
     setup::{self, SetupOptions, SrsSource},
 };
 
+/// A prover node served in this process (stopped with [`RunningNode::stop`]).
+pub struct RunningNode {
+    stop: tokio::sync::watch::Sender<bool>,
+    /// The node's task.
+    pub handle: tokio::task::JoinHandle<prover_node::Result<()>>,
+    /// The node's metrics.
+    pub metrics: std::sync::Arc<prover_node::metrics::Metrics>,
+}
+
+/// Starts a node with `cfg`, signing with `signer`.
+pub fn start_node(
+    cfg: prover_node::config::NodeConfig,
+    signer: alloy::signers::local::PrivateKeySigner,
+) -> RunningNode {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let metrics = std::sync::Arc::new(prover_node::metrics::Metrics::default());
+    let handle = tokio::spawn(prover_node::service::serve(cfg, Some(signer), metrics.clone(), rx));
+    RunningNode { stop, handle, metrics }
+}
+
+impl RunningNode {
+    /// Stops the node and waits for it; panics if it ended with an error.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
 /// Seed of the insecure dev SRS the committed verifiers were generated with.
 pub const DEV_SEED: u64 = 42;
 

@@ -2,11 +2,7 @@
 //! middle of proving; an RPC outage; a reorg that moves a request; two nodes racing; requests the
 //! node cannot or must not serve.
 
-use std::{
-    process::Stdio,
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::{process::Stdio, sync::atomic::Ordering, time::Duration};
 
 use alloy::{
     primitives::{Address, U256},
@@ -28,7 +24,9 @@ use tokio::{
     net::TcpListener,
     sync::watch,
 };
-use zkinfer_tests::{anvil, eventually, example_input, forge_out, node_bin, zoo, HttpFault, HttpFaultProxy};
+use zkinfer_tests::{
+    anvil, eventually, example_input, forge_out, node_bin, start_node, zoo, HttpFault, HttpFaultProxy,
+};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -126,26 +124,6 @@ fn key(anvil: &alloy::node_bindings::AnvilInstance, i: usize) -> PrivateKeySigne
     anvil.keys()[i].clone().into()
 }
 
-struct RunningNode {
-    stop: watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<prover_node::Result<()>>,
-    metrics: Arc<Metrics>,
-}
-
-fn start(cfg: NodeConfig, signer: PrivateKeySigner) -> RunningNode {
-    let (stop, rx) = watch::channel(false);
-    let metrics = Arc::new(Metrics::default());
-    let handle = tokio::spawn(prover_node::service::serve(cfg, Some(signer), metrics.clone(), rx));
-    RunningNode { stop, handle, metrics }
-}
-
-impl RunningNode {
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
 fn expected_output(input: &[i64]) -> Vec<i64> {
     zoo("digits_mlp").loaded.model.forward(input).unwrap()
 }
@@ -155,7 +133,7 @@ async fn request_is_proved_fulfilled_and_called_back_once() {
     let sys = System::new().await;
     let node_key = key(&sys.anvil, 1);
     let node_addr = node_key.address();
-    let node = start(sys.config(&sys.anvil.endpoint(), "a.redb", 0), node_key);
+    let node = start_node(sys.config(&sys.anvil.endpoint(), "a.redb", 0), node_key);
     let input = example_input(zoo("digits_mlp"));
     let id = sys.request(&input).await;
     let (fulfiller, output) = sys.fulfilled(id, MINUTE).await;
@@ -177,7 +155,7 @@ async fn a_block_subscription_wakes_the_node_long_before_the_poll() {
     // Polling alone would take ten minutes to see the request: only the subscription can be this fast.
     cfg.rpc.poll_interval_ms = 600_000;
     cfg.rpc.ws_url = Some(sys.anvil.ws_endpoint());
-    let node = start(cfg, key(&sys.anvil, 1));
+    let node = start_node(cfg, key(&sys.anvil, 1));
     eventually("subscription", MINUTE, || async { node.metrics.ws_connected.load(Ordering::Relaxed).then_some(()) })
         .await;
     let input = example_input(zoo("digits_mlp"));
@@ -190,7 +168,7 @@ async fn a_block_subscription_wakes_the_node_long_before_the_poll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unserved_models_and_rejected_requests_do_not_disturb_the_node() {
     let sys = System::new().await;
-    let node = start(sys.config(&sys.anvil.endpoint(), "b.redb", 0), key(&sys.anvil, 1));
+    let node = start_node(sys.config(&sys.anvil.endpoint(), "b.redb", 0), key(&sys.anvil, 1));
     // A second model the node does not serve.
     let owner = chain::provider(&sys.anvil.endpoint(), key(&sys.anvil, 0)).unwrap();
     let cnn = zoo("digits_cnn");
@@ -229,8 +207,8 @@ async fn unserved_models_and_rejected_requests_do_not_disturb_the_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_race_and_exactly_one_fulfils() {
     let sys = System::new().await;
-    let a = start(sys.config(&sys.anvil.endpoint(), "race-a.redb", 0), key(&sys.anvil, 3));
-    let b = start(sys.config(&sys.anvil.endpoint(), "race-b.redb", 0), key(&sys.anvil, 4));
+    let a = start_node(sys.config(&sys.anvil.endpoint(), "race-a.redb", 0), key(&sys.anvil, 3));
+    let b = start_node(sys.config(&sys.anvil.endpoint(), "race-b.redb", 0), key(&sys.anvil, 4));
     let input = example_input(zoo("digits_mlp"));
     let ids = [sys.request(&input).await, sys.request(&input).await];
     for id in ids {
@@ -281,7 +259,7 @@ async fn an_rpc_outage_is_survived() {
     let sys = System::new().await;
     let target = sys.anvil.endpoint().trim_start_matches("http://").to_string();
     let (url, up) = proxy(target).await;
-    let node = start(sys.config(&url, "outage.redb", 0), key(&sys.anvil, 1));
+    let node = start_node(sys.config(&url, "outage.redb", 0), key(&sys.anvil, 1));
     eventually("node up", MINUTE, || async { node.metrics.rpc_up.load(Ordering::Relaxed).then_some(()) }).await;
     up.send_replace(false);
     eventually("node notices the outage", MINUTE, || async {
@@ -300,7 +278,7 @@ async fn an_rpc_outage_is_survived() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reorg_that_replaces_the_request_is_fulfilled_with_the_new_input() {
     let sys = System::new().await;
-    let node = start(sys.config(&sys.anvil.endpoint(), "reorg.redb", 2), key(&sys.anvil, 1));
+    let node = start_node(sys.config(&sys.anvil.endpoint(), "reorg.redb", 2), key(&sys.anvil, 1));
     let snapshot: U256 = sys.user.raw_request("evm_snapshot".into(), ()).await.unwrap();
     let first = example_input(zoo("digits_mlp"));
     let id = sys.request(&first).await;
@@ -452,7 +430,7 @@ async fn a_hung_rpc_stalls_health_then_recovers_and_sigterm_stays_prompt() {
     let mut cfg = sys.config(&url, "hung.redb", 0);
     cfg.rpc.timeout_ms = 1_000;
     cfg.metrics.stale_after_secs = 3;
-    let node = start(cfg, key(&sys.anvil, 1));
+    let node = start_node(cfg, key(&sys.anvil, 1));
     let input = example_input(zoo("digits_mlp"));
     let first = sys.request(&input).await;
     sys.fulfilled(first, MINUTE).await;
@@ -500,7 +478,7 @@ async fn a_hung_rpc_stalls_health_then_recovers_and_sigterm_stays_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reorg_while_proving_restarts_the_job_with_the_new_input() {
     let sys = System::new().await;
-    let node = start(sys.config(&sys.anvil.endpoint(), "reorg-proving.redb", 2), key(&sys.anvil, 1));
+    let node = start_node(sys.config(&sys.anvil.endpoint(), "reorg-proving.redb", 2), key(&sys.anvil, 1));
     let snapshot = snapshot(&sys.user).await;
     let first = example_input(zoo("digits_mlp"));
     let id = sys.request(&first).await;
@@ -531,7 +509,7 @@ async fn a_reorg_that_removes_our_unconfirmed_fulfilment_and_changes_the_input_i
     let sys = System::new().await;
     let node_key = key(&sys.anvil, 1);
     let node_addr = node_key.address();
-    let node = start(sys.config(&sys.anvil.endpoint(), "reorg-unconfirmed.redb", 2), node_key);
+    let node = start_node(sys.config(&sys.anvil.endpoint(), "reorg-unconfirmed.redb", 2), node_key);
     let snapshot = snapshot(&sys.user).await;
     let first = example_input(zoo("digits_mlp"));
     let id = sys.request(&first).await;
@@ -578,7 +556,7 @@ async fn a_transaction_evicted_after_a_crash_is_sent_again_and_a_mined_one_is_re
     let input = example_input(zoo("digits_mlp"));
 
     // 1. The fulfilment reaches the pool, the node dies, the pool evicts it: sent again.
-    let node = start(cfg.clone(), node_key.clone());
+    let node = start_node(cfg.clone(), node_key.clone());
     let id = request_mined_by_hand(&sys, &input).await;
     eventually("fulfilment in the pool", MINUTE, || async {
         (pending_nonce(&sys, node_addr).await == 1).then_some(())
@@ -588,7 +566,7 @@ async fn a_transaction_evicted_after_a_crash_is_sent_again_and_a_mined_one_is_re
     let _ = node.handle.await;
     raw(&sys.user, "anvil_dropAllTransactions", serde_json::json!([])).await;
     assert_eq!(pending_nonce(&sys, node_addr).await, 0, "evicted");
-    let node = start(cfg.clone(), node_key.clone());
+    let node = start_node(cfg.clone(), node_key.clone());
     eventually("fulfilment sent again", MINUTE, || async { (pending_nonce(&sys, node_addr).await == 1).then_some(()) })
         .await;
     raw(&sys.user, "anvil_mine", serde_json::json!([1])).await;
@@ -610,7 +588,7 @@ async fn a_transaction_evicted_after_a_crash_is_sent_again_and_a_mined_one_is_re
     node.handle.abort();
     let _ = node.handle.await;
     raw(&sys.user, "anvil_mine", serde_json::json!([1])).await;
-    let node = start(cfg, node_key);
+    let node = start_node(cfg, node_key);
     eventually("found fulfilled after the restart", MINUTE, || async {
         (node.metrics.fulfilled.load(Ordering::Relaxed) == 1).then_some(())
     })
@@ -629,7 +607,7 @@ async fn a_fee_spike_replaces_the_stuck_fulfilment_on_the_same_nonce_with_higher
     let node_key = key(&sys.anvil, 1);
     let node_addr = node_key.address();
     raw(&sys.user, "evm_setAutomine", serde_json::json!([false])).await;
-    let node = start(sys.config(&sys.anvil.endpoint(), "fees.redb", 0), node_key);
+    let node = start_node(sys.config(&sys.anvil.endpoint(), "fees.redb", 0), node_key);
     let input = example_input(zoo("digits_mlp"));
     let id = request_mined_by_hand(&sys, &input).await;
     eventually("fulfilment in the pool", MINUTE, || async {
@@ -803,7 +781,7 @@ async fn http_500_and_429_from_the_rpc_are_retried_and_nothing_is_sent_twice() {
     let node_addr = node_key.address();
     let mut cfg = sys.config(&proxy.url, "http-faults.redb", 0);
     cfg.rpc.timeout_ms = 2_000;
-    let node = start(cfg, node_key);
+    let node = start_node(cfg, node_key);
     let input = example_input(zoo("digits_mlp"));
     eventually("node up", MINUTE, || async { node.metrics.rpc_up.load(Ordering::Relaxed).then_some(()) }).await;
 

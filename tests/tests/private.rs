@@ -4,7 +4,7 @@
 //! another salt, another key, copied by another requester) are refused with a labelled reason,
 //! never answered, and refunded after the deadline; a request naming another prover is ignored.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use alloy::{
     primitives::{Address, Bytes, B256, U256},
@@ -25,12 +25,13 @@ use prover_node::{
         SignerConfig, StoreConfig,
     },
     contracts::{self, Deployment},
-    metrics::{Failure, Metrics},
+    metrics::Failure,
     private::{seal_input, Audience},
     store::{JobState, Store},
 };
-use tokio::sync::watch;
-use zkinfer_tests::{anvil, eventually, example_input, forge_out, node_bin, zoo_private, ZooModel};
+use zkinfer_tests::{
+    anvil, eventually, example_input, forge_out, node_bin, start_node, zoo_private, RunningNode, ZooModel,
+};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const FEE: u64 = 1000;
@@ -192,33 +193,13 @@ impl System {
     }
 }
 
-struct RunningNode {
-    stop: watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<prover_node::Result<()>>,
-    metrics: Arc<Metrics>,
-}
-
-fn start(cfg: NodeConfig, signer: PrivateKeySigner) -> RunningNode {
-    let (stop, rx) = watch::channel(false);
-    let metrics = Arc::new(Metrics::default());
-    let handle = tokio::spawn(prover_node::service::serve(cfg, Some(signer), metrics.clone(), rx));
-    RunningNode { stop, handle, metrics }
-}
-
-impl RunningNode {
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        self.handle.await.unwrap().unwrap();
-    }
-
-    /// Waits until `n` requests failed for `why`, as `/metrics` says.
-    async fn refused(&self, why: Failure, n: u64) {
-        let line = format!("zkinfer_requests_failed_by_reason_total{{reason=\"{}\"}} {n}\n", why.label());
-        eventually(&format!("{n} refused as {}", why.label()), MINUTE, || async {
-            self.metrics.render().contains(&line).then_some(())
-        })
-        .await;
-    }
+/// Waits until `n` requests failed for `why`, as the node's `/metrics` says.
+async fn refused(node: &RunningNode, why: Failure, n: u64) {
+    let line = format!("zkinfer_requests_failed_by_reason_total{{reason=\"{}\"}} {n}\n", why.label());
+    eventually(&format!("{n} refused as {}", why.label()), MINUTE, || async {
+        node.metrics.render().contains(&line).then_some(())
+    })
+    .await;
 }
 
 /// A salt: 31 random bytes under a zero byte (below 2^248).
@@ -271,7 +252,7 @@ async fn a_private_request_is_fulfilled_with_no_trace_of_its_input_and_a_copied_
     let sys = System::new().await;
     let public_key = sys.register_node_key().await;
     let node_addr = sys.node_key.address();
-    let node = start(sys.config(), sys.node_key.clone());
+    let node = start_node(sys.config(), sys.node_key.clone());
 
     // A consumer contract requests (it is the requester, and is called back).
     let owner = chain::provider(&sys.anvil.endpoint(), key(&sys.anvil, 0)).unwrap();
@@ -340,7 +321,7 @@ async fn a_private_request_is_fulfilled_with_no_trace_of_its_input_and_a_copied_
     let thief = chain::provider(&sys.anvil.endpoint(), key(&sys.anvil, 4)).unwrap();
     let (copied, _) =
         sys.request_private(&thief, sealed.commitment, node_addr, public_key, sealed.ciphertext.clone()).await;
-    node.refused(Failure::Undecryptable, 1).await;
+    refused(&node, Failure::Undecryptable, 1).await;
     assert_eq!(
         sys.coordinator().getRequest(copied).call().await.unwrap().status,
         IInferenceCoordinator::RequestStatus::Pending
@@ -366,7 +347,7 @@ async fn refused_private_requests_are_never_answered_and_refunded_and_another_pr
     let theirs = B256::from(KeyRing::generate(&mut rand::rngs::OsRng).current().public());
     let c_other = IInferenceCoordinator::new(sys.deployment.coordinator, other.clone());
     chain::mined(c_other.setEncryptionKey(theirs).send().await, "setEncryptionKey").await.unwrap();
-    let node = start(sys.config(), sys.node_key.clone());
+    let node = start_node(sys.config(), sys.node_key.clone());
     let nonce = sys.node_nonce().await;
 
     let user_addr = key(&sys.anvil, 2).address();
@@ -393,8 +374,8 @@ async fn refused_private_requests_are_never_answered_and_refunded_and_another_pr
     let (fulfiller, output) = sys.fulfilled(good).await;
     assert_eq!((fulfiller, output), (node_addr, model().loaded.model.forward(&a).unwrap()));
 
-    node.refused(Failure::CommitmentMismatch, 2).await;
-    node.refused(Failure::Undecryptable, 1).await;
+    refused(&node, Failure::CommitmentMismatch, 2).await;
+    refused(&node, Failure::Undecryptable, 1).await;
     assert_eq!(sys.node_nonce().await, nonce + 1, "one transaction: the good request's fulfilment");
     assert_eq!(node.metrics.log_gaps.load(std::sync::atomic::Ordering::Relaxed), 0);
     node.stop().await;
