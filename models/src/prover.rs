@@ -75,7 +75,8 @@ impl CircuitShape {
 /// sizes it.
 pub(crate) fn shape_circuit(model: &QuantModel, k: u32, lanes: usize) -> Result<(ModelCircuit, CircuitParams)> {
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Keygen, k, lanes);
-    let input = vec![0i64; model.input_len()];
+    // Any input in range: the values do not change the shape.
+    let input = vec![model.input_range.0; model.input_len()];
     synthesize(&mut circuit, model, &input, Fr::from(0u64), None, Witnessing::ShapeOnly)?;
     let params = circuit.calculate_params()?;
     Ok((circuit, params))

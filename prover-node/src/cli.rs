@@ -675,7 +675,17 @@ pub fn seal_input(a: SealInputArgs) -> anyhow::Result<()> {
         crate::private::Audience { chain_id: a.chain_id, coordinator: a.coordinator, requester: a.requester, model_id };
     let sealed = crate::private::seal_input(&card, &input, a.encryption_key, &audience, &mut rand::rngs::OsRng)?;
     let json = serde_json::to_string_pretty(&sealed)?;
-    std::fs::write(&a.out, json + "\n").with_context(|| format!("writing {}", a.out.display()))?;
+    // It holds the salt: readable by its owner only.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // An existing file keeps its mode on open: tighten it too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    std::io::Write::write_all(&mut file, (json + "\n").as_bytes())
+        .with_context(|| format!("writing {}", a.out.display()))?;
     println!("commitment      {}", sealed.commitment);
     println!("ciphertext      {} bytes, sealed to {}", sealed.ciphertext.len(), sealed.encryption_key);
     println!("for             requester {} on chain {}, coordinator {}", a.requester, a.chain_id, a.coordinator);
@@ -760,7 +770,7 @@ fn print_private_report(r: &crate::demo::private::PrivateDemoReport, srs: &str) 
     println!("gas                   request {} · fulfil (verify + callback) {}", r.request_gas, r.fulfil_gas);
     println!("latency               {:.2} s from the request to the callback", r.latency.as_secs_f64());
     println!();
-    println!("public (on-chain)     model id {} (a committed-input model), listing", r.model_id);
+    println!("public (on-chain)     model id {} (a committed-input model), listing {}", r.model_id, r.listing_id);
     println!("                      requester {} (the PrivateClassifier consumer)", r.consumer);
     println!("                      prover {} and its encryption key {}", r.prover, r.encryption_key);
     println!("                      commitment C = Poseidon(packed input ‖ salt) = {}", r.commitment);

@@ -86,6 +86,9 @@ pub enum Tamper {
     Div,
     /// Square root: `⌊sqrt(4N)⌋` one too large (the output still recomposes).
     Sqrt,
+    /// A committed input outside the model's input range (inside the value bits): the reference
+    /// pass's input check is skipped, so only the circuit can refuse it.
+    InputRange,
 }
 
 /// What synthesis produced.
@@ -615,8 +618,14 @@ pub fn synthesize(
     salt: Option<Fr>,
     mode: Witnessing,
 ) -> Result<Synthesized> {
+    #[cfg(test)]
+    let skip_input_check = mode == Witnessing::Tampered(Tamper::InputRange);
+    #[cfg(not(test))]
+    let skip_input_check = false;
     if mode != Witnessing::ShapeOnly {
-        model.check_input(input)?;
+        if !skip_input_check {
+            model.check_input(input)?;
+        }
         if salt.is_some() != model.input_committed {
             return Err(Error::SaltMismatch { committed: model.input_committed });
         }
@@ -640,12 +649,19 @@ pub fn synthesize(
 
     let mut tensors: Vec<Option<Vec<AssignedValue<Fr>>>> = vec![None; model.shapes.len()];
     let mut inputs_shifted = Vec::with_capacity(input.len());
+    let (input_min, input_max) = model.input_range;
     let cells: Vec<AssignedValue<Fr>> = input
         .iter()
         .map(|v| {
             let cell = ctx.load_witness(to_field(*v as i128));
             let shifted = chips.gate().add(ctx, cell, Constant(chips.half));
             chips.range.range_check(ctx, shifted, bits);
+            if model.input_committed {
+                // No one checks a committed input against the registered range but the circuit (the
+                // coordinator checks public inputs): 0 <= v - min < max - min + 1.
+                let from_min = chips.gate().sub(ctx, cell, Constant(to_field(input_min as i128)));
+                chips.range.check_less_than_safe(ctx, from_min, (input_max - input_min) as u64 + 1);
+            }
             inputs_shifted.push(shifted);
             cell
         })
@@ -1339,6 +1355,7 @@ mod tests {
     fn a_committed_input_is_bound_by_its_commitment() {
         let mut model = chain();
         model.input_committed = true;
+        model.input_range = (-8, 8);
         let input = [3, -2, 7, 1, 0, -5];
         let salt = Fr::from(0xdead_beefu64);
         let out = model.forward(&input).unwrap();
@@ -1361,6 +1378,15 @@ mod tests {
             wrong[0] += 1;
             assert!(!run(committed_instances(Fr::from(BINDING), c, &wrong, bits)));
             assert!(!run(committed_instances(Fr::from(BINDING + 1), c, &out, bits)));
+        }
+        // Only the circuit checks a committed input against the model's input range: an input inside
+        // the value bits but outside the range is refused.
+        for outside in [[3, -2, 7, 9, 0, -5], [3, -9, 7, 1, 0, -5]] {
+            let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 0);
+            let tampered = Witnessing::Tampered(Tamper::InputRange);
+            let s = synthesize(&mut circuit, &model, &outside, Fr::from(BINDING), Some(salt), tampered).unwrap();
+            circuit.calculate_params().unwrap();
+            assert!(MockProver::run(K, &circuit, vec![s.instances]).unwrap().verify().is_err(), "{outside:?}");
         }
         // A salt is required, and a public-input model takes none.
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, K, 0);

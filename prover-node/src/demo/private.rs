@@ -42,6 +42,8 @@ pub struct PrivateDemoReport {
     pub output_scale_bits: u32,
     /// Model id of the committed-input model.
     pub model_id: B256,
+    /// The listing the request went through.
+    pub listing_id: U256,
     /// The consumer contract (the requester the envelope is sealed for).
     pub consumer: Address,
     /// The prover named by the request.
@@ -189,6 +191,7 @@ pub async fn run(opts: &DemoOptions, progress: impl Fn(&str)) -> Result<PrivateD
         output,
         output_scale_bits: card.output_scale_bits,
         model_id: d.model_id,
+        listing_id: d.listing_id,
         consumer,
         prover: sys.prover.address(),
         encryption_key,
