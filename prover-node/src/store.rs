@@ -309,7 +309,8 @@ pub struct Job {
     pub attempts: u32,
     /// The private part of a private request (`None` for a public one; stores written before
     /// private requests existed have none). For a private request `input` is the input opened from
-    /// its envelope: the plaintext is on the node's disk, as sensitive as the key file.
+    /// its envelope, kept (with its salt) only while the job is active: the plaintext is cleared
+    /// when the job finishes ([`Job::redacted`]), and the store is readable by its owner only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<PrivateInput>,
 }
@@ -329,6 +330,29 @@ pub struct PrivateInput {
 }
 
 impl Job {
+    /// The job as it is stored: a private job that is no longer active keeps no plaintext (its
+    /// input and salt are cleared), only what recognises its request (commitment, key, ciphertext
+    /// hash). A reorg that reopens it reads the envelope from its event again.
+    pub fn redacted(&self) -> std::borrow::Cow<'_, Job> {
+        match &self.private {
+            Some(p) if !self.state.is_active() && (p.salt.is_some() || !self.input.is_empty()) => {
+                let mut job = self.clone();
+                job.input.clear();
+                if let Some(p) = &mut job.private {
+                    p.salt = None;
+                }
+                std::borrow::Cow::Owned(job)
+            }
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
+    /// A private job without its opening (its plaintext was cleared when it finished, or its
+    /// envelope never opened): it cannot be proved until its event is read again.
+    pub fn unopened(&self) -> bool {
+        self.private.as_ref().is_some_and(|p| p.salt.is_none())
+    }
+
     /// What the proof of this job is about: its public input, or its commitment.
     pub fn claim(&self) -> crate::client::Claim {
         match &self.private {
@@ -402,6 +426,47 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// Creates the (empty) store file readable by its owner only (mode 0600 on Unix): it holds the
+/// inputs of private requests in progress. redb then initialises the empty file.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop).map_err(|source| StoreError::Io { action: "creating", path: path.into(), source })
+}
+
+/// An existing store readable by group or others (a store made by an older node, or copied) is
+/// restricted to its owner (0600); if that fails, the node says so loudly.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else { return };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                was = format_args!("{mode:o}"),
+                "the store was readable by other users (it holds the inputs of private requests in progress); \
+                 restricted it to mode 600"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{mode:o}"),
+                error = %e,
+                "the store is READABLE BY OTHER USERS and could not be restricted (it holds the inputs of \
+                 private requests in progress); chmod 600 it"
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 impl Store {
     /// Opens the store, creating it if the file does not exist. With `reinit`, an empty or
     /// damaged file is moved aside (`<path>.damaged-<unix seconds>`) and a fresh store created.
@@ -442,6 +507,11 @@ impl Store {
                 return Err(StoreError::Damaged { path: path.into(), reason: "not a redb database file".into() });
             }
         }
+        if fresh {
+            create_private_file(path)?;
+        } else {
+            restrict_permissions(path);
+        }
         let damaged = |e: &dyn std::fmt::Display| StoreError::Damaged { path: path.into(), reason: e.to_string() };
         let db = guarded(path, || {
             let mut db = if fresh { Database::create(path) } else { Database::open(path) }.map_err(|e| match e {
@@ -459,6 +529,12 @@ impl Store {
                 return Err(damaged(&"integrity check failed"));
             }
             Ok(db)
+        })
+        .inspect_err(|_| {
+            if fresh {
+                // Not left behind as an empty store, refused at the next start.
+                let _ = std::fs::remove_file(path);
+            }
         })?;
         let store = Self { db, path: path.into() };
         guarded(path, || {
@@ -540,8 +616,11 @@ impl Store {
     }
 
     /// Saves a job and, in the same transaction, the last signed transaction.
+    ///
+    /// A private job that is no longer active is written without its plaintext (see
+    /// [`Job::redacted`]): every path that finishes a job goes through here.
     pub fn put_with(&self, job: &Job, last_tx: Option<LastTx>) -> Result<()> {
-        let value = serde_json::to_vec(job).expect("jobs serialize");
+        let value = serde_json::to_vec(&job.redacted()).expect("jobs serialize");
         let key = job.request_id.to_be_bytes::<32>();
         let w = self.db.begin_write().map_err(|e| self.err(e))?;
         {

@@ -65,7 +65,17 @@ impl ProofBackend for TestProver {
     }
 
     fn check_input(&self, _: &B256, input: &[i64]) -> std::result::Result<(), String> {
-        input.iter().all(|v| (0..=16).contains(v)).then_some(()).ok_or_else(|| "out of range".into())
+        match input.iter().position(|v| !(0..=16).contains(v)) {
+            Some(i) => Err(format!("input[{i}] = {} is outside the model's quantized input range [0, 16]", input[i])),
+            None => Ok(()),
+        }
+    }
+
+    fn check_private_input(&self, _: &B256, input: &[i64]) -> std::result::Result<(), String> {
+        match input.iter().position(|v| !(0..=16).contains(v)) {
+            Some(i) => Err(format!("input[{i}] is outside the model's quantized input range [0, 16]")),
+            None => Ok(()),
+        }
     }
 
     fn input_len(&self, _: &B256) -> usize {
