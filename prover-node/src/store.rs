@@ -809,6 +809,82 @@ mod tests {
         assert_eq!(back.claim_hash(), B256::repeat_byte(1));
     }
 
+    fn private_job(id: u64) -> Job {
+        let mut j = job(id);
+        j.input = vec![7, 8, 9];
+        j.private = Some(PrivateInput {
+            commitment: B256::repeat_byte(1),
+            encryption_key: B256::repeat_byte(2),
+            ciphertext_hash: B256::repeat_byte(3),
+            salt: Some(B256::repeat_byte(4)),
+        });
+        j
+    }
+
+    #[test]
+    fn a_finished_private_job_is_stored_without_its_input_and_salt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path, false).unwrap();
+        // Active: the plaintext is kept, to be proved.
+        store.put(&private_job(1)).unwrap();
+        assert_eq!(store.get(U256::from(1)).unwrap().unwrap(), private_job(1));
+        let finished = [
+            JobState::Fulfilled { tx: Some(B256::repeat_byte(9)), block: 5, gas_used: 1 },
+            JobState::Failed { reason: "reverted".into() },
+            JobState::Dropped { reason: DropReason::Cancelled },
+        ];
+        for (i, state) in finished.into_iter().enumerate() {
+            let id = 10 + i as u64;
+            let mut j = private_job(id);
+            j.state = state.clone();
+            let last = LastTx { nonce: 1, max_fee: 1, tip: 1 };
+            store.put_with(&j, Some(last)).unwrap();
+            let stored = store.get(U256::from(id)).unwrap().unwrap();
+            assert!(stored.input.is_empty(), "{state:?}: input kept");
+            let p = stored.private.clone().unwrap();
+            assert_eq!(p.salt, None, "{state:?}: salt kept");
+            // What recognises the request stays.
+            assert_eq!(
+                (p.commitment, p.encryption_key, p.ciphertext_hash),
+                (B256::repeat_byte(1), B256::repeat_byte(2), B256::repeat_byte(3))
+            );
+            assert_eq!(stored.state, state);
+            assert!(stored.unopened());
+        }
+        // Reopened, the store still has it redacted.
+        drop(store);
+        let store = Store::open(&path, false).unwrap();
+        assert!(store.get(U256::from(10)).unwrap().unwrap().input.is_empty());
+        // A public job keeps its input (it is public, on-chain).
+        let mut public = job(20);
+        public.state = JobState::Fulfilled { tx: None, block: 1, gas_used: 1 };
+        store.put(&public).unwrap();
+        assert_eq!(store.get(U256::from(20)).unwrap().unwrap().input, vec![1, -2, 3]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        Store::open(&path, false).unwrap().put(&private_job(1)).unwrap();
+        assert_eq!(mode(&path), 0o600, "a new store");
+        // An existing store readable by others (an older node's, or a copy) is restricted.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&path, false).unwrap();
+        assert_eq!(mode(&path), 0o600, "an existing store");
+        assert_eq!(store.get(U256::from(1)).unwrap().unwrap(), private_job(1));
+        // A fresh store after --reinit-store too.
+        drop(store);
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(&path, true).unwrap();
+        assert_eq!(mode(&path), 0o600, "a reinitialised store");
+    }
+
     #[test]
     fn a_store_is_bound_to_its_chain_and_coordinator() {
         let dir = tempfile::tempdir().unwrap();
