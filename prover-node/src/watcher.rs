@@ -7,7 +7,11 @@
 //! must be the request's commitment. A request that fails any of these is recorded as failed with
 //! its reason (metric labels `unknown_encryption_key`, `undecryptable`, `input_out_of_range`,
 //! `commitment_mismatch`), logged once, and never proved or answered: its requester cancels after
-//! the deadline. An opened request keeps its input and salt in the store, to be proved.
+//! the deadline (a private input's values are never in the reason). An envelope naming a key the
+//! ring lacks makes the node read its key file again first (at most once a pass), so a rotation
+//! while the node runs is picked up. An opened request keeps its input and salt in the store, to be
+//! proved, until it is finished (then they are cleared; a reorg reopening it opens the envelope of
+//! its event again).
 //!
 //! Reorgs: the cursor stores the hash of the last scanned block. When that block's hash changed,
 //! the cursor rewinds `REORG_REWIND` blocks and the range is scanned again. A range is accepted
