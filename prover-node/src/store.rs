@@ -564,6 +564,7 @@ impl Store {
             store.active()?;
             store.cursor()
         })?;
+        store.redact_finished()?;
         Ok(store)
     }
 
@@ -639,6 +640,38 @@ impl Store {
             }
         }
         w.commit().map_err(|e| self.err(e))
+    }
+
+    /// Clears the plaintext of finished private jobs a node before this one kept (see
+    /// [`Job::redacted`]); a no-op on a store written since.
+    fn redact_finished(&self) -> Result<()> {
+        let stale: Vec<Job> = {
+            let r = self.db.begin_read().map_err(|e| self.err(e))?;
+            let jobs = r.open_table(JOBS).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for item in jobs.iter().map_err(|e| self.err(e))? {
+                let (_, v) = item.map_err(|e| self.err(e))?;
+                let job: Job = self.decode("job", v.value())?;
+                if matches!(job.redacted(), std::borrow::Cow::Owned(_)) {
+                    out.push(job);
+                }
+            }
+            out
+        };
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = w.open_table(JOBS).map_err(|e| self.err(e))?;
+            for job in &stale {
+                let value = serde_json::to_vec(&job.redacted()).expect("jobs serialize");
+                t.insert(job.request_id.to_be_bytes::<32>().as_slice(), value.as_slice()).map_err(|e| self.err(e))?;
+            }
+        }
+        w.commit().map_err(|e| self.err(e))?;
+        tracing::info!(jobs = stale.len(), "cleared the inputs and salts of finished private requests from the store");
+        Ok(())
     }
 
     /// The jobs still in progress, in request id order.
@@ -854,8 +887,23 @@ mod tests {
         }
         // Reopened, the store still has it redacted.
         drop(store);
+        {
+            // A store an older node wrote, with the plaintext of a finished job: cleared at open.
+            let db = Database::open(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let mut t = w.open_table(JOBS).unwrap();
+                let mut old = private_job(30);
+                old.state = JobState::Fulfilled { tx: None, block: 1, gas_used: 1 };
+                let v = serde_json::to_vec(&old).unwrap();
+                t.insert(U256::from(30).to_be_bytes::<32>().as_slice(), v.as_slice()).unwrap();
+            }
+            w.commit().unwrap();
+        }
         let store = Store::open(&path, false).unwrap();
         assert!(store.get(U256::from(10)).unwrap().unwrap().input.is_empty());
+        let old = store.get(U256::from(30)).unwrap().unwrap();
+        assert!(old.input.is_empty() && old.private.unwrap().salt.is_none(), "an older store's plaintext is cleared");
         // A public job keeps its input (it is public, on-chain).
         let mut public = job(20);
         public.state = JobState::Fulfilled { tx: None, block: 1, gas_used: 1 };
