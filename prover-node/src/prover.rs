@@ -37,6 +37,9 @@ pub trait ProofBackend: Send + Sync + 'static {
     fn name(&self, model: &B256) -> String;
     /// Whether `input` can be proved (shape and range), with the reason if not.
     fn check_input(&self, model: &B256, input: &[i64]) -> std::result::Result<(), String>;
+    /// [`Self::check_input`] for a private request's input: the reason names the offending index
+    /// and the model's range but never an input value (it is logged and stored).
+    fn check_private_input(&self, model: &B256, input: &[i64]) -> std::result::Result<(), String>;
     /// Number of input values of `model` (what a private request's envelope must hold).
     fn input_len(&self, model: &B256) -> usize;
     /// `C = Poseidon(pack(input) ‖ salt)` for `model`'s value bits, the commitment a private
@@ -71,6 +74,21 @@ impl ProofBackend for Models {
     fn check_input(&self, model: &B256, input: &[i64]) -> std::result::Result<(), String> {
         match self.0.get(model) {
             Some(m) => m.model.check_input(input).map_err(|e| e.to_string()),
+            None => Err(format!("model {model} is not served")),
+        }
+    }
+
+    fn check_private_input(&self, model: &B256, input: &[i64]) -> std::result::Result<(), String> {
+        match self.0.get(model) {
+            Some(m) => m.model.check_input(input).map_err(|e| match e {
+                models::error::Error::InputOutOfRange { index, min, max, .. } => {
+                    format!("input[{index}] is outside the model's quantized input range [{min}, {max}]")
+                }
+                models::error::Error::InputLength { expected, got, .. } => {
+                    format!("wrong input length: the model takes {expected} values, got {got}")
+                }
+                _ => "the input is not one the model takes".to_string(),
+            }),
             None => Err(format!("model {model} is not served")),
         }
     }

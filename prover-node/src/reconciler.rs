@@ -68,6 +68,11 @@ pub fn judge(job: &Job, req: &OnChainRequest, me: Address, now: u64) -> Verdict 
 pub fn settle<C: ChainClient>(ctx: &Ctx<C>, mut job: Job, verdict: Verdict) -> Result<bool> {
     let request_id = job.request_id;
     match verdict {
+        Verdict::Keep if job.unopened() => {
+            // A reopened private job keeps no plaintext: it waits for the watcher to read its
+            // event again and open its envelope (see `reread`).
+            return Ok(false);
+        }
         Verdict::Keep => {
             if job.state == JobState::Reorged {
                 info!(%request_id, "the request on-chain matches its event again; re-queued");
@@ -106,7 +111,23 @@ pub fn settle<C: ChainClient>(ctx: &Ctx<C>, mut job: Job, verdict: Verdict) -> R
 pub async fn check<C: ChainClient>(ctx: &Ctx<C>, job: Job) -> Result<bool> {
     let req = ctx.client.request(job.request_id).await?;
     let verdict = judge(&job, &req, ctx.client.fulfiller(), ctx.chain_now());
+    if verdict == Verdict::Keep && job.unopened() {
+        reread(ctx, &job).await?;
+    }
     settle(ctx, job, verdict)
+}
+
+/// Makes the watcher read the event of `job` again on its next scan (the cursor goes back to the
+/// block before it, if it is past it): a private job reopened by a reorg is built again from its
+/// event, its envelope opened again, since the store keeps no plaintext of a finished job.
+async fn reread<C: ChainClient>(ctx: &Ctx<C>, job: &Job) -> Result<()> {
+    let back = job.block_number.saturating_sub(1).max(ctx.cfg.contract.start_block.saturating_sub(1));
+    if ctx.store.cursor()?.is_some_and(|(cursor, _)| cursor > back) {
+        let block = ctx.client.known_block(back).await?;
+        ctx.store.set_cursor(back, block.hash)?;
+        debug!(request_id = %job.request_id, from = back + 1, "the request's event is read again");
+    }
+    Ok(())
 }
 
 /// Jobs reconciled per pass at most: a backlog is reconciled over several passes, so a slow (but
@@ -162,9 +183,15 @@ pub async fn reconcile_some<C: ChainClient>(ctx: &Ctx<C>, pending: &mut Vec<U256
 
 /// Reopens a finished job whose fulfilment or cancellation a deep reorg removed: the request is
 /// pending again (same input, not expired) → `Queued`; gone before its deadline → `Reorged`.
+/// A private job kept no plaintext when it finished: it is `Reorged` until the watcher reads its
+/// event again and opens its envelope again.
 async fn reopen<C: ChainClient>(ctx: &Ctx<C>, mut job: Job) -> Result<()> {
     let req = ctx.client.request(job.request_id).await?;
     let state = match judge(&job, &req, ctx.client.fulfiller(), ctx.chain_now()) {
+        Verdict::Keep | Verdict::Reorged if job.unopened() => {
+            reread(ctx, &job).await?;
+            JobState::Reorged
+        }
         Verdict::Keep => JobState::Queued,
         Verdict::Reorged => JobState::Reorged,
         _ => return Ok(()),

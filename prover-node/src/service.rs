@@ -66,9 +66,70 @@ pub struct Ctx<C> {
     /// Passes in a row that found the head below the scan cursor.
     pub short_head: std::sync::atomic::AtomicU32,
     /// The key ring that opens private requests naming this node (`private.key_file`).
-    pub keys: Option<KeyRing>,
+    pub keys: Option<Keys>,
     /// The chain id, once read (private requests' envelopes are bound to it).
     pub chain_id: std::sync::OnceLock<u64>,
+}
+
+/// The node's key ring and its file: a rotation (`prover-node encryption-key new`) while the node
+/// runs is picked up when an envelope names a key the ring loaded does not hold.
+#[derive(Debug)]
+pub struct Keys {
+    path: std::path::PathBuf,
+    ring: std::sync::RwLock<KeyRing>,
+    /// Whether the file was read again during this pass (at most once a pass).
+    reloaded: std::sync::atomic::AtomicBool,
+}
+
+impl Keys {
+    /// The ring loaded from `path`.
+    pub fn new(path: std::path::PathBuf, ring: KeyRing) -> Self {
+        Self { path, ring: std::sync::RwLock::new(ring), reloaded: Default::default() }
+    }
+
+    /// The ring as loaded last.
+    pub fn ring(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        self.ring.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The secret of public key `public`, if the ring holds it.
+    pub fn find(&self, public: &B256) -> Option<models::envelope::EncryptionSecret> {
+        self.ring().find(&public.0).cloned()
+    }
+
+    /// The secret of public key `public`; if the ring lacks it, the key file is read again (at
+    /// most once a pass: see [`Self::new_pass`]) in case the ring was rotated meanwhile.
+    pub fn find_or_reload(&self, public: &B256) -> Option<models::envelope::EncryptionSecret> {
+        if let Some(secret) = self.find(public) {
+            return Some(secret);
+        }
+        if self.reloaded.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        match KeyRing::load(&self.path) {
+            Ok(ring) => {
+                let found = ring.find(&public.0).cloned();
+                info!(
+                    key_file = %self.path.display(),
+                    keys = ring.keys().len(),
+                    public_key = %B256::from(ring.current().public()),
+                    found = found.is_some(),
+                    "a request names a key the ring did not hold: key ring read again"
+                );
+                *self.ring.write().unwrap_or_else(|e| e.into_inner()) = ring;
+                found
+            }
+            Err(e) => {
+                warn!(key_file = %self.path.display(), error = %e, "reading the key ring again failed; keeping the ring loaded");
+                None
+            }
+        }
+    }
+
+    /// A new pass: the key file may be read again.
+    pub fn new_pass(&self) {
+        self.reloaded.store(false, Ordering::Relaxed);
+    }
 }
 
 impl<C: ChainClient> Ctx<C> {
@@ -139,7 +200,7 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
     /// A node over `client` and `backend`, its store opened (refused if empty or damaged) and its
     /// key ring loaded (if `private.key_file` is set).
     pub fn new(cfg: NodeConfig, client: C, backend: Arc<P>, metrics: Arc<Metrics>) -> Result<Self> {
-        let keys = load_keys(&cfg)?;
+        let keys = load_keys(&cfg)?.zip(cfg.private.key_file.clone()).map(|(ring, path)| Keys::new(path, ring));
         let store = Store::open(&cfg.store.path, cfg.store.reinit)?;
         metrics.stale_after_secs.store(cfg.metrics.stale_after_secs, Ordering::Relaxed);
         let pool = ProverPool::new(backend, cfg.prover.concurrency);
@@ -208,7 +269,8 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
     async fn check_encryption_key(&self) -> Result<()> {
         let client = &self.ctx.client;
         let me = client.fulfiller();
-        let Some(keys) = &self.ctx.keys else {
+        // A copy: no lock is held across the calls below.
+        let Some(keys) = self.ctx.keys.as_ref().map(|k| k.ring().clone()) else {
             // Only a hint without a ring: a node serving public models needs nothing of this call.
             if let Ok(registered) =
                 client.encryption_key_of(me).await.inspect_err(|e| debug!(error = %e, "encryptionKeyOf"))
@@ -386,6 +448,9 @@ impl<C: ChainClient, P: ProofBackend> Node<C, P> {
 
     /// One pass: watch → reconcile (after a start or a reorg) → prove → submit.
     pub async fn pass(&mut self) -> Result<()> {
+        if let Some(keys) = &self.ctx.keys {
+            keys.new_pass();
+        }
         let head = self.ctx.client.head().await?;
         if let Some(b) = self.ctx.client.block(head).await? {
             self.ctx.chain_time.store(b.timestamp, Ordering::Relaxed);

@@ -309,7 +309,8 @@ pub struct Job {
     pub attempts: u32,
     /// The private part of a private request (`None` for a public one; stores written before
     /// private requests existed have none). For a private request `input` is the input opened from
-    /// its envelope: the plaintext is on the node's disk, as sensitive as the key file.
+    /// its envelope, kept (with its salt) only while the job is active: the plaintext is cleared
+    /// when the job finishes ([`Job::redacted`]), and the store is readable by its owner only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<PrivateInput>,
 }
@@ -329,6 +330,29 @@ pub struct PrivateInput {
 }
 
 impl Job {
+    /// The job as it is stored: a private job that is no longer active keeps no plaintext (its
+    /// input and salt are cleared), only what recognises its request (commitment, key, ciphertext
+    /// hash). A reorg that reopens it reads the envelope from its event again.
+    pub fn redacted(&self) -> std::borrow::Cow<'_, Job> {
+        match &self.private {
+            Some(p) if !self.state.is_active() && (p.salt.is_some() || !self.input.is_empty()) => {
+                let mut job = self.clone();
+                job.input.clear();
+                if let Some(p) = &mut job.private {
+                    p.salt = None;
+                }
+                std::borrow::Cow::Owned(job)
+            }
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
+    /// A private job without its opening (its plaintext was cleared when it finished, or its
+    /// envelope never opened): it cannot be proved until its event is read again.
+    pub fn unopened(&self) -> bool {
+        self.private.as_ref().is_some_and(|p| p.salt.is_none())
+    }
+
     /// What the proof of this job is about: its public input, or its commitment.
     pub fn claim(&self) -> crate::client::Claim {
         match &self.private {
@@ -402,6 +426,47 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// Creates the (empty) store file readable by its owner only (mode 0600 on Unix): it holds the
+/// inputs of private requests in progress. redb then initialises the empty file.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop).map_err(|source| StoreError::Io { action: "creating", path: path.into(), source })
+}
+
+/// An existing store readable by group or others (a store made by an older node, or copied) is
+/// restricted to its owner (0600); if that fails, the node says so loudly.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else { return };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                was = format_args!("{mode:o}"),
+                "the store was readable by other users (it holds the inputs of private requests in progress); \
+                 restricted it to mode 600"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{mode:o}"),
+                error = %e,
+                "the store is READABLE BY OTHER USERS and could not be restricted (it holds the inputs of \
+                 private requests in progress); chmod 600 it"
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 impl Store {
     /// Opens the store, creating it if the file does not exist. With `reinit`, an empty or
     /// damaged file is moved aside (`<path>.damaged-<unix seconds>`) and a fresh store created.
@@ -442,6 +507,11 @@ impl Store {
                 return Err(StoreError::Damaged { path: path.into(), reason: "not a redb database file".into() });
             }
         }
+        if fresh {
+            create_private_file(path)?;
+        } else {
+            restrict_permissions(path);
+        }
         let damaged = |e: &dyn std::fmt::Display| StoreError::Damaged { path: path.into(), reason: e.to_string() };
         let db = guarded(path, || {
             let mut db = if fresh { Database::create(path) } else { Database::open(path) }.map_err(|e| match e {
@@ -459,6 +529,12 @@ impl Store {
                 return Err(damaged(&"integrity check failed"));
             }
             Ok(db)
+        })
+        .inspect_err(|_| {
+            if fresh {
+                // Not left behind as an empty store, refused at the next start.
+                let _ = std::fs::remove_file(path);
+            }
         })?;
         let store = Self { db, path: path.into() };
         guarded(path, || {
@@ -488,6 +564,7 @@ impl Store {
             store.active()?;
             store.cursor()
         })?;
+        store.redact_finished()?;
         Ok(store)
     }
 
@@ -540,8 +617,11 @@ impl Store {
     }
 
     /// Saves a job and, in the same transaction, the last signed transaction.
+    ///
+    /// A private job that is no longer active is written without its plaintext (see
+    /// [`Job::redacted`]): every path that finishes a job goes through here.
     pub fn put_with(&self, job: &Job, last_tx: Option<LastTx>) -> Result<()> {
-        let value = serde_json::to_vec(job).expect("jobs serialize");
+        let value = serde_json::to_vec(&job.redacted()).expect("jobs serialize");
         let key = job.request_id.to_be_bytes::<32>();
         let w = self.db.begin_write().map_err(|e| self.err(e))?;
         {
@@ -560,6 +640,38 @@ impl Store {
             }
         }
         w.commit().map_err(|e| self.err(e))
+    }
+
+    /// Clears the plaintext of finished private jobs a node before this one kept (see
+    /// [`Job::redacted`]); a no-op on a store written since.
+    fn redact_finished(&self) -> Result<()> {
+        let stale: Vec<Job> = {
+            let r = self.db.begin_read().map_err(|e| self.err(e))?;
+            let jobs = r.open_table(JOBS).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for item in jobs.iter().map_err(|e| self.err(e))? {
+                let (_, v) = item.map_err(|e| self.err(e))?;
+                let job: Job = self.decode("job", v.value())?;
+                if matches!(job.redacted(), std::borrow::Cow::Owned(_)) {
+                    out.push(job);
+                }
+            }
+            out
+        };
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = w.open_table(JOBS).map_err(|e| self.err(e))?;
+            for job in &stale {
+                let value = serde_json::to_vec(&job.redacted()).expect("jobs serialize");
+                t.insert(job.request_id.to_be_bytes::<32>().as_slice(), value.as_slice()).map_err(|e| self.err(e))?;
+            }
+        }
+        w.commit().map_err(|e| self.err(e))?;
+        tracing::info!(jobs = stale.len(), "cleared the inputs and salts of finished private requests from the store");
+        Ok(())
     }
 
     /// The jobs still in progress, in request id order.
@@ -728,6 +840,97 @@ mod tests {
         let back: Job = serde_json::from_slice(&serde_json::to_vec(&private).unwrap()).unwrap();
         assert_eq!(back, private);
         assert_eq!(back.claim_hash(), B256::repeat_byte(1));
+    }
+
+    fn private_job(id: u64) -> Job {
+        let mut j = job(id);
+        j.input = vec![7, 8, 9];
+        j.private = Some(PrivateInput {
+            commitment: B256::repeat_byte(1),
+            encryption_key: B256::repeat_byte(2),
+            ciphertext_hash: B256::repeat_byte(3),
+            salt: Some(B256::repeat_byte(4)),
+        });
+        j
+    }
+
+    #[test]
+    fn a_finished_private_job_is_stored_without_its_input_and_salt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path, false).unwrap();
+        // Active: the plaintext is kept, to be proved.
+        store.put(&private_job(1)).unwrap();
+        assert_eq!(store.get(U256::from(1)).unwrap().unwrap(), private_job(1));
+        let finished = [
+            JobState::Fulfilled { tx: Some(B256::repeat_byte(9)), block: 5, gas_used: 1 },
+            JobState::Failed { reason: "reverted".into() },
+            JobState::Dropped { reason: DropReason::Cancelled },
+        ];
+        for (i, state) in finished.into_iter().enumerate() {
+            let id = 10 + i as u64;
+            let mut j = private_job(id);
+            j.state = state.clone();
+            let last = LastTx { nonce: 1, max_fee: 1, tip: 1 };
+            store.put_with(&j, Some(last)).unwrap();
+            let stored = store.get(U256::from(id)).unwrap().unwrap();
+            assert!(stored.input.is_empty(), "{state:?}: input kept");
+            let p = stored.private.clone().unwrap();
+            assert_eq!(p.salt, None, "{state:?}: salt kept");
+            // What recognises the request stays.
+            assert_eq!(
+                (p.commitment, p.encryption_key, p.ciphertext_hash),
+                (B256::repeat_byte(1), B256::repeat_byte(2), B256::repeat_byte(3))
+            );
+            assert_eq!(stored.state, state);
+            assert!(stored.unopened());
+        }
+        // Reopened, the store still has it redacted.
+        drop(store);
+        {
+            // A store an older node wrote, with the plaintext of a finished job: cleared at open.
+            let db = Database::open(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let mut t = w.open_table(JOBS).unwrap();
+                let mut old = private_job(30);
+                old.state = JobState::Fulfilled { tx: None, block: 1, gas_used: 1 };
+                let v = serde_json::to_vec(&old).unwrap();
+                t.insert(U256::from(30).to_be_bytes::<32>().as_slice(), v.as_slice()).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let store = Store::open(&path, false).unwrap();
+        assert!(store.get(U256::from(10)).unwrap().unwrap().input.is_empty());
+        let old = store.get(U256::from(30)).unwrap().unwrap();
+        assert!(old.input.is_empty() && old.private.unwrap().salt.is_none(), "an older store's plaintext is cleared");
+        // A public job keeps its input (it is public, on-chain).
+        let mut public = job(20);
+        public.state = JobState::Fulfilled { tx: None, block: 1, gas_used: 1 };
+        store.put(&public).unwrap();
+        assert_eq!(store.get(U256::from(20)).unwrap().unwrap().input, vec![1, -2, 3]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        Store::open(&path, false).unwrap().put(&private_job(1)).unwrap();
+        assert_eq!(mode(&path), 0o600, "a new store");
+        // An existing store readable by others (an older node's, or a copy) is restricted.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&path, false).unwrap();
+        assert_eq!(mode(&path), 0o600, "an existing store");
+        assert_eq!(store.get(U256::from(1)).unwrap().unwrap(), private_job(1));
+        // A fresh store after --reinit-store too.
+        drop(store);
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(&path, true).unwrap();
+        assert_eq!(mode(&path), 0o600, "a reinitialised store");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! must be the request's commitment. A request that fails any of these is recorded as failed with
 //! its reason (metric labels `unknown_encryption_key`, `undecryptable`, `input_out_of_range`,
 //! `commitment_mismatch`), logged once, and never proved or answered: its requester cancels after
-//! the deadline. An opened request keeps its input and salt in the store, to be proved.
+//! the deadline (a private input's values are never in the reason). An envelope naming a key the
+//! ring lacks makes the node read its key file again first (at most once a pass), so a rotation
+//! while the node runs is picked up. An opened request keeps its input and salt in the store, to be
+//! proved, until it is finished (then they are cleared; a reorg reopening it opens the envelope of
+//! its event again).
 //!
 //! Reorgs: the cursor stores the hash of the last scanned block. When that block's hash changed,
 //! the cursor rewinds `REORG_REWIND` blocks and the range is scanned again. A range is accepted
@@ -303,7 +307,10 @@ pub async fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P
         }),
         Payload::Public(_) => None,
     };
-    if let Some(job) = &existing {
+    // A private job a reorg reopened after it finished has no opening (its plaintext was cleared
+    // when it finished): it is built again from this event, its envelope opened again.
+    let reopening = existing.as_ref().is_some_and(|j| j.state.is_active() && j.unopened());
+    if let Some(job) = existing.as_ref().filter(|_| !reopening) {
         if job.block_hash == e.block_hash {
             return Ok(()); // a rescan of the same block
         }
@@ -337,6 +344,9 @@ pub async fn on_event<C: ChainClient, P: ProofBackend>(ctx: &Ctx<C>, backend: &P
             state = job.state.name(),
             "request replaced by a reorg; starting over with its new input"
         );
+    }
+    if reopening {
+        info!(request_id = %e.request_id, "reopened private request read again; opening its envelope again");
     }
     let mut job = Job {
         request_id: e.request_id,
@@ -405,7 +415,7 @@ async fn open<C: ChainClient, P: ProofBackend>(
     sealed: &Sealed,
 ) -> Result<Opening> {
     let key = sealed.encryption_key;
-    let Some(secret) = ctx.keys.as_ref().and_then(|ring| ring.find(&key.0)) else {
+    let Some(secret) = ctx.keys.as_ref().and_then(|keys| keys.find_or_reload(&key)) else {
         let why = match &ctx.keys {
             Some(_) => format!("sealed to key {key}, which this node does not hold (not in its key ring)"),
             None => format!("sealed to key {key}, which this node does not hold (no private.key_file configured)"),
@@ -419,11 +429,16 @@ async fn open<C: ChainClient, P: ProofBackend>(
         model_id: model.0,
         commitment: sealed.commitment.0,
     };
-    let opened = match envelope::open(secret, &context, &sealed.ciphertext, backend.input_len(model)) {
+    let opened = match envelope::open(&secret, &context, &sealed.ciphertext, backend.input_len(model)) {
         Ok(o) => o,
+        // The error's text says "envelope does not open" itself where that is what happened.
+        Err(err @ envelope::EnvelopeError::Decryption) => {
+            return Ok(Err((Failure::Undecryptable, format!("the {err}"))))
+        }
         Err(err) => return Ok(Err((Failure::Undecryptable, format!("the envelope does not open: {err}")))),
     };
-    if let Err(reason) = backend.check_input(model, &opened.input) {
+    // The reason names the index and the range, never the value: the input is private.
+    if let Err(reason) = backend.check_private_input(model, &opened.input) {
         return Ok(Err((Failure::InputOutOfRange, format!("the envelope's input cannot be proved: {reason}"))));
     }
     let salt = B256::from(opened.salt);

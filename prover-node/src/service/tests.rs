@@ -65,7 +65,17 @@ impl ProofBackend for TestProver {
     }
 
     fn check_input(&self, _: &B256, input: &[i64]) -> std::result::Result<(), String> {
-        input.iter().all(|v| (0..=16).contains(v)).then_some(()).ok_or_else(|| "out of range".into())
+        match input.iter().position(|v| !(0..=16).contains(v)) {
+            Some(i) => Err(format!("input[{i}] = {} is outside the model's quantized input range [0, 16]", input[i])),
+            None => Ok(()),
+        }
+    }
+
+    fn check_private_input(&self, _: &B256, input: &[i64]) -> std::result::Result<(), String> {
+        match input.iter().position(|v| !(0..=16).contains(v)) {
+            Some(i) => Err(format!("input[{i}] is outside the model's quantized input range [0, 16]")),
+            None => Ok(()),
+        }
     }
 
     fn input_len(&self, _: &B256) -> usize {
@@ -560,11 +570,20 @@ fn health_names_a_slow_endpoint_as_slow_not_unreachable() {
 
 /// A confirmed fulfilment (ours or another's) undone by a reorg deeper than `confirmations`.
 async fn deep_reorg_undoes_the_fulfilment(by_other: bool) {
+    deep_reorg_undoes_a_fulfilment(by_other, false).await;
+}
+
+async fn deep_reorg_undoes_a_fulfilment(by_other: bool, private_request: bool) {
     let h = Harness::new(1);
     let mut node = h.node();
     node.check_chain().await.unwrap();
     let fork_at = h.chain.head_number() + 1;
-    h.request(1, &[1, 2, 3]);
+    if private_request {
+        h.chain.request_private(1, MODEL, private(&h, &[1, 2, 3], salt(7)), now() + 3600);
+        h.chain.mine(1);
+    } else {
+        h.request(1, &[1, 2, 3]);
+    }
     if by_other {
         h.prover.pause(true);
         node.pass().await.unwrap();
@@ -588,6 +607,17 @@ async fn deep_reorg_undoes_the_fulfilment(by_other: bool) {
         Some(&h.chain),
     )
     .await;
+    if private_request {
+        // Proved again from the envelope read again (the store kept no plaintext), with its salt.
+        let salts = h.prover.salts.lock().unwrap().clone();
+        assert!(salts.len() >= 2 && salts.iter().all(|s| *s == (U256::from(1), Some(salt(7)))), "{salts:?}");
+        assert!(h.prover.proofs.lock().unwrap().iter().all(|(_, input)| input == &[1, 2, 3]));
+    }
+}
+
+#[tokio::test]
+async fn a_deep_reorg_that_undoes_a_private_fulfilment_opens_the_envelope_again() {
+    deep_reorg_undoes_a_fulfilment(false, true).await;
 }
 
 #[tokio::test]
@@ -883,10 +913,11 @@ async fn a_private_request_is_opened_proved_with_its_salt_and_fulfilled_privatel
     assert_eq!(h.chain.signed_private(), 1, "fulfilled with fulfillPrivateInference");
     assert_eq!(h.prover.proofs_of(1, &input), 1);
     assert_eq!(*h.prover.salts.lock().unwrap(), vec![(U256::from(1), Some(s))]);
+    // Proved with the opened input and salt; once fulfilled, the store keeps neither.
     let j = job(&node, 1);
-    assert_eq!(j.input, input, "the opened input is kept to prove it");
+    assert!(j.input.is_empty(), "a fulfilled private job keeps no input: {:?}", j.input);
     let p = j.private.expect("a private job");
-    assert_eq!((p.commitment, p.salt, p.encryption_key), (commitment(&input, &s), Some(s), h.key()));
+    assert_eq!((p.commitment, p.salt, p.encryption_key), (commitment(&input, &s), None, h.key()));
     // A public request next to it still goes through fulfillInference.
     h.request(2, &[4, 5]);
     drive(&mut node, "fulfilled", state_is(2, "fulfilled")).await;
@@ -946,6 +977,7 @@ async fn an_envelope_that_does_not_open_is_refused_with_a_labelled_reason_logged
     let (node, logs) = refused(&h, vec![copied, other_key, tampered, short]).await;
     for id in 1..=4 {
         assert!(reason(&node, id).starts_with("the envelope does not open"), "{}", reason(&node, id));
+        assert_eq!(reason(&node, id).matches("does not open").count(), 1, "said once: {}", reason(&node, id));
     }
     assert!(reason(&node, 4).contains("expected 105"), "{}", reason(&node, 4));
     assert_eq!(node.ctx.metrics.failed_with(Failure::Undecryptable), 4);
@@ -975,6 +1007,13 @@ async fn an_envelope_that_opens_to_another_commitment_is_refused() {
     assert_eq!(node.ctx.metrics.failed_with(Failure::CommitmentMismatch), 2);
     assert_eq!(node.ctx.metrics.failed_with(Failure::InputOutOfRange), 1);
     assert_eq!(logs.count("reason=\"commitment_mismatch\""), 2);
+    // The out-of-range value of a private input is neither logged nor stored: its index and the range are.
+    assert_eq!(
+        reason(&node, 3),
+        "the envelope's input cannot be proved: input[2] is outside the model's quantized input range [0, 16]"
+    );
+    assert_eq!(logs.count("input[2] is outside"), 1);
+    assert_eq!(logs.count("= 99"), 0, "the private value is not logged");
 }
 
 #[tokio::test]
@@ -1024,6 +1063,52 @@ async fn a_rotated_key_still_opens_requests_sealed_to_the_older_key() {
 }
 
 #[tokio::test]
+async fn a_key_rotated_while_the_node_runs_opens_requests_sealed_to_it() {
+    let h = Harness::new(0);
+    let mut node = h.node();
+    node.check_chain().await.unwrap();
+    h.chain.request_private(1, MODEL, private(&h, &[1, 2, 3], salt(7)), now() + 3600);
+    drive(&mut node, "fulfilled", state_is(1, "fulfilled")).await;
+    // `prover-node encryption-key new` while the node runs, and the new key registered.
+    let mut ring = h.ring();
+    ring.generate_new(&mut rand::rngs::OsRng);
+    ring.save(&h.dir.path().join("keys.json")).unwrap();
+    let new_key = B256::from(ring.current().public());
+    h.chain.with(|s| s.encryption_keys.insert(ME, new_key));
+    assert_eq!(h.key(), new_key);
+    h.chain.request_private(2, MODEL, private(&h, &[4, 4, 4], salt(8)), now() + 3600);
+    drive(&mut node, "the request sealed to the new key fulfilled", state_is(2, "fulfilled")).await;
+    assert_eq!(job(&node, 2).private.unwrap().encryption_key, new_key);
+    assert_eq!(h.prover.proofs_of(2, &[4, 4, 4]), 1);
+    // A key neither in the ring nor in its file is still refused.
+    let stranger = B256::from(KeyRing::generate(&mut rand::rngs::OsRng).current().public());
+    let mut r = private(&h, &[1, 1, 1], salt(9));
+    r.encryption_key = stranger;
+    r.ciphertext = seal(stranger, REQUESTER, r.commitment, salt(9), &[1, 1, 1]);
+    h.chain.request_private(3, MODEL, r, now() + 3600);
+    drive(&mut node, "refused", state_is(3, "failed")).await;
+    assert!(reason(&node, 3).contains("not in its key ring"), "{}", reason(&node, 3));
+}
+
+#[tokio::test]
+async fn the_key_file_is_read_again_at_most_once_a_pass() {
+    let h = Harness::new(0);
+    let node = h.node();
+    let keys = node.ctx.keys.as_ref().unwrap();
+    let stranger = B256::from(KeyRing::generate(&mut rand::rngs::OsRng).current().public());
+    assert!(keys.find_or_reload(&stranger).is_none());
+    // Rotated now: within the same pass the file is not read again.
+    let mut ring = h.ring();
+    ring.generate_new(&mut rand::rngs::OsRng);
+    ring.save(&h.dir.path().join("keys.json")).unwrap();
+    let new_key = B256::from(ring.current().public());
+    assert!(keys.find_or_reload(&new_key).is_none(), "read again twice in one pass");
+    keys.new_pass();
+    assert!(keys.find_or_reload(&new_key).is_some(), "read again in the next pass");
+    assert!(keys.find(&h.key()).is_some());
+}
+
+#[tokio::test]
 async fn a_private_request_naming_another_prover_is_not_picked_up_and_leaves_no_gap() {
     let h = Harness::new(0);
     let mut node = h.node();
@@ -1066,7 +1151,8 @@ async fn a_reorg_that_replaces_a_private_request_is_fulfilled_with_the_new_openi
     let salts = h.prover.salts.lock().unwrap().clone();
     assert_eq!(salts.iter().filter(|(_, s)| *s == Some(salt(8))).count(), 1, "the new opening is proved once");
     assert!(salts.iter().filter(|(_, s)| *s == Some(salt(7))).count() <= 1);
-    assert_eq!(job(&node, 1).private.unwrap().salt, Some(salt(8)));
+    assert_eq!(job(&node, 1).private.unwrap().commitment, commitment(&[1, 2, 3], &salt(8)));
+    assert_eq!(job(&node, 1).private.unwrap().salt, None, "no plaintext kept once fulfilled");
 
     // The same private request moved to another block keeps its work.
     let fork_at = h.chain.head_number();
