@@ -538,3 +538,26 @@ async fn on_a_chain_loaded_from_another_anvils_dump_the_cli_finds_the_coordinato
     .await;
     assert!(!run.ok && run.stderr.contains("cannot decrypt the keystore"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_keystore_or_forge_build_is_named_before_connecting() {
+    // Nothing listens here: both are refused before the endpoint is asked anything.
+    let rpc = "http://127.0.0.1:9";
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-keystore");
+    let run = cli(
+        rpc,
+        &["deploy-verifier", "--card", path_str(&zoo("digits_mlp").card_path), "--keystore", path_str(&missing)],
+        &[("ZKINFER_KEYSTORE_PASSWORD", "x")],
+    )
+    .await;
+    assert!(!run.ok && run.stderr.contains("no-such-keystore: no such file"), "{}", run.stderr);
+    assert!(!run.stderr.contains("password"), "{}", run.stderr);
+
+    let run = cli(rpc, &["deploy-coordinator", "--forge-out", path_str(dir.path())], &[]).await;
+    assert!(
+        !run.ok && run.stderr.contains("run `forge build`") && run.stderr.contains("--forge-out"),
+        "{}",
+        run.stderr
+    );
+}
