@@ -69,7 +69,7 @@ contract DeployCoordinator is ZkinferScript {
     /// @dev The salt, the coordinator's CREATE2 address, and the deployments file (checked to record that
     /// address, if it exists).
     function _predicted() internal view returns (bytes32 salt, address predicted, string memory deployments) {
-        salt = vm.envOr("ZKINFER_SALT", DEFAULT_SALT);
+        salt = _envBytes32Or("ZKINFER_SALT", DEFAULT_SALT);
         predicted = vm.computeCreate2Address(salt, keccak256(type(InferenceCoordinator).creationCode));
         string memory path = _deploymentsPath();
         deployments = _readDeployments(path);

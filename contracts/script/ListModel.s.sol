@@ -32,9 +32,14 @@ contract ListModel is DeployVerifier {
         IInferenceCoordinator coordinator = _coordinator(_readDeployments(_deploymentsPath()));
         Card memory card = _readCard();
         _refuseDevSrsOffDevChain(card);
+        // Read before anything is broadcast, so a malformed value stops the script up front.
+        uint256 feeWei = _envUintOr("ZKINFER_FEE", 0);
+        uint256 window = _envUintOr("ZKINFER_DEADLINE_SECONDS", 3600);
+        require(feeWei <= type(uint96).max, "ZKINFER_FEE does not fit uint96");
+        require(window <= type(uint64).max, "ZKINFER_DEADLINE_SECONDS does not fit uint64");
         bytes32 modelId = _checkedModelId(coordinator, card, card.codehash);
         verifier = _register(coordinator, card, modelId);
-        _list(coordinator, modelId);
+        _list(coordinator, modelId, feeWei, window);
         _logRecordStep("ListModel.s.sol");
     }
 
@@ -128,12 +133,12 @@ contract ListModel is DeployVerifier {
         console2.log("  verifier %s, verifyGas %s", verifier, uint256(coordinator.getModel(modelId).verifyGas));
     }
 
-    /// @dev Creates a listing of `modelId` on the terms of ZKINFER_FEE and ZKINFER_DEADLINE_SECONDS.
-    function _list(IInferenceCoordinator coordinator, bytes32 modelId) internal returns (uint256 listingId) {
-        uint256 feeWei = vm.envOr("ZKINFER_FEE", uint256(0));
-        uint256 window = vm.envOr("ZKINFER_DEADLINE_SECONDS", uint256(3600));
-        require(feeWei <= type(uint96).max, "ZKINFER_FEE does not fit uint96");
-        require(window <= type(uint64).max, "ZKINFER_DEADLINE_SECONDS does not fit uint64");
+    /// @dev Creates a listing of `modelId` on the terms of ZKINFER_FEE and ZKINFER_DEADLINE_SECONDS
+    /// (`feeWei` and `window`, checked to fit by `run`).
+    function _list(IInferenceCoordinator coordinator, bytes32 modelId, uint256 feeWei, uint256 window)
+        internal
+        returns (uint256 listingId)
+    {
         _startBroadcast();
         // forge-lint: disable-next-line(unsafe-typecast)
         listingId = coordinator.createListing(modelId, uint96(feeWei), uint64(window));
@@ -152,7 +157,7 @@ contract ListModel is DeployVerifier {
         vm.serializeBytes32(m, "codehash", card.codehash);
         vm.serializeUint(m, "verifyGas", model.verifyGas);
         string memory json = vm.serializeBool(m, "devSrs", card.devSrs);
-        _writeDeployments(path, json, string.concat(".models.", card.name));
+        _writeModel(path, card.name, json);
     }
 
     function _recordListing(

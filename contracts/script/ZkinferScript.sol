@@ -109,7 +109,7 @@ abstract contract ZkinferScript is Script {
     function _coordinator(string memory deployments) internal view returns (IInferenceCoordinator coordinator) {
         address fromFile;
         if (bytes(deployments).length != 0) fromFile = vm.parseJsonAddress(deployments, ".coordinator");
-        coordinator = IInferenceCoordinator(vm.envOr("ZKINFER_COORDINATOR", fromFile));
+        coordinator = IInferenceCoordinator(_envAddressOr("ZKINFER_COORDINATOR", fromFile));
         if (fromFile != address(0) && address(coordinator) != fromFile) {
             revert(
                 string.concat(
@@ -143,6 +143,7 @@ abstract contract ZkinferScript is Script {
         card.json = vm.readFile(card.path);
         string memory json = card.json;
         card.name = vm.parseJsonString(json, ".name");
+        _checkName(card.name);
         card.modelId = vm.parseJsonBytes32(json, ".model_id");
         card.codehash = vm.parseJsonBytes32(json, ".verifier.codehash");
         card.devSrs = vm.parseJsonBool(json, ".srs.insecure");
@@ -221,9 +222,102 @@ abstract contract ZkinferScript is Script {
         );
     }
 
-    /// @notice Writes `value` (JSON) at `key` of the deployments file.
+    /// @notice Writes `value` (JSON) at `key` of the deployments file. `key` must not hold a name: forge
+    /// splits it at every dot (see `_writeModel`).
     function _writeDeployments(string memory path, string memory value, string memory key) internal {
         vm.writeJson(value, path, key);
+    }
+
+    /// @notice Writes `entry` (JSON) as model `name` of the deployments file, keeping the other models.
+    /// @dev `vm.writeJson(value, path, ".models." + name)` would split the key at every dot, so a card
+    /// named "mlp.v2" would land at models.mlp.v2 (a file the CLI and the node refuse). The models object is
+    /// rebuilt instead, its keys set as keys (never parsed as a path), and written whole at ".models"; the
+    /// models already there are read back with a bracketed path (`.models['<name>']`), which forge's reader
+    /// takes for any name without a single quote.
+    function _writeModel(string memory path, string memory name, string memory entry) internal {
+        _checkName(name);
+        string memory json = vm.readFile(path);
+        string memory models = "zkinfer.deployments.models";
+        string memory out = vm.serializeJson(models, "{}");
+        if (vm.keyExistsJson(json, ".models")) {
+            string[] memory names = vm.parseJsonKeys(json, ".models");
+            for (uint256 i; i < names.length; ++i) {
+                if (keccak256(bytes(names[i])) == keccak256(bytes(name))) continue;
+                _checkName(names[i]);
+                out = vm.serializeString(models, names[i], _recordedModel(json, names[i]));
+            }
+        }
+        out = vm.serializeString(models, name, entry);
+        vm.writeJson(out, path, ".models");
+    }
+
+    /// @dev The entry of model `name` in the deployments file `json`, re-serialized field by field.
+    function _recordedModel(string memory json, string memory name) private returns (string memory) {
+        string memory at = string.concat(".models['", name, "']");
+        string memory m = "zkinfer.deployments.recorded";
+        vm.serializeBytes32(m, "modelId", vm.parseJsonBytes32(json, string.concat(at, ".modelId")));
+        vm.serializeAddress(m, "verifier", vm.parseJsonAddress(json, string.concat(at, ".verifier")));
+        vm.serializeBytes32(m, "codehash", vm.parseJsonBytes32(json, string.concat(at, ".codehash")));
+        vm.serializeUint(m, "verifyGas", vm.parseJsonUint(json, string.concat(at, ".verifyGas")));
+        return vm.serializeBool(m, "devSrs", vm.parseJsonBool(json, string.concat(at, ".devSrs")));
+    }
+
+    /// @dev Refuses a model name the scripts cannot key the deployments file by (a single quote ends the
+    /// bracketed path `_writeModel` reads it with) or that is empty.
+    function _checkName(string memory name) internal pure {
+        bytes memory b = bytes(name);
+        bool ok = b.length != 0;
+        for (uint256 i; ok && i < b.length; ++i) {
+            ok = b[i] != "'";
+        }
+        if (!ok) {
+            revert(
+                string.concat(
+                    "model name \"",
+                    name,
+                    "\" cannot key the deployments file (empty or with a single quote): rename the model with",
+                    " `prover-node setup --name`"
+                )
+            );
+        }
+    }
+
+    /// @notice The unsigned integer in environment variable `name`, or `fallbackValue` if it is not set.
+    /// @dev Not `vm.envOr`: it returns the default when the value does not parse, so ZKINFER_FEE=1_000
+    /// would list for free. A set variable must parse (decimal, or 0x hex).
+    function _envUintOr(string memory name, uint256 fallbackValue) internal view returns (uint256) {
+        if (!vm.envExists(name)) return fallbackValue;
+        try vm.envUint(name) returns (uint256 value) {
+            return value;
+        } catch {
+            revert(_badEnv(name, "an unsigned integer (decimal digits, or 0x hex)"));
+        }
+    }
+
+    /// @notice The bytes32 in environment variable `name`, or `fallbackValue` if it is not set (a set
+    /// variable must parse, see `_envUintOr`).
+    function _envBytes32Or(string memory name, bytes32 fallbackValue) internal view returns (bytes32) {
+        if (!vm.envExists(name)) return fallbackValue;
+        try vm.envBytes32(name) returns (bytes32 value) {
+            return value;
+        } catch {
+            revert(_badEnv(name, "a bytes32 (0x and up to 64 hex digits)"));
+        }
+    }
+
+    /// @notice The address in environment variable `name`, or `fallbackValue` if it is not set (a set
+    /// variable must parse, see `_envUintOr`).
+    function _envAddressOr(string memory name, address fallbackValue) internal view returns (address) {
+        if (!vm.envExists(name)) return fallbackValue;
+        try vm.envAddress(name) returns (address value) {
+            return value;
+        } catch {
+            revert(_badEnv(name, "an address (0x and 40 hex digits)"));
+        }
+    }
+
+    function _badEnv(string memory name, string memory expected) private view returns (string memory) {
+        return string.concat(name, "=\"", vm.envString(name), "\" is not ", expected, "; nothing was sent");
     }
 
     function _product(uint256[] memory values) private pure returns (uint256 p) {

@@ -183,12 +183,28 @@ pub fn output_error(
     })
 }
 
+/// Checks a real-valued input range is a finite interval with `min < max`.
+///
+/// # Errors
+/// [`Error::InvalidInputRange`] otherwise.
+pub fn check_input_range((min, max): (f64, f64)) -> Result<()> {
+    if min.is_finite() && max.is_finite() && min < max {
+        Ok(())
+    } else {
+        Err(Error::InvalidInputRange { min, max })
+    }
+}
+
 /// Chooses scales and value bits for `model` (see the module docs).
 ///
 /// # Errors
+/// [`Error::InvalidInputRange`] for an input range that is not finite with min < max;
 /// [`Error::InputRangeNotProvable`] when a given input range cannot be proved within
 /// `max_value_bits` at any candidate scale; import, quantization and float-evaluation errors.
 pub fn calibrate(model: &FloatModel, runner: &FloatRunner, opts: &CalibrationOptions) -> Result<Calibration> {
+    if let Some(range) = opts.input_range {
+        check_input_range(range)?;
+    }
     let mut range = opts.input_range.unwrap_or(DEFAULT_INPUT_RANGE);
     let mut narrowed = false;
     let max_bits = opts.value_bits.unwrap_or(opts.max_value_bits).min(QuantParams::MAX_VALUE_BITS);
@@ -349,4 +365,29 @@ fn bits_of_range((lo, hi): (i64, i64)) -> u32 {
         b += 1;
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_ranges_must_be_finite_with_min_below_max() {
+        for (range, ok) in [
+            ((0.0, 1.0), true),
+            ((-256.0, 255.0), true),
+            ((1.0, 0.0), false),
+            ((1.0, 1.0), false),
+            ((f64::NAN, 1.0), false),
+            ((0.0, f64::NAN), false),
+            ((f64::NEG_INFINITY, 0.0), false),
+            ((0.0, f64::INFINITY), false),
+        ] {
+            match check_input_range(range) {
+                Ok(()) => assert!(ok, "{range:?} was accepted"),
+                Err(Error::InvalidInputRange { .. }) => assert!(!ok, "{range:?} was refused"),
+                Err(e) => panic!("{range:?}: {e}"),
+            }
+        }
+    }
 }

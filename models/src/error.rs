@@ -78,6 +78,13 @@ pub enum Error {
          the scales, or raise --value-bits if {required} <= 40"
     )]
     InputRangeNotProvable { node: String, max_abs: String, bits: u32, required: u32, min: i64, max: i64 },
+    /// A real-valued input range that is not a finite interval with min < max (checked before
+    /// calibration, which would otherwise clamp with it and panic).
+    #[error(
+        "invalid input range [{min}, {max}]: min and max must be finite with min < max (--input-min/--input-max, \
+         `input_range` of setup/calibrate, or the model's .meta.json)"
+    )]
+    InvalidInputRange { min: f64, max: f64 },
     /// An integer or bool input was given a fractional value.
     #[error("input[{index}] = {value} must be an integer: that input is of {kind} type")]
     InputNotIntegral { index: usize, value: f64, kind: &'static str },

@@ -121,6 +121,9 @@ impl ChainArgs {
     /// The signer: the keystore (password from the environment) if given, else the private key.
     fn signer(&self) -> anyhow::Result<alloy::signers::local::PrivateKeySigner> {
         if let Some(path) = &self.keystore {
+            if !path.is_file() {
+                bail!("--keystore {}: no such file (forge keeps keystores in ~/.foundry/keystores/)", path.display());
+            }
             let password = std::env::var(&self.keystore_password_env).map_err(|_| {
                 anyhow::anyhow!(
                     "--keystore {}: set the environment variable {} to its password",
@@ -956,11 +959,17 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
 
 /// `deploy-coordinator`.
 pub fn deploy_coordinator(a: DeployCoordinatorArgs) -> anyhow::Result<()> {
-    let init_code = crate::contracts::forge_bytecode(&a.forge_out, "InferenceCoordinator")?;
+    let init_code = crate::contracts::forge_bytecode(&a.forge_out, "InferenceCoordinator").with_context(|| {
+        format!(
+            "the coordinator's creation code comes from forge's build output ({}): run `forge build` in the zkinfer \
+             repository and run this command from its root, or pass --forge-out <repository>/out",
+            a.forge_out.display()
+        )
+    })?;
     let salt = a.salt.unwrap_or_else(crate::deploy::default_coordinator_salt);
     block_on(async {
         let (mut deployer, path) = a.chain.deployer().await?;
-        let d = deployer.deploy_coordinator(&init_code, salt, &path).await?;
+        let d = deployer.deploy_coordinator(&init_code, salt, &path).await.map_err(|e| stopped(&deployer, &path, e))?;
         println!("coordinator     {} (salt {salt})", d.address);
         print_spent(&deployer);
         Ok(())
@@ -996,7 +1005,10 @@ pub fn list_model(a: ListModelArgs) -> anyhow::Result<()> {
     };
     block_on(async {
         let (mut deployer, path) = a.chain.deployer().await?;
-        let l = deployer.list_model(&a.card, &card, a.coordinator, &path, terms, sample).await?;
+        let l = deployer
+            .list_model(&a.card, &card, a.coordinator, &path, terms, sample)
+            .await
+            .map_err(|e| stopped(&deployer, &path, e))?;
         println!("coordinator     {}", l.coordinator);
         println!("model           {} (id {}, verifier {})", card.name, l.model_id, l.verifier);
         match l.listing_id {
@@ -1070,6 +1082,23 @@ pub fn encryption_key_register(a: RegisterKeyArgs) -> anyhow::Result<()> {
         print_spent(&deployer);
         Ok(())
     })
+}
+
+/// The error of a deployment command, with what it sent before failing: the deployer's errors speak of the
+/// failing step only ("… it was not sent"), while earlier steps of the same run may have been mined.
+fn stopped(deployer: &Deployer, deployments: &std::path::Path, e: crate::Error) -> anyhow::Error {
+    let e = anyhow::Error::from(e);
+    match deployer.sent() {
+        0 => e.context("stopped; this run sent no transaction"),
+        n => e.context(format!(
+            "stopped after {n} transaction{} of this run {} mined ({} ETH, listed above); a model they \
+             registered is recorded in {}, and running the command again sends only what is still missing",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "was" } else { "were" },
+            crate::deploy::format_ether(deployer.spent()),
+            deployments.display()
+        )),
+    }
 }
 
 fn print_spent(deployer: &Deployer) {

@@ -304,6 +304,13 @@ impl Deployer {
         let file = Deployments::load_for_chain(deployments, self.chain_id)?;
         let coordinator = self.coordinator(coordinator, file.as_ref(), deployments).await?;
         let c = IInferenceCoordinator::new(coordinator, self.provider.clone());
+        // The window is checked against the coordinator's bounds before anything is sent: createListing
+        // comes last, and reverting there would leave a verifier deployed and a model registered.
+        let min = c.MIN_DEADLINE_SECONDS().call().await.map_err(call_error)?;
+        let max = c.MAX_DEADLINE_SECONDS().call().await.map_err(call_error)?;
+        if !(min..=max).contains(&terms.deadline_seconds) {
+            return Err(Error::DeadlineOutOfRange { deadline: terms.deadline_seconds, min, max });
+        }
         let compiled = Compiled::for_card(card_path, card)?;
         let encoding = contracts::encoding(card);
         let codehash = card_codehash(card)?;
@@ -318,6 +325,8 @@ impl Deployer {
         }
 
         let registered = c.getModel(card_id).call().await.map_err(call_error)?;
+        // What the deployments file holds, as this run writes it.
+        let mut recorded = file.clone();
         let (verifier, registered_now) = if registered.verifier != Address::ZERO {
             self.say(format!(
                 "{} already registered: model id {card_id}, verifier {}, verifyGas {}: nothing to send",
@@ -353,6 +362,14 @@ impl Deployer {
                 .map_err(|e| Error::Rpc(format!("registerModel returned {}: {e}", out.output)))?;
             if id != card_id {
                 return Err(Error::ModelIdMismatch { model: card.name.clone(), card: card_id, derived: id });
+            }
+            if !self.dry_run {
+                // Recorded now, not only at the end: a later step that fails leaves the file saying
+                // what is on the chain.
+                let mut updated =
+                    recorded.clone().unwrap_or_else(|| Deployments::new(self.chain_id, coordinator, B256::ZERO));
+                updated.models.insert(card.name.clone(), self.model_entry(&c, card_id, codehash, card).await?);
+                self.save_deployments(deployments, &mut recorded, updated)?;
             }
             (v.address, !self.dry_run)
         };
@@ -408,24 +425,15 @@ impl Deployer {
         if self.dry_run {
             self.say(format!("dry run: {} not written", deployments.display()));
         } else {
-            let model = c.getModel(card_id).call().await.map_err(call_error)?;
-            let mut updated = file.clone().unwrap_or_else(|| Deployments::new(self.chain_id, coordinator, B256::ZERO));
+            let mut updated =
+                recorded.clone().unwrap_or_else(|| Deployments::new(self.chain_id, coordinator, B256::ZERO));
             if let Some(old) = updated.models.get(&card.name).filter(|m| m.model_id != card_id) {
                 self.say(format!(
                     "{}: the deployments file recorded model id {} under this name; now {card_id}",
                     card.name, old.model_id
                 ));
             }
-            updated.models.insert(
-                card.name.clone(),
-                ModelDeployment {
-                    model_id: card_id,
-                    verifier: model.verifier,
-                    codehash,
-                    verify_gas: model.verifyGas,
-                    dev_srs: card.srs.insecure,
-                },
-            );
+            updated.models.insert(card.name.clone(), self.model_entry(&c, card_id, codehash, card).await?);
             if let Some(id) = listing_id {
                 updated.listings.insert(
                     id,
@@ -439,11 +447,10 @@ impl Deployer {
                     },
                 );
             }
-            if file.as_ref() == Some(&updated) {
+            if recorded.as_ref() == Some(&updated) {
                 self.say(format!("deployments file {} already up to date", deployments.display()));
             } else {
-                updated.save(deployments)?;
-                self.say(format!("deployments file {} updated", deployments.display()));
+                self.save_deployments(deployments, &mut recorded, updated)?;
             }
         }
         Ok(ModelListing {
@@ -482,6 +489,37 @@ impl Deployer {
         let tx = TransactionRequest::default().with_to(coordinator).with_input(data);
         self.step("setEncryptionKey", tx, None).await?;
         Ok(KeyRegistration { coordinator, previous, sent: !self.dry_run })
+    }
+
+    /// The deployments entry of the registered model `card_id`, as the coordinator holds it.
+    async fn model_entry(
+        &self,
+        c: &IInferenceCoordinator::IInferenceCoordinatorInstance<DynProvider>,
+        card_id: B256,
+        codehash: B256,
+        card: &ModelCard,
+    ) -> Result<ModelDeployment> {
+        let model = c.getModel(card_id).call().await.map_err(call_error)?;
+        Ok(ModelDeployment {
+            model_id: card_id,
+            verifier: model.verifier,
+            codehash,
+            verify_gas: model.verifyGas,
+            dev_srs: card.srs.insecure,
+        })
+    }
+
+    /// Writes `updated` to `path` and makes it what the file holds (`recorded`).
+    fn save_deployments(
+        &mut self,
+        path: &Path,
+        recorded: &mut Option<Deployments>,
+        updated: Deployments,
+    ) -> Result<()> {
+        updated.save(path)?;
+        self.say(format!("deployments file {} updated", path.display()));
+        *recorded = Some(updated);
+        Ok(())
     }
 
     /// The coordinator: `given` if any (it must be the deployments file's, if there is one), else

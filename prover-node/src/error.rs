@@ -118,9 +118,16 @@ pub enum Error {
          FILE`)"
     )]
     KeyRing(#[source] models::envelope::EnvelopeError),
-    /// A transaction would revert (found by simulating it); nothing was sent.
-    #[error("{what} would revert: {reason}; nothing was sent")]
+    /// A transaction would revert (found by simulating it); it was not sent (earlier steps of the
+    /// same command may have been: the CLI says which).
+    #[error("{what} would revert: {reason}; it was not sent")]
     SimulationReverted { what: String, reason: String },
+    /// A listing's fulfilment window outside the coordinator's bounds (checked before anything is sent).
+    #[error(
+        "--deadline-seconds {deadline} is outside the coordinator's bounds [{min}, {max}] (MIN_DEADLINE_SECONDS, \
+         MAX_DEADLINE_SECONDS); nothing was sent"
+    )]
+    DeadlineOutOfRange { deadline: u64, min: u64, max: u64 },
 }
 
 /// What a deployment step costs and what its account has ([`Error::InsufficientFunds`]).

@@ -102,9 +102,11 @@ fn models_class(e: &models::Error) -> Class {
         | E::SaltMismatch { .. }
         | E::DivisionByZero { .. } => InputError::new_err::<String>,
         E::OutsideDomain { .. } => InputError::new_err::<String>,
-        E::Overflow { .. } | E::InputRangeNotProvable { .. } | E::DivisorMayBeZero { .. } | E::InvalidParams(_) => {
-            QuantizationError::new_err::<String>
-        }
+        E::Overflow { .. }
+        | E::InputRangeNotProvable { .. }
+        | E::InvalidInputRange { .. }
+        | E::DivisorMayBeZero { .. }
+        | E::InvalidParams(_) => QuantizationError::new_err::<String>,
         E::InvalidCircuitSize(_) | E::NoLayout(_) | E::CircuitTooLarge(_) => CircuitError::new_err::<String>,
         E::WrongSrs(_) | E::SrsTooSmall { .. } | E::Srs { .. } => SrsError::new_err::<String>,
         E::Io { .. } | E::CorruptArtifact { .. } | E::Json { .. } => ArtifactError::new_err::<String>,

@@ -62,6 +62,16 @@ def test_setup_compiles_with_the_solc_named_by_zkinfer_solc(tmp_path, monkeypatc
     assert err.value.kind == "SolcFailed"
 
 
+@pytest.mark.parametrize("input_range", [(1.0, 0.0), (0.5, 0.5), (math.nan, 1.0), (0.0, math.inf)])
+def test_an_invalid_input_range_is_a_named_error(tmp_path, input_range):
+    with pytest.warns(UserWarning, match="INSECURE dev SRS"):
+        with pytest.raises(zkinfer.QuantizationError, match="invalid input range") as err:
+            zkinfer.setup(ONNX, tmp_path / "out", insecure_dev_srs=True, input_range=input_range)
+    assert err.value.kind == "InvalidInputRange"
+    with pytest.raises(zkinfer.QuantizationError, match="invalid input range"):
+        zkinfer.calibrate(ONNX, input_range=input_range)
+
+
 def test_setup_needs_exactly_one_srs(tmp_path):
     with pytest.raises(ValueError, match="choose an SRS"):
         zkinfer.setup(ONNX, tmp_path)

@@ -232,7 +232,28 @@ async fn a_second_run_sends_nothing_and_the_forge_scripts_share_addresses_and_fi
     assert!(run.stderr.contains("registerModel digits_mlp would revert"), "{}", run.stderr);
     assert_eq!(nonce(&provider, owner.address()).await, before, "a refused registration sent a transaction");
 
-    cli(&rpc, &list("1000"), &signer).await.assert_ok("list-model");
+    // A fulfilment window outside the coordinator's bounds, on a model not registered yet: refused
+    // before the verifier is deployed or the model registered (createListing, the last step, would
+    // revert), with the bounds read from the coordinator.
+    let before_file = std::fs::read_to_string(&file).unwrap();
+    let run = cli(&rpc, &[&list("1000")[..], &["--deadline-seconds", "1"]].concat(), &signer).await;
+    assert!(!run.ok, "a 1 s fulfilment window was accepted:\n{}", run.stdout);
+    assert!(
+        run.stderr.contains("--deadline-seconds 1 is outside the coordinator's bounds [600, 31536000]")
+            && run.stderr.contains("this run sent no transaction"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(nonce(&provider, owner.address()).await, before, "a refused window sent a transaction");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before_file);
+
+    let run = cli(&rpc, &list("1000"), &signer).await;
+    run.assert_ok("list-model");
+    // The registration is recorded once its receipt is in, before the listing is sent.
+    let registered = run.stdout.find("registerModel digits_mlp: mined").expect("registration mined");
+    let recorded = run.stdout[registered..].find("updated").map(|i| i + registered).expect("file updated");
+    let listing = run.stdout.find("createListing digits_mlp: simulated").expect("listing simulated");
+    assert!(recorded < listing, "the model was recorded only after the listing:\n{}", run.stdout);
     let after_list = std::fs::read_to_string(&file).unwrap();
     let sent = nonce(&provider, owner.address()).await;
 
@@ -261,11 +282,11 @@ async fn a_second_run_sends_nothing_and_the_forge_scripts_share_addresses_and_fi
     assert_eq!(nonce(&provider, owner.address()).await, sent);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), after_list);
 
-    // A transaction that would revert is stopped by its simulation, with the coordinator's error.
+    // A window outside the bounds is refused before any simulation.
     let short = [&list("7")[..], &["--deadline-seconds", "5"]].concat();
     let run = cli(&rpc, &short, &signer).await;
     assert!(!run.ok, "a 5 s fulfilment window was listed:\n{}", run.stdout);
-    assert!(run.stderr.contains("createListing digits_mlp would revert: InvalidDeadline"), "{}", run.stderr);
+    assert!(run.stderr.contains("--deadline-seconds 5 is outside the coordinator's bounds"), "{}", run.stderr);
     assert_eq!(nonce(&provider, owner.address()).await, sent);
 
     // forge's ListModel reads the CLI's file, finds the model and adds listing 2; the CLI then
@@ -516,4 +537,27 @@ async fn on_a_chain_loaded_from_another_anvils_dump_the_cli_finds_the_coordinato
     )
     .await;
     assert!(!run.ok && run.stderr.contains("cannot decrypt the keystore"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_keystore_or_forge_build_is_named_before_connecting() {
+    // Nothing listens here: both are refused before the endpoint is asked anything.
+    let rpc = "http://127.0.0.1:9";
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-keystore");
+    let run = cli(
+        rpc,
+        &["deploy-verifier", "--card", path_str(&zoo("digits_mlp").card_path), "--keystore", path_str(&missing)],
+        &[("ZKINFER_KEYSTORE_PASSWORD", "x")],
+    )
+    .await;
+    assert!(!run.ok && run.stderr.contains("no-such-keystore: no such file"), "{}", run.stderr);
+    assert!(!run.stderr.contains("password"), "{}", run.stderr);
+
+    let run = cli(rpc, &["deploy-coordinator", "--forge-out", path_str(dir.path())], &[]).await;
+    assert!(
+        !run.ok && run.stderr.contains("run `forge build`") && run.stderr.contains("--forge-out"),
+        "{}",
+        run.stderr
+    );
 }
