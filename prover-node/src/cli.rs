@@ -811,19 +811,47 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         }
     };
     println!("[demo] SRS: {}", srs.info.describe());
+    let onnx_sha = std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b)).ok();
     let fresh = ModelCard::load(&card_path).ok().filter(|c| {
-        c.srs.sha256 == srs.info.sha256
+        (c.srs.sha256 == srs.info.sha256 || (a.private && c.srs.insecure))
             && c.input_committed == a.private
-            && std::fs::read(&a.onnx).map(|b| models::artifact::sha256_hex(&b) == c.onnx_sha256).unwrap_or(false)
+            && onnx_sha.as_deref() == Some(c.onnx_sha256.as_str())
     });
-    if fresh.is_none() {
-        println!("[demo] setting up {} (quantize, keygen, generate and compile the verifier)...", a.onnx.display());
-        let mut opts = SetupOptions::new(a.onnx.clone(), model_dir.clone(), SrsSource::File(srs_path.clone()));
-        opts.max_k = srs.info.k;
-        opts.private_input = a.private;
-        setup::run(&opts)?;
-    } else {
-        println!("[demo] reusing the keys in {}", model_dir.display());
+    // The committed-input circuit (Poseidon and the in-circuit input range check) may not fit the
+    // shipped ceremony file's k = 11; then the private demo uses the insecure dev SRS (chain 31337).
+    let mut srs_file = Some(srs_path.clone());
+    let mut srs_text = srs.info.describe();
+    match fresh {
+        Some(card) => {
+            println!("[demo] reusing the keys in {}", model_dir.display());
+            if card.srs.insecure {
+                srs_file = None;
+                srs_text = card.srs.describe();
+            }
+        }
+        None => {
+            println!("[demo] setting up {} (quantize, keygen, generate and compile the verifier)...", a.onnx.display());
+            let mut opts = SetupOptions::new(a.onnx.clone(), model_dir.clone(), SrsSource::File(srs_path.clone()));
+            opts.max_k = srs.info.k;
+            opts.private_input = a.private;
+            match setup::run(&opts) {
+                Err(crate::Error::Models(models::Error::NoLayout(why))) if a.private => {
+                    println!(
+                        "[demo] the committed-input circuit does not fit the ceremony file (k <= {}): {why}",
+                        srs.info.k
+                    );
+                    println!("[demo] using the INSECURE dev SRS instead (public seed; its verifier runs on chain 31337 only)");
+                    opts.srs = SrsSource::InsecureDev { seed: 42 };
+                    opts.max_k = models::prover::DEFAULT_MAX_K;
+                    let (card, _) = setup::run(&opts)?;
+                    srs_file = None;
+                    srs_text = card.srs.describe();
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
     }
     let opts = crate::demo::DemoOptions {
         anvil: a.anvil,
@@ -832,12 +860,12 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         input: a.input,
         work_dir: a.work_dir.join("node"),
         load_requests: a.load_requests,
-        srs: Some(srs_path),
+        srs: srs_file,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if a.private {
         let report = rt.block_on(crate::demo::private::run(&opts, |line| println!("[demo] {line}")))?;
-        print_private_report(&report, &srs.info.describe());
+        print_private_report(&report, &srs_text);
         return Ok(());
     }
     let report = rt.block_on(crate::demo::run(&opts, |line| println!("[demo] {line}")))?;
