@@ -650,7 +650,11 @@ pub fn synthesize(
     let mut tensors: Vec<Option<Vec<AssignedValue<Fr>>>> = vec![None; model.shapes.len()];
     let mut inputs_shifted = Vec::with_capacity(input.len());
     let (input_min, input_max) = model.input_range;
-    let range_bits = ((input_max - input_min) as u64).checked_ilog2().map_or(1, |b| b as usize + 1);
+    // Whole lookup limbs: `a, b ∈ [0, 2^n)` with `a + b = max − min` already forces both to be
+    // non-negative, so n may exceed bits(max − min); whole limbs need no extra shifted lookup.
+    let lookup_bits = chips.range.lookup_bits();
+    let width = ((input_max - input_min) as u64).checked_ilog2().map_or(1, |b| b as usize + 1);
+    let range_bits = width.div_ceil(lookup_bits) * lookup_bits;
     let cells: Vec<AssignedValue<Fr>> = input
         .iter()
         .map(|v| {
@@ -658,9 +662,9 @@ pub fn synthesize(
             let shifted = chips.gate().add(ctx, cell, Constant(chips.half));
             if model.input_committed {
                 // No one but the circuit checks a committed input against the registered range (the
-                // coordinator checks public inputs): v − min and max − v both in [0, 2^n) with
-                // n = bits(max − min) give min ≤ v ≤ max, inside the value bits since the range is.
-                // Usually one lookup each, cheaper than the value-bits check it replaces.
+                // coordinator checks public inputs): v − min and max − v both in [0, 2^n) (their sum is
+                // max − min, far below r) give min ≤ v ≤ max, inside the value bits since the range
+                // is. Usually one lookup each, cheaper than the value-bits check it replaces.
                 let from_min = chips.gate().sub(ctx, cell, Constant(to_field(input_min as i128)));
                 chips.range.range_check(ctx, from_min, range_bits);
                 let to_max = chips.gate().sub(ctx, Constant(to_field(input_max as i128)), cell);
