@@ -333,8 +333,10 @@ contract DigitsCnnRealVerifierTest is RealVerifierTest {
         return address(new DigitsCnnVerifier());
     }
 
+    /// The sizing now lays the CNN out at k = 13 with 5 advice columns (the flex gate only): it proves
+    /// in about 1.2 s instead of 2.5 s at k = 14 with 3 columns, for about 60k more verify gas.
     function _verifyGasBudget() internal pure override returns (uint256) {
-        return 510_000;
+        return 560_000;
     }
 }
 

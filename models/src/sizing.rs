@@ -30,7 +30,10 @@ use halo2_base::halo2_proofs::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    circuit::{dense::DenseRegion, CircuitParams, ModelCircuit, MINIMUM_ROWS},
+    circuit::{
+        dense::{self, DenseRegion},
+        CircuitParams, ModelCircuit, MINIMUM_ROWS,
+    },
     error::{Error, Result},
     graph::{QuantModel, QuantOp},
     prover::{shape_circuit, MAX_K, MIN_K},
@@ -152,13 +155,18 @@ pub struct Plan {
     pub cost: Cost,
 }
 
-/// Dot-product term counts of `model` (one per output of every linear layer with terms).
+/// Term counts of the dot-product region's packed dot products of `model` (one per group of
+/// outputs sharing their activations, see [`crate::circuit::dense`]).
 fn dot_products(model: &QuantModel) -> Vec<usize> {
+    let value_bits = model.params.value_bits;
     model
         .layers
         .iter()
         .filter_map(|l| match &l.op {
-            QuantOp::Linear { terms, .. } => Some(terms.iter().map(Vec::len).filter(|n| *n > 0)),
+            QuantOp::Linear { terms, shift, .. } => {
+                let slots = dense::slots(dense::slot_bits(*shift, value_bits));
+                Some(dense::pack_groups(terms, slots).into_iter().map(|g| terms[g[0]].len()).collect::<Vec<_>>())
+            }
             _ => None,
         })
         .flatten()
@@ -265,6 +273,16 @@ fn search(model: &QuantModel, ks: &[u32], lane_choices: &[usize], dots: &[usize]
             for lanes in fitting {
                 let params = CircuitParams { base: base.clone(), lanes, lookups };
                 let cost = predict(k, ShapeCounts::of(&params), instances);
+                tracing::debug!(
+                    k,
+                    lanes,
+                    advice = cost.counts.advice,
+                    fixed = cost.counts.fixed,
+                    work = cost.prove_work,
+                    gas = cost.verify_gas,
+                    bytes = cost.verifier_bytes,
+                    "layout candidate"
+                );
                 if smallest_verifier.as_ref().is_none_or(|c| cost.verifier_bytes < c.verifier_bytes) {
                     smallest_verifier = Some(cost.clone());
                 }

@@ -6,23 +6,38 @@
 //!
 //! * `L` advice columns `x_l`: activations, each copy-constrained to the cell that computed it;
 //! * `L` fixed columns `w_l`: the quantized weights of the model;
-//! * a fixed column `q` (1 on the rows in use) and a fixed column `c` (1 where a row continues the
-//!   dot product of the row above);
+//! * one fixed column `s`: 0 on rows not in use, 1 where a dot product starts, 2 where a row
+//!   continues the dot product of the row above;
 //! * one advice column `acc`, the running sum;
 //!
-//! and one gate of degree 2 on every row `r`:
+//! and one gate of degree 3 on every row `r`, with `q = s·(3 − s)/2` (1 on rows in use) and
+//! `c = s·(s − 1)/2` (1 on continuing rows), multiplied through by 2:
 //!
 //! ```text
-//! q[r]·acc[r] = c[r]·acc[r−1] + Σ_l x_l[r]·w_l[r]
+//! s·(3 − s)·acc[r] = s·(s − 1)·acc[r−1] + 2·Σ_l x_l[r]·w_l[r]
 //! ```
 //!
-//! A dot product `Σ_i w_i·x_{t_i}` of `m` terms takes `⌈m/L⌉` consecutive rows (`c = 0` on the first,
-//! `1` after); its value is `acc` on its last row, copy-constrained into the flex-gate region where
-//! the bias, the rescale and the activation follow. On rows not in use (`q = c = w = 0`, including
-//! halo2's blinding rows) the gate reads `0 = 0`.
+//! (one fixed column for both flags: one commitment fewer in the verifying key, about 6k gas per
+//! verification; the flex gate is already of degree 3). A dot product `Σ_i w_i·x_{t_i}` of `m` terms
+//! takes `⌈m/L⌉` consecutive rows (`s = 1` on the first, `2` after); its value is `acc` on its last
+//! row, copy-constrained into the flex-gate region where the bias, the rescale and the activation
+//! follow. On rows not in use (`s = w = 0`, including halo2's blinding rows) the gate reads `0 = 0`.
 //!
 //! The weights are fixed-column values, so their commitments are in the verifying key: different
 //! weights are a different key, verifier and model id, exactly as with constants.
+//!
+//! **Packing.** Outputs of a layer that read the same activations (every output of a dense layer,
+//! the output channels of a convolution at one position) share their rows: a fixed cell holds the
+//! weights of up to `P` outputs as one field element `Σ_l 2^(S·l)·w_l`, so the running sum ends at
+//! `Σ_l 2^(S·l)·y_l` with `y_l` the `P` dot products. The prover witnesses every `y_l` and the
+//! circuit constrains the recomposition. What makes the `y_l` unique is the rescale that follows
+//! every linear output ([`super`]'s rounding division, or its range check when the shift is 0): it
+//! confines `y_l + bias` to an interval of width `2^(shift + B)` (`B` the value bits), so with
+//! slot width `S = shift + B + 1` ([`slot_bits`]) two witnesses with the same recomposition differ
+//! by less than `2^S` in every slot, and `S·P ≤ 252` ([`PACKED_BITS`]) keeps `Σ_l 2^(S·l)·Δ_l`
+//! below the field modulus `r > 2^253`, so it is zero as an integer and every `Δ_l` is zero. One
+//! activation cell and one weight cell then serve `P` products (`P` = 5 to 8 for the scales
+//! calibration chooses), which cuts the region's rows, and with them the lanes, `P`-fold.
 
 use halo2_base::{
     halo2_proofs::{
@@ -43,10 +58,8 @@ pub struct DenseConfig {
     pub x: Vec<Column<Advice>>,
     /// Weight lanes.
     pub w: Vec<Column<Fixed>>,
-    /// Row in use.
-    pub q: Column<Fixed>,
-    /// Row continues the dot product of the row above.
-    pub c: Column<Fixed>,
+    /// 0: row not in use, 1: a dot product starts, 2: the row continues the one above.
+    pub s: Column<Fixed>,
     /// Running sum (equality enabled).
     pub acc: Column<Advice>,
 }
@@ -56,25 +69,73 @@ impl DenseConfig {
     pub fn configure(meta: &mut ConstraintSystem<Fr>, lanes: usize) -> Self {
         let x: Vec<_> = (0..lanes).map(|_| meta.advice_column()).collect();
         let w: Vec<_> = (0..lanes).map(|_| meta.fixed_column()).collect();
-        let q = meta.fixed_column();
-        let c = meta.fixed_column();
+        let s = meta.fixed_column();
         let acc = meta.advice_column();
         for col in &x {
             meta.enable_equality(*col);
         }
         meta.enable_equality(acc);
         meta.create_gate("dot product", |meta| {
-            let q = meta.query_fixed(q, Rotation::cur());
-            let c = meta.query_fixed(c, Rotation::cur());
+            let s = meta.query_fixed(s, Rotation::cur());
+            let q = s.clone() * (Expression::Constant(Fr::from(3u64)) - s.clone());
+            let c = s.clone() * (s - Expression::Constant(Fr::ONE));
             let acc_cur = meta.query_advice(acc, Rotation::cur());
             let acc_prev = meta.query_advice(acc, Rotation::prev());
             let products = x.iter().zip(&w).fold(Expression::Constant(Fr::ZERO), |sum, (x, w)| {
                 sum + meta.query_advice(*x, Rotation::cur()) * meta.query_fixed(*w, Rotation::cur())
             });
-            vec![q * acc_cur - c * acc_prev - products]
+            vec![q * acc_cur - c * acc_prev - products * Expression::Constant(Fr::from(2u64))]
         });
-        Self { x, w, q, c, acc }
+        Self { x, w, s, acc }
     }
+}
+
+/// Largest `S·P` of a packed weight: `2^(S·P+1)` stays below the BN254 scalar modulus (> 2^253).
+pub const PACKED_BITS: u32 = 252;
+
+/// Slot width of a packed dot product whose value is rescaled by `2^shift` into `value_bits`
+/// signed bits: `shift + value_bits + 1` (see the module docs).
+pub fn slot_bits(shift: u32, value_bits: u32) -> u32 {
+    shift + value_bits + 1
+}
+
+/// Outputs per packed weight for slots of `slot_bits`: `⌊PACKED_BITS / slot_bits⌋`, at least 1.
+pub fn slots(slot_bits: u32) -> usize {
+    (PACKED_BITS / slot_bits.max(1)).max(1) as usize
+}
+
+/// The packing of a linear layer's outputs: groups of at most `slots` outputs with the same input
+/// indices in the same order (so one activation per row serves the whole group), in order of first
+/// appearance. Outputs without terms belong to no group. Key generation and proving derive the same
+/// groups from the same model.
+pub fn pack_groups(terms: &[Vec<(u32, i64)>], slots: usize) -> Vec<Vec<usize>> {
+    let mut open: std::collections::HashMap<Vec<u32>, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (o, t) in terms.iter().enumerate() {
+        if t.is_empty() {
+            continue;
+        }
+        let key: Vec<u32> = t.iter().map(|(i, _)| *i).collect();
+        match open.get(&key) {
+            Some(&g) if groups[g].len() < slots => groups[g].push(o),
+            _ => {
+                open.insert(key, groups.len());
+                groups.push(vec![o]);
+            }
+        }
+    }
+    groups
+}
+
+/// The packed weights of `group` (outputs of `terms` with the same indices): per term,
+/// `Σ_l 2^(slot_bits·l)·w_l` in the field.
+pub fn packed_weights(terms: &[Vec<(u32, i64)>], group: &[usize], slot_bits: u32) -> Vec<Fr> {
+    let slot = Fr::from(2u64).pow_vartime([slot_bits as u64]);
+    (0..terms[group[0]].len())
+        .map(|j| {
+            group.iter().rev().fold(Fr::ZERO, |acc, o| acc * slot + crate::quant::to_field(terms[*o][j].1 as i128))
+        })
+        .collect()
 }
 
 /// One row of the region.
@@ -162,8 +223,7 @@ impl DenseRegion {
             for (l, w) in row.w.iter().enumerate() {
                 raw_assign_fixed(region, config.w[l], r, *w);
             }
-            raw_assign_fixed(region, config.q, r, Fr::ONE);
-            raw_assign_fixed(region, config.c, r, if row.cont { Fr::ONE } else { Fr::ZERO });
+            raw_assign_fixed(region, config.s, r, Fr::from(if row.cont { 2u64 } else { 1 }));
             let acc = raw_assign_advice(region, config.acc, r, Value::known(row.acc)).cell();
             if let Some(tag) = row.out {
                 links.push((tag, acc));

@@ -86,6 +86,9 @@ pub enum Tamper {
     Div,
     /// Square root: `⌊sqrt(4N)⌋` one too large (the output still recomposes).
     Sqrt,
+    /// Packed dot product: the first two slots shifted against each other (`y_0 + 2^S`,
+    /// `y_1 − 1`), so the recomposition still holds; the rescale witnesses the wrapped quotient.
+    Unpack,
     /// A committed input outside the model's input range (inside the value bits): the reference
     /// pass's input check is skipped, so only the circuit can refuse it.
     InputRange,
@@ -356,6 +359,45 @@ impl Chips<'_> {
     }
 
     /// `div_round(acc, d)`, range checked, optionally followed by ReLU.
+    /// The dot products `y_l` of a packed group (outputs `group` of `terms`, activations `xs`),
+    /// witnessed and constrained to recompose `packed = Σ_l 2^(slot_bits·l)·y_l`. Unique only
+    /// together with the rescale of each `y_l` that follows (see [`dense`]).
+    fn unpack(
+        &self,
+        ctx: &mut Context<Fr>,
+        packed: AssignedValue<Fr>,
+        xs: &[AssignedValue<Fr>],
+        terms: &[Vec<(u32, i64)>],
+        group: &[usize],
+        slot_bits: u32,
+    ) -> Vec<AssignedValue<Fr>> {
+        if group.len() == 1 {
+            return vec![packed];
+        }
+        #[allow(unused_mut)]
+        let mut values: Vec<i128> = group
+            .iter()
+            .map(|o| {
+                terms[*o]
+                    .iter()
+                    .zip(xs)
+                    .fold(0i128, |acc, ((_, w), x)| acc.saturating_add((*w as i128).saturating_mul(self.value(x))))
+            })
+            .collect();
+        #[cfg(test)]
+        if self.mode == Witnessing::Tampered(Tamper::Unpack) {
+            // Same recomposition, other slots: only the rescale's bounds can refuse it.
+            values[0] += 1i128 << slot_bits;
+            values[1] -= 1;
+        }
+        let ys: Vec<AssignedValue<Fr>> = values.iter().map(|v| ctx.load_witness(to_field(*v))).collect();
+        let slot = Fr::from(2u64).pow_vartime([slot_bits as u64]);
+        let weights = std::iter::successors(Some(Fr::ONE), |p| Some(*p * slot)).take(ys.len());
+        let recomposed = self.gate().inner_product(ctx, ys.iter().map(|y| Existing(*y)), weights.map(Constant));
+        ctx.constrain_equal(&recomposed, &packed);
+        ys
+    }
+
     fn div_round(
         &self,
         ctx: &mut Context<Fr>,
@@ -375,7 +417,15 @@ impl Chips<'_> {
             return Ok(acc);
         }
         #[allow(unused_mut)]
-        let mut y = self.check(node, div_round(a, d as i128))?;
+        let mut q = div_round(a, d as i128);
+        #[cfg(test)]
+        if self.mode == Witnessing::Tampered(Tamper::Unpack) && !self.in_range(q) {
+            // The tampered slot's quotient, wrapped into the value bits as a cheating prover would.
+            let span = 1i128 << self.bits;
+            q = (q + span / 2).rem_euclid(span) - span / 2;
+        }
+        #[allow(unused_mut)]
+        let mut y = self.check(node, q)?;
         #[allow(unused_mut)]
         let mut rem = match self.mode {
             Witnessing::ShapeOnly => 0,
@@ -694,23 +744,36 @@ pub fn synthesize(
         let out: Vec<AssignedValue<Fr>> = match &layer.op {
             QuantOp::Linear { terms, bias, shift, relu } => {
                 let x = arg(0)?;
+                // Dot products in the region, packed (see `dense`); the bias is added here.
+                let mut dots: Vec<Option<AssignedValue<Fr>>> = vec![None; terms.len()];
+                if dense.lanes() > 0 {
+                    let slot_bits = dense::slot_bits(*shift, model.params.value_bits);
+                    for group in dense::pack_groups(terms, dense::slots(slot_bits)) {
+                        let xs: Vec<_> = terms[group[0]].iter().map(|(i, _)| x[*i as usize]).collect();
+                        let ws = dense::packed_weights(terms, &group, slot_bits);
+                        let packed = dense.dot(ctx, &xs, &ws);
+                        for (o, y) in group.iter().zip(chips.unpack(ctx, packed, &xs, terms, &group, slot_bits)) {
+                            dots[*o] = Some(y);
+                        }
+                    }
+                }
                 terms
                     .iter()
                     .zip(bias)
-                    .map(|(t, b)| {
-                        let acc = if dense.lanes() > 0 && !t.is_empty() {
-                            // Weights in the dot-product region's fixed columns; the bias here.
-                            let xs: Vec<_> = t.iter().map(|(i, _)| x[*i as usize]).collect();
-                            let ws: Vec<_> = t.iter().map(|(_, w)| to_field(*w as i128)).collect();
-                            let dot = dense.dot(ctx, &xs, &ws);
-                            chips.gate().add(ctx, dot, Constant(to_field(*b as i128)))
-                        } else {
-                            let a = std::iter::once(Constant(to_field(*b as i128)))
-                                .chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
-                            let w = std::iter::once(Constant(Fr::from(1u64)))
-                                .chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
-                            chips.gate().inner_product(ctx, a, w)
+                    .zip(dots)
+                    .map(|((t, b), dot)| {
+                        let acc = match dot {
+                            Some(dot) => chips.gate().add(ctx, dot, Constant(to_field(*b as i128))),
+                            None => {
+                                let a = std::iter::once(Constant(to_field(*b as i128)))
+                                    .chain(t.iter().map(|(i, _)| Existing(x[*i as usize])));
+                                let w = std::iter::once(Constant(Fr::from(1u64)))
+                                    .chain(t.iter().map(|(_, w)| Constant(to_field(*w as i128))));
+                                chips.gate().inner_product(ctx, a, w)
+                            }
                         };
+                        // Also what makes the unpacking unique: `acc` ends in an interval of
+                        // width 2^(shift + value bits).
                         chips.div_round(ctx, acc, 1u64 << shift, *relu, node)
                     })
                     .collect::<Result<_>>()?
@@ -1443,6 +1506,38 @@ mod tests {
             assert!(mock_lanes(&model, &input, Witnessing::Exact, None, 3));
             assert!(!mock_lanes(&model, &input, Witnessing::Tampered(Tamper::Dot), None, 3), "tampered sum accepted");
         }
+    }
+
+    #[test]
+    fn a_shifted_unpacking_of_a_packed_dot_product_is_rejected() {
+        // dense(): 3 outputs over the same 4 activations, one packed group; with and without ReLU.
+        for (model, input) in [(dense(false), vec![10, -20, 30, 127]), (dense(true), vec![10, -20, 30, 127])] {
+            let QuantOp::Linear { terms, shift, .. } = &model.layers[0].op else { panic!("linear first") };
+            let slots = dense::slots(dense::slot_bits(*shift, model.params.value_bits));
+            assert_eq!(dense::pack_groups(terms, slots), vec![vec![0, 1, 2]]);
+            assert!(mock_lanes(&model, &input, Witnessing::Exact, None, 3));
+            assert!(mock_lanes(&model, &input, Witnessing::Exact, None, 1));
+            for lanes in [1, 3] {
+                assert!(
+                    !mock_lanes(&model, &input, Witnessing::Tampered(Tamper::Unpack), None, lanes),
+                    "shifted slots accepted with {lanes} lanes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn packing_groups_outputs_with_the_same_activations() {
+        let t = |idx: &[u32]| idx.iter().map(|i| (*i, 1i64)).collect::<Vec<_>>();
+        // Two positions of a convolution, channels interleaved; an output without terms; a full group.
+        let terms = vec![t(&[0, 1]), t(&[2, 3]), t(&[0, 1]), t(&[]), t(&[2, 3]), t(&[0, 1]), t(&[0, 1])];
+        assert_eq!(dense::pack_groups(&terms, 3), vec![vec![0, 2, 5], vec![1, 4], vec![6]]);
+        assert_eq!(dense::pack_groups(&terms, 1).len(), 6);
+        // Slot widths: at least one output per weight; 252 bits hold ⌊252/S⌋ slots.
+        assert_eq!(dense::slots(300), 1);
+        assert_eq!(dense::slots(dense::slot_bits(16, 20)), 6);
+        let w = dense::packed_weights(&[vec![(0, -1)], vec![(0, 2)]], &[0, 1], 8);
+        assert_eq!(w, vec![Fr::from(2u64 * 256) - Fr::ONE]);
     }
 
     #[test]
