@@ -163,8 +163,8 @@ fn dot_products(model: &QuantModel) -> Vec<usize> {
         .layers
         .iter()
         .filter_map(|l| match &l.op {
-            QuantOp::Linear { terms, shift, .. } => {
-                let slots = dense::slots(dense::slot_bits(*shift, value_bits));
+            QuantOp::Linear { terms, bias, shift, .. } => {
+                let slots = dense::slots(dense::slot_bits(terms, bias, *shift, value_bits));
                 Some(dense::pack_groups(terms, slots).into_iter().map(|g| terms[g[0]].len()).collect::<Vec<_>>())
             }
             _ => None,

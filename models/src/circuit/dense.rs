@@ -30,13 +30,19 @@
 //! the output channels of a convolution at one position) share their rows: a fixed cell holds the
 //! weights of up to `P` outputs as one field element `Σ_l 2^(S·l)·w_l`, so the running sum ends at
 //! `Σ_l 2^(S·l)·y_l` with `y_l` the `P` dot products. The prover witnesses every `y_l` and the
-//! circuit constrains the recomposition. What makes the `y_l` unique is the rescale that follows
-//! every linear output ([`super`]'s rounding division, or its range check when the shift is 0): it
-//! confines `y_l + bias` to an interval of width `2^(shift + B)` (`B` the value bits), so with
-//! slot width `S = shift + B + 1` ([`slot_bits`]) two witnesses with the same recomposition differ
-//! by less than `2^S` in every slot, and `S·P ≤ 252` ([`PACKED_BITS`]) keeps `Σ_l 2^(S·l)·Δ_l`
-//! below the field modulus `r > 2^253`, so it is zero as an integer and every `Δ_l` is zero. One
-//! activation cell and one weight cell then serve `P` products (`P` = 5 to 8 for the scales
+//! circuit constrains the recomposition. What makes the `y_l` unique is two bounds. Every activation
+//! is range checked to `B` signed bits (`B` the value bits), so the true dot product obeys
+//! `|y_l| ≤ N·2^(B−1)` with `N` the largest `Σ|w|` of the layer's outputs. And the rescale that
+//! follows every linear output ([`super`]'s rounding division, or its range check when the shift is 0)
+//! admits only `y'_l` with `|y'_l| ≤ 2^(shift+B−1) + 2^shift + max|bias|`. The slot width `S`
+//! ([`slot_bits`]) is the smallest with `2^S` above the sum `T` of the two bounds, so a witness the
+//! rescale accepts differs from the true dot products by less than `2^S` in every slot, and
+//! `S·P ≤ 252` ([`PACKED_BITS`]) keeps `Σ_l 2^(S·l)·Δ_l` below the field modulus `r > 2^253`: it is
+//! zero as an integer and every `Δ_l` is zero. In particular a true dot product that overflows the
+//! value bits leaves no accepted witness, as without packing (the first bound is what a width of
+//! `shift + B + 1` alone would miss: a shifted unpacking could bring an overflowing slot back in
+//! range; `an_overflowing_slot_admits_no_forged_unpacking` checks it). One
+//! activation cell and one weight cell then serve `P` products (`P` = 5 to 7 for the scales
 //! calibration chooses), which cuts the region's rows, and with them the lanes, `P`-fold.
 
 use halo2_base::{
@@ -93,10 +99,24 @@ impl DenseConfig {
 /// Largest `S·P` of a packed weight: `2^(S·P+1)` stays below the BN254 scalar modulus (> 2^253).
 pub const PACKED_BITS: u32 = 252;
 
-/// Slot width of a packed dot product whose value is rescaled by `2^shift` into `value_bits`
-/// signed bits: `shift + value_bits + 1` (see the module docs).
-pub fn slot_bits(shift: u32, value_bits: u32) -> u32 {
-    shift + value_bits + 1
+/// Slot width of a linear layer's packed dot products (`terms` and `bias` per output, rescaled by
+/// `2^shift` into `value_bits` signed bits): the bit length of
+/// `T = max_o Σ|w_o|·2^(B−1) + 2^(shift+B−1) + 2^shift + max|bias|`, so `2^S > T` (see the module
+/// docs). Saturates at 128 bits (then one output per weight: no packing).
+pub fn slot_bits(terms: &[Vec<(u32, i64)>], bias: &[i64], shift: u32, value_bits: u32) -> u32 {
+    let norm = terms
+        .iter()
+        .map(|t| t.iter().fold(0u128, |acc, (_, w)| acc.saturating_add(w.unsigned_abs() as u128)))
+        .max()
+        .unwrap_or(0);
+    let bias = bias.iter().map(|b| b.unsigned_abs() as u128).max().unwrap_or(0);
+    let pow = |e: u32| 1u128.checked_shl(e).unwrap_or(u128::MAX);
+    let t = norm
+        .saturating_mul(pow(value_bits.saturating_sub(1)))
+        .saturating_add(pow(shift + value_bits.saturating_sub(1)))
+        .saturating_add(pow(shift))
+        .saturating_add(bias);
+    u128::BITS - t.leading_zeros()
 }
 
 /// Outputs per packed weight for slots of `slot_bits`: `⌊PACKED_BITS / slot_bits⌋`, at least 1.

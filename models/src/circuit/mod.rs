@@ -770,7 +770,7 @@ pub fn synthesize(
                 // Dot products in the region, packed (see `dense`); the bias is added here.
                 let mut dots: Vec<Option<AssignedValue<Fr>>> = vec![None; terms.len()];
                 if dense.lanes() > 0 {
-                    let slot_bits = dense::slot_bits(*shift, model.params.value_bits);
+                    let slot_bits = dense::slot_bits(terms, bias, *shift, model.params.value_bits);
                     for group in dense::pack_groups(terms, dense::slots(slot_bits)) {
                         let xs: Vec<_> = terms[group[0]].iter().map(|(i, _)| x[*i as usize]).collect();
                         let ws = dense::packed_weights(terms, &group, slot_bits);
@@ -1535,8 +1535,8 @@ mod tests {
     fn a_shifted_unpacking_of_a_packed_dot_product_is_rejected() {
         // dense(): 3 outputs over the same 4 activations, one packed group; with and without ReLU.
         for (model, input) in [(dense(false), vec![10, -20, 30, 127]), (dense(true), vec![10, -20, 30, 127])] {
-            let QuantOp::Linear { terms, shift, .. } = &model.layers[0].op else { panic!("linear first") };
-            let slots = dense::slots(dense::slot_bits(*shift, model.params.value_bits));
+            let QuantOp::Linear { terms, bias, shift, .. } = &model.layers[0].op else { panic!("linear first") };
+            let slots = dense::slots(dense::slot_bits(terms, bias, *shift, model.params.value_bits));
             assert_eq!(dense::pack_groups(terms, slots), vec![vec![0, 1, 2]]);
             assert!(mock_lanes(&model, &input, Witnessing::Exact, None, 3));
             assert!(mock_lanes(&model, &input, Witnessing::Exact, None, 1));
@@ -1558,7 +1558,11 @@ mod tests {
         assert_eq!(dense::pack_groups(&terms, 1).len(), 6);
         // Slot widths: at least one output per weight; 252 bits hold ⌊252/S⌋ slots.
         assert_eq!(dense::slots(300), 1);
-        assert_eq!(dense::slots(dense::slot_bits(16, 20)), 6);
+        // T = 3·2^19 + 2^35 + 2^16 + 5 < 2^36: 36 bits, 7 slots; the weights' bound can dominate.
+        assert_eq!(dense::slot_bits(&[vec![(0, 1), (1, -2)]], &[5, -3], 16, 20), 36);
+        assert_eq!(dense::slots(36), 7);
+        assert_eq!(dense::slot_bits(&[vec![(0, 1 << 20)]], &[0], 0, 20), 40);
+        assert_eq!(dense::slot_bits(&[vec![(0, i64::MAX), (1, i64::MAX)]], &[0], 60, 70), 128);
         let w = dense::packed_weights(&[vec![(0, -1)], vec![(0, 2)]], &[0, 1], 8);
         assert_eq!(w, vec![Fr::from(2u64 * 256) - Fr::ONE]);
     }
@@ -1587,8 +1591,8 @@ mod tests {
 
     /// `(terms, shift, relu, slot bits)` of a model's first (linear) layer.
     fn first_linear(model: &QuantModel) -> LinearParts<'_> {
-        let QuantOp::Linear { terms, shift, relu, .. } = &model.layers[0].op else { panic!("linear first") };
-        (terms, *shift, *relu, dense::slot_bits(*shift, model.params.value_bits))
+        let QuantOp::Linear { terms, bias, shift, relu } = &model.layers[0].op else { panic!("linear first") };
+        (terms, *shift, *relu, dense::slot_bits(terms, bias, *shift, model.params.value_bits))
     }
 
     /// Deterministic weight rows of `outputs × inputs`, magnitudes in (0, 1], both signs, none zero.
@@ -1630,9 +1634,9 @@ mod tests {
 
     #[test]
     fn packed_linear_layers_equal_the_reference_at_the_extremes() {
-        // 32 and 40 value bits with large shifts (S = 53: 4 slots; S = 81: 3 slots), with one output
-        // more than a group holds; the default scales with exactly ⌊252/S⌋ = 10 outputs and with 11;
-        // shift 0 (no division: range check, or the fused ReLU's sign decomposition).
+        // 32 and 40 value bits with large shifts (3 or 4 slots), with one output more than a group
+        // holds; the default scales with 10 and 11 outputs (full and partial groups); shift 0 (no
+        // division: range check, or the fused ReLU's sign decomposition).
         let cases: Vec<(QuantParams, usize, (i64, i64))> = vec![
             (
                 QuantParams { input_scale_bits: 7, weight_scale_bits: 20, activation_scale_bits: 7, value_bits: 32 },
@@ -1660,7 +1664,10 @@ mod tests {
                 model.check_bound().unwrap();
                 let (terms, shift, fused, s) = first_linear(&model);
                 assert_eq!(fused, relu);
-                assert_eq!(s, shift + params.value_bits + 1);
+                // Wider than what the rescale admits and than any true dot product.
+                let norm = terms.iter().map(|t| t.iter().map(|(_, w)| w.unsigned_abs() as u128).sum::<u128>()).max();
+                assert!(s >= shift + params.value_bits, "S = {s}");
+                assert!(1u128 << s > norm.unwrap() << (params.value_bits - 1), "S = {s}");
                 let slots = dense::slots(s);
                 assert_eq!(slots, (252 / s) as usize);
                 let groups = dense::pack_groups(terms, slots);
@@ -1765,17 +1772,14 @@ mod tests {
         }
     }
 
-    /// The uniqueness argument compares two witnesses that *both* pass the rescale. When the true dot
-    /// product of a slot lies outside the rescale's interval (an overflow, which the reference pass
-    /// refuses), the circuit is no longer unsatisfiable, as it was before packing: a shifted
-    /// unpacking puts the slot back in range and the proof verifies with a forged output.
-    ///
-    /// In the shipped flow the precondition holds: `check_bound` sizes the value bits over the
-    /// registered input range, the coordinator checks public inputs against it and the circuit checks
-    /// committed ones. But the circuit (and so the verifier contract on its own) accepts any public
-    /// input inside the value bits, and the input range is not part of a public-input model's circuit.
+    /// A slot whose true dot product overflows the value bits (the reference pass refuses it) must
+    /// leave the circuit unsatisfiable, as it was before packing, even against a shifted unpacking
+    /// that would bring it back in range. The input is inside the value bits but outside the
+    /// registered range: the circuit of a public-input model does not check that range (the
+    /// coordinator does), so the verifier contract on its own would see it. Found by review: with
+    /// slots of `shift + B + 1` bits the forged proof verified; the slot width now also bounds the
+    /// true dot product (`dense::slot_bits`).
     #[test]
-    #[ignore = "soundness gap of packing: an overflowing slot admits a forged unpacking (see the doc)"]
     fn an_overflowing_slot_admits_no_forged_unpacking() {
         let w = vec![vec![2.0; 4], vec![0.25, -0.25, 0.125, 0.5], vec![0.1, 0.2, -0.3, 0.05]];
         let mut accepted = Vec::new();
