@@ -182,6 +182,10 @@ pub struct ModelCard {
     pub input_committed: bool,
     /// Possible quantized output range (inclusive).
     pub output_range: (i64, i64),
+    /// Version of the circuit layout the keys were made for ([`crate::circuit::CIRCUIT_VERSION`];
+    /// cards without it predate packed dot products: 1).
+    #[serde(default = "legacy_circuit_version")]
+    pub circuit_version: u32,
     /// Circuit dimensions.
     pub circuit: CircuitInfo,
     /// The SRS the keys were made with.
@@ -259,11 +263,23 @@ impl FunctionTableInfo {
     }
 }
 
+fn legacy_circuit_version() -> u32 {
+    1
+}
+
 impl ModelCard {
     /// Reads a card.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading model card", path, e))?;
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.into(), what: "model card", source })
+    }
+
+    /// Fails with [`Error::StaleCircuit`] unless the card's keys were made for this version's circuit.
+    pub fn check_circuit_version(&self) -> Result<()> {
+        match self.circuit_version {
+            crate::circuit::CIRCUIT_VERSION => Ok(()),
+            card => Err(Error::StaleCircuit { card, current: crate::circuit::CIRCUIT_VERSION }),
+        }
     }
 
     /// Writes the card as pretty JSON.
@@ -361,6 +377,7 @@ impl ModelCard {
 
     /// Re-imports and quantizes the model, checking the ONNX file is the one the card describes.
     pub fn load_model(&self, card_path: &Path) -> Result<QuantModel> {
+        self.check_circuit_version()?;
         let onnx_path = Self::resolve(card_path, &self.files.onnx);
         let bytes = std::fs::read(&onnx_path).map_err(|e| Error::io("reading ONNX model", &onnx_path, e))?;
         let digest = artifact::sha256_hex(&bytes);

@@ -94,6 +94,13 @@ pub enum Error {
     /// A committed-input model was proved without a salt, or a public-input model with one.
     #[error("{}", if *.committed { "this model commits to its input: proving it needs the salt of the commitment (a private request's envelope carries it)" } else { "this model's input is public: it takes no salt (set the model up with --private-input to commit to the input)" })]
     SaltMismatch { committed: bool },
+    /// The card's keys were made by a zkinfer whose circuit lays models out differently: its
+    /// proving key cannot prove this version's circuit (re-run `setup`; the model id changes).
+    #[error(
+        "the model card was made with circuit version {card} and this zkinfer builds circuit version {current}: its keys \
+         cannot prove this circuit; re-run setup (a new verifier and model id)"
+    )]
+    StaleCircuit { card: u32, current: u32 },
     /// The SRS given is not the one a card's keys were made with.
     #[error("{0}")]
     WrongSrs(String),

@@ -816,6 +816,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         (c.srs.sha256 == srs.info.sha256 || (a.private && c.srs.insecure))
             && c.input_committed == a.private
             && onnx_sha.as_deref() == Some(c.onnx_sha256.as_str())
+            && c.check_circuit_version().is_ok()
     });
     // The committed-input circuit (Poseidon and the in-circuit input range check) may not fit the
     // shipped ceremony file's k = 11; then the private demo uses the insecure dev SRS (chain 31337).

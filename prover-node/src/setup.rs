@@ -326,6 +326,7 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
         input_range: model.input_range,
         input_committed: model.input_committed,
         output_range: model.output_range(),
+        circuit_version: models::circuit::CIRCUIT_VERSION,
         circuit: CircuitInfo {
             k,
             advice_columns: shape.params.num_advice_per_phase[0],

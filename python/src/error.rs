@@ -109,7 +109,9 @@ fn models_class(e: &models::Error) -> Class {
         | E::InvalidParams(_) => QuantizationError::new_err::<String>,
         E::InvalidCircuitSize(_) | E::NoLayout(_) | E::CircuitTooLarge(_) => CircuitError::new_err::<String>,
         E::WrongSrs(_) | E::SrsTooSmall { .. } | E::Srs { .. } => SrsError::new_err::<String>,
-        E::Io { .. } | E::CorruptArtifact { .. } | E::Json { .. } => ArtifactError::new_err::<String>,
+        E::Io { .. } | E::CorruptArtifact { .. } | E::Json { .. } | E::StaleCircuit { .. } => {
+            ArtifactError::new_err::<String>
+        }
         E::Prove(_) => ProvingError::new_err::<String>,
         E::InvalidProof(_) => InvalidProofError::new_err::<String>,
     }

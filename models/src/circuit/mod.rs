@@ -107,6 +107,10 @@ pub struct Synthesized {
     pub instances: Vec<Fr>,
 }
 
+/// Version of the circuit layout, recorded on model cards: keys made for another version cannot
+/// prove this circuit. 2: packed dot products and the dense gate's flag column.
+pub const CIRCUIT_VERSION: u32 = 2;
+
 /// Rows reserved at the bottom of the circuit for blinding factors.
 pub const MINIMUM_ROWS: usize = 20;
 
