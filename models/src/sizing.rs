@@ -164,8 +164,8 @@ fn dot_products(model: &QuantModel) -> Vec<usize> {
         .iter()
         .filter_map(|l| match &l.op {
             QuantOp::Linear { terms, bias, shift, .. } => {
-                let slots = dense::slots(dense::slot_bits(terms, bias, *shift, value_bits));
-                Some(dense::pack_groups(terms, slots).into_iter().map(|g| terms[g[0]].len()).collect::<Vec<_>>())
+                let (_, groups) = dense::pack(terms, bias, *shift, value_bits);
+                Some(groups.into_iter().map(|g| terms[g[0]].len()).collect::<Vec<_>>())
             }
             _ => None,
         })

@@ -645,19 +645,7 @@ impl Store {
     /// Clears the plaintext of finished private jobs a node before this one kept (see
     /// [`Job::redacted`]); a no-op on a store written since.
     fn redact_finished(&self) -> Result<()> {
-        let stale: Vec<Job> = {
-            let r = self.db.begin_read().map_err(|e| self.err(e))?;
-            let jobs = r.open_table(JOBS).map_err(|e| self.err(e))?;
-            let mut out = Vec::new();
-            for item in jobs.iter().map_err(|e| self.err(e))? {
-                let (_, v) = item.map_err(|e| self.err(e))?;
-                let job: Job = self.decode("job", v.value())?;
-                if matches!(job.redacted(), std::borrow::Cow::Owned(_)) {
-                    out.push(job);
-                }
-            }
-            out
-        };
+        let stale = self.jobs_where(|job| matches!(job.redacted(), std::borrow::Cow::Owned(_)))?;
         if stale.is_empty() {
             return Ok(());
         }
@@ -692,18 +680,25 @@ impl Store {
     /// Finished jobs a deep reorg could reopen: fulfilled (by this node or another) or cancelled,
     /// with a deadline after `now`, in request id order.
     pub fn reopenable(&self, now: u64) -> Result<Vec<Job>> {
+        self.jobs_where(|job| {
+            let finished = matches!(
+                job.state,
+                JobState::Fulfilled { .. }
+                    | JobState::Dropped { reason: DropReason::FulfilledByOther { .. } | DropReason::Cancelled }
+            );
+            finished && job.deadline > now
+        })
+    }
+
+    /// Every stored job for which `keep` holds, in request id order.
+    fn jobs_where(&self, keep: impl Fn(&Job) -> bool) -> Result<Vec<Job>> {
         let r = self.db.begin_read().map_err(|e| self.err(e))?;
         let jobs = r.open_table(JOBS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for item in jobs.iter().map_err(|e| self.err(e))? {
             let (_, v) = item.map_err(|e| self.err(e))?;
             let job: Job = self.decode("job", v.value())?;
-            let finished = matches!(
-                job.state,
-                JobState::Fulfilled { .. }
-                    | JobState::Dropped { reason: DropReason::FulfilledByOther { .. } | DropReason::Cancelled }
-            );
-            if finished && job.deadline > now {
+            if keep(&job) {
                 out.push(job);
             }
         }

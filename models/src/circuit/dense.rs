@@ -147,10 +147,22 @@ pub fn pack_groups(terms: &[Vec<(u32, i64)>], slots: usize) -> Vec<Vec<usize>> {
     groups
 }
 
+/// A linear layer's packing: its slot width ([`slot_bits`]) and its groups ([`pack_groups`]), the
+/// one derivation key generation, proving and sizing share.
+pub fn pack(terms: &[Vec<(u32, i64)>], bias: &[i64], shift: u32, value_bits: u32) -> (u32, Vec<Vec<usize>>) {
+    let bits = slot_bits(terms, bias, shift, value_bits);
+    (bits, pack_groups(terms, slots(bits)))
+}
+
+/// `2^slot_bits` in the field: the weight of slot `l` is its `l`-th power.
+pub fn slot_base(slot_bits: u32) -> Fr {
+    Fr::from(2u64).pow_vartime([slot_bits as u64])
+}
+
 /// The packed weights of `group` (outputs of `terms` with the same indices): per term,
 /// `Σ_l 2^(slot_bits·l)·w_l` in the field.
 pub fn packed_weights(terms: &[Vec<(u32, i64)>], group: &[usize], slot_bits: u32) -> Vec<Fr> {
-    let slot = Fr::from(2u64).pow_vartime([slot_bits as u64]);
+    let slot = slot_base(slot_bits);
     (0..terms[group[0]].len())
         .map(|j| {
             group.iter().rev().fold(Fr::ZERO, |acc, o| acc * slot + crate::quant::to_field(terms[*o][j].1 as i128))

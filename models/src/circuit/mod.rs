@@ -411,7 +411,7 @@ impl Chips<'_> {
             fields.iter_mut().zip(deltas).for_each(|(y, d)| *y += d);
         }
         let ys: Vec<AssignedValue<Fr>> = fields.iter().map(|y| ctx.load_witness(*y)).collect();
-        let slot = Fr::from(2u64).pow_vartime([slot_bits as u64]);
+        let slot = dense::slot_base(slot_bits);
         let weights = std::iter::successors(Some(Fr::ONE), |p| Some(*p * slot)).take(ys.len());
         let recomposed = self.gate().inner_product(ctx, ys.iter().map(|y| Existing(*y)), weights.map(Constant));
         ctx.constrain_equal(&recomposed, &packed);
@@ -774,8 +774,8 @@ pub fn synthesize(
                 // Dot products in the region, packed (see `dense`); the bias is added here.
                 let mut dots: Vec<Option<AssignedValue<Fr>>> = vec![None; terms.len()];
                 if dense.lanes() > 0 {
-                    let slot_bits = dense::slot_bits(terms, bias, *shift, model.params.value_bits);
-                    for group in dense::pack_groups(terms, dense::slots(slot_bits)) {
+                    let (slot_bits, groups) = dense::pack(terms, bias, *shift, model.params.value_bits);
+                    for group in groups {
                         let xs: Vec<_> = terms[group[0]].iter().map(|(i, _)| x[*i as usize]).collect();
                         let ws = dense::packed_weights(terms, &group, slot_bits);
                         let packed = dense.dot(ctx, &xs, &ws);
