@@ -51,6 +51,10 @@ contract DeployVerifier is ZkinferScript {
         }
 
         bytes32 salt = bytes32(0);
+        // A verifier above EIP-170 is cut into contracts: its later parts first (the verifier calls them).
+        for (uint256 i = 0; vm.keyExistsJson(artifact, _part(i)); i++) {
+            _deployPart(card, artifact, _part(i));
+        }
         verifier = vm.computeCreate2Address(salt, keccak256(initCode));
         if (verifier.code.length != 0) {
             console2.log("%s verifier already deployed at %s", card.name, verifier);
@@ -66,6 +70,30 @@ contract DeployVerifier is ZkinferScript {
         }
         if (verifier.codehash != card.codehash) {
             revert(string.concat("code at ", vm.toString(verifier), " is not the card's verifier"));
+        }
+    }
+
+    function _part(uint256 i) private pure returns (string memory) {
+        return string.concat(".parts[", vm.toString(i), "]");
+    }
+
+    /// @notice Deploys (or finds) a later part of a split verifier at its CREATE2 address.
+    function _deployPart(Card memory card, string memory artifact, string memory key) private {
+        bytes memory initCode = vm.parseJsonBytes(artifact, string.concat(key, ".bytecode"));
+        bytes32 codehash = vm.parseJsonBytes32(artifact, string.concat(key, ".codehash"));
+        address part = vm.computeCreate2Address(bytes32(0), keccak256(initCode));
+        if (part.code.length == 0) {
+            if (CREATE2_FACTORY.code.length == 0) {
+                revert("no CREATE2 deployer at 0x4e59b44847b379578588920cA78FbF26c0B4956C on this chain");
+            }
+            _startBroadcast();
+            (bool ok,) = CREATE2_FACTORY.call(abi.encodePacked(bytes32(0), initCode));
+            vm.stopBroadcast();
+            require(ok && part.code.length != 0, "verifier part deployment failed");
+            console2.log("%s verifier part deployed at %s (%s bytes)", card.name, part, part.code.length);
+        }
+        if (part.codehash != codehash) {
+            revert(string.concat("code at ", vm.toString(part), " is not the verifier part of ", key));
         }
     }
 }

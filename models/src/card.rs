@@ -39,6 +39,24 @@ pub struct VerifierInfo {
     pub runtime_bytes: usize,
     /// Compiler version.
     pub compiler: String,
+    /// The later parts of a verifier too large for one contract, which it calls in turn (second to
+    /// last; empty when it fits one contract). Each is deployed through the standard CREATE2
+    /// deployer with the zero salt; the verifier's code pins their code hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<VerifierPart>,
+}
+
+/// A later part of a verifier cut into several contracts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifierPart {
+    /// Solidity contract name.
+    pub contract: String,
+    /// Its CREATE2 address (standard deployer, zero salt), the same on every chain.
+    pub address: String,
+    /// `keccak256` of its runtime bytecode.
+    pub codehash: String,
+    /// Runtime bytecode size (bytes, at most 24,576).
+    pub runtime_bytes: usize,
 }
 
 /// Circuit dimensions.

@@ -17,11 +17,15 @@
 //!   grow with the number of public instances, but its gas does: the instance loop spends about
 //!   [`GAS_PER_INSTANCE`] per instance word (`tests/tests/instance_loop.rs` checks a 64×64 input).
 //!
-//! Among the candidates whose predicted verifier fits [`VERIFIER_BYTES_BUDGET`], prove work comes
-//! first: every layout within [`WORK_SLACK`] (or [`WORK_SLACK_UNITS`]) of the least work is
-//! compared by verify gas, and the lowest wins. So a small model, which proves in well under a
-//! second whatever the layout, gets its cheapest verifier, and a large one its fastest proof. If
-//! no candidate fits, [`plan`] fails with what to change, before any long step.
+//! A verifier predicted above [`VERIFIER_BYTES_BUDGET`] is deployed cut into contracts of about
+//! [`PART_BYTES`] each, which call one another (`verifier_gen::split`); each hand-on adds
+//! [`handoff_gas`] to the verify gas. So every layout deploys, whatever its number of columns.
+//!
+//! Prove work comes first: every layout within [`WORK_SLACK`] (or [`WORK_SLACK_UNITS`]) of the
+//! least work is compared by verify gas, and the lowest wins. So a small model, which proves in
+//! well under a second whatever the layout, gets its cheapest verifier, and a large one its fastest
+//! proof. If no layout fits the rows of `2^max_k` (or of the given `k` and lanes), [`plan`] fails
+//! with what to change, before any long step.
 
 use halo2_base::halo2_proofs::{
     halo2curves::bn256::Fr,
@@ -41,8 +45,31 @@ use crate::{
 
 /// EIP-170: the largest runtime bytecode a contract may have (bytes).
 pub const VERIFIER_BYTES_LIMIT: usize = 24_576;
-/// Predicted bytecode above this is refused: the prediction's error margin below the limit.
+/// Predicted bytecode above this is cut into several contracts: the prediction's error margin
+/// below the limit.
 pub const VERIFIER_BYTES_BUDGET: usize = 23_000;
+/// Runtime bytes per contract of a verifier cut into parts (`verifier_gen::split::PART_TARGET_BYTES`).
+pub const PART_BYTES: usize = 20_000;
+
+/// Predicted gas of one hand-on between two parts of a split verifier of `verifier_bytes` bytes in
+/// all: `EXTCODEHASH` of the next part (cold, 2,600) and the `STATICCALL` (warm, 100), then for each
+/// word of memory handed on, the next part's memory expansion (3 gas per word plus words²/512,
+/// Yellow Paper `C_mem`), the copy (3 per word) and the calldata buffer behind it (3 per word,
+/// fitted). The memory is about 1.7 bytes per byte of verifier code (the zoo verifiers);
+/// `tests/tests/split_verifier.rs` checks the prediction on anvil.
+pub fn handoff_gas(verifier_bytes: usize) -> u64 {
+    let words = (verifier_bytes as u64 * 17 / 10).div_ceil(32);
+    2_700 + 9 * words + words * words / 512
+}
+
+/// Contracts a predicted verifier of `verifier_bytes` is deployed as.
+pub fn verifier_parts(verifier_bytes: usize) -> usize {
+    if verifier_bytes <= VERIFIER_BYTES_BUDGET {
+        1
+    } else {
+        verifier_bytes.div_ceil(PART_BYTES).max(2)
+    }
+}
 /// Lane counts considered for the dot-product region.
 pub const LANE_CHOICES: [usize; 9] = [1, 2, 3, 4, 5, 6, 8, 10, 12];
 
@@ -99,10 +126,18 @@ pub struct Cost {
     pub counts: ShapeCounts,
     /// Relative prove work (see the module docs).
     pub prove_work: f64,
-    /// Predicted verifier runtime bytecode (bytes).
+    /// Predicted verifier runtime bytecode (bytes, all parts).
     pub verifier_bytes: usize,
-    /// Predicted gas of one verifying call (execution, excluding the 21k intrinsic and calldata).
+    /// Contracts the verifier is deployed as (1 unless above [`VERIFIER_BYTES_BUDGET`]).
+    #[serde(default = "one")]
+    pub verifier_parts: usize,
+    /// Predicted gas of one verifying call (execution, excluding the 21k intrinsic and calldata;
+    /// the hand-ons between parts included).
     pub verify_gas: u64,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Verify gas of one public instance word in the verifier's instance loop
@@ -137,7 +172,9 @@ pub fn predict(k: u32, counts: ShapeCounts, num_instances: usize) -> Cost {
         + 8_100 * counts.permutation_products() as u64
         + 8_960 * quotient as u64
         + 25_000 * counts.lookups.saturating_sub(1) as u64;
-    Cost { counts, prove_work, verifier_bytes, verify_gas }
+    let verifier_parts = verifier_parts(verifier_bytes);
+    let verify_gas = verify_gas + (verifier_parts as u64 - 1) * handoff_gas(verifier_bytes);
+    Cost { counts, prove_work, verifier_bytes, verifier_parts, verify_gas }
 }
 
 /// Layouts whose prove work is within this factor of the least are compared by verify gas.
@@ -196,58 +233,48 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         None => std::iter::once(0).chain(LANE_CHOICES).collect(),
     };
     let found = search(model, &ks, &lane_choices, &dots, instances)?;
-    if let Some(best) = choose(found.candidates) {
+    if let Some(best) = choose(found) {
         return Ok(best);
     }
     let range = match opts.k {
         Some(k) => format!("k = {k}"),
         None => format!("k ≤ {}", opts.max_k),
     };
-    let problem = match &found.smallest_verifier {
-        None => format!("the model does not fit a circuit of {range}"),
-        Some(c) => format!(
-            "every layout with {range} has a verifier above the deployable size (smallest predicted: {} bytes with {} \
-             advice and {} fixed columns; EIP-170 limit {VERIFIER_BYTES_LIMIT})",
-            c.verifier_bytes, c.counts.advice, c.counts.fixed
-        ),
-    };
-    // Say what would work: the smallest larger k with a deployable layout.
+    let problem = format!("the model does not fit a circuit of {range}");
+    // Say what would work: the smallest larger k with a layout.
     let start = ks.last().copied().unwrap_or(MIN_K) + 1;
     for k in start..=MAX_K {
         let larger = search(model, &[k], &lane_choices, &dots, instances)?;
-        if let Some(p) = choose(larger.candidates) {
+        if let Some(p) = choose(larger) {
             // With a fixed `--k`, `--max-k` alone would change nothing: name the flag that was given.
             let flag = if opts.k.is_some() { "--k" } else { "--max-k" };
             return Err(Error::NoLayout(format!(
-                "{problem}; at k = {k} it fits ({} advice columns, {} lanes, predicted verifier {} bytes and {} gas): \
-                 pass {flag} {k} (and an SRS of at least 2^{k} points)",
-                p.cost.counts.advice, p.params.lanes, p.cost.verifier_bytes, p.cost.verify_gas
+                "{problem}; at k = {k} it fits ({} advice columns, {} lanes, predicted verifier {} bytes in {} \
+                 contract(s) and {} gas): pass {flag} {k} (and an SRS of at least 2^{k} points)",
+                p.cost.counts.advice, p.params.lanes, p.cost.verifier_bytes, p.cost.verifier_parts, p.cost.verify_gas
             )));
         }
     }
     if let Some(lanes) = opts.lanes.filter(|l| *l > 0) {
-        // The lane count was forced: each lane adds columns to the verifier, so fewer may fit.
+        // The lane count was forced: the dot-product region's rows grow as lanes shrink.
         return Err(Error::NoLayout(format!(
-            "{problem}, and with {lanes} dot-product lanes no k up to {MAX_K} fits: pass fewer --lanes, or leave \
+            "{problem}, and with {lanes} dot-product lanes no k up to {MAX_K} fits: pass more --lanes, or leave \
              --lanes out to let the cost model choose"
         )));
     }
     Err(Error::NoLayout(format!("{problem}, and no k up to {MAX_K} fits: the model is too large for one circuit")))
 }
 
-/// What a search over sizes found.
-struct Found {
-    /// Layouts whose verifier fits.
-    candidates: Vec<Plan>,
-    /// The layout with the smallest predicted verifier, fitting or not.
-    smallest_verifier: Option<Cost>,
-}
-
 /// Evaluates every layout with `k ∈ ks` and a lane count in `lane_choices`.
-fn search(model: &QuantModel, ks: &[u32], lane_choices: &[usize], dots: &[usize], instances: usize) -> Result<Found> {
+fn search(
+    model: &QuantModel,
+    ks: &[u32],
+    lane_choices: &[usize],
+    dots: &[usize],
+    instances: usize,
+) -> Result<Vec<Plan>> {
     let lookups = model.has_function_tables();
     let mut candidates: Vec<Plan> = Vec::new();
-    let mut smallest_verifier: Option<Cost> = None;
     for &k in ks {
         // Lower bound of any layout's work at this k (one advice column, degree 3): stop when a
         // layout found so far is already cheaper.
@@ -281,18 +308,14 @@ fn search(model: &QuantModel, ks: &[u32], lane_choices: &[usize], dots: &[usize]
                     work = cost.prove_work,
                     gas = cost.verify_gas,
                     bytes = cost.verifier_bytes,
+                    parts = cost.verifier_parts,
                     "layout candidate"
                 );
-                if smallest_verifier.as_ref().is_none_or(|c| cost.verifier_bytes < c.verifier_bytes) {
-                    smallest_verifier = Some(cost.clone());
-                }
-                if cost.verifier_bytes <= VERIFIER_BYTES_BUDGET {
-                    candidates.push(Plan { params, cost });
-                }
+                candidates.push(Plan { params, cost });
             }
         }
     }
-    Ok(Found { candidates, smallest_verifier })
+    Ok(candidates)
 }
 
 /// Prove work first; among layouts within the slack of the least, the lowest verify gas.

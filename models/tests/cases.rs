@@ -195,41 +195,41 @@ fn what_cannot_be_proved_exactly_is_refused() {
 }
 
 /// Case 12 (MLP 64-160-10 with `--max-k 11`, once an undeployable 38 KB verifier after keygen): it now
-/// fits at k ≤ 11 (packed dot products). At k ≤ 10 every layout needs so many columns that the
-/// verifier would exceed EIP-170: sizing refuses in well under a second, before any key is made,
-/// and says which k fits; with the default bound it picks a layout whose predicted verifier fits,
-/// and the circuit still equals the reference and onnxruntime.
+/// fits one contract at k ≤ 11 (packed dot products). At k ≤ 10 every layout needs so many columns
+/// that the verifier is above EIP-170: sizing plans it cut into contracts (`verifier_gen::split`;
+/// `tests/tests/split_verifier.rs` deploys and verifies it), with the hand-ons' gas counted. A
+/// request no layout fits (too few rows for the forced lanes) is refused in well under a second,
+/// before any key is made, naming what to change; the circuit still equals the reference and
+/// onnxruntime.
 #[test]
 fn case_12_sizing_never_ends_at_an_undeployable_verifier() {
-    use models::sizing::{plan, PlanOptions, VERIFIER_BYTES_BUDGET};
+    use models::sizing::{handoff_gas, plan, predict, PlanOptions, VERIFIER_BYTES_BUDGET};
     let (path, _) = case("12_verifier_too_large");
     let model = setup(&path);
     // With packed dot products (several outputs per weight cell) the case's own request fits.
     let fits = plan(&model, &PlanOptions { k: None, max_k: 11, lanes: None }).unwrap();
     assert!(fits.cost.verifier_bytes <= VERIFIER_BYTES_BUDGET, "{:?}", fits.cost);
+    assert_eq!(fits.cost.verifier_parts, 1);
     let started = std::time::Instant::now();
-    let refused = plan(&model, &PlanOptions { k: None, max_k: 10, lanes: None });
+    let split = plan(&model, &PlanOptions { k: None, max_k: 10, lanes: None }).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "sizing took {:?}", started.elapsed());
+    println!("max k 10: {:?}", split.cost);
+    assert!(split.cost.verifier_bytes > VERIFIER_BYTES_BUDGET && split.cost.verifier_parts >= 2, "{:?}", split.cost);
+    let unsplit = predict(split.params.k(), split.cost.counts, model.num_instances());
+    assert_eq!(unsplit.verifier_parts, split.cost.verifier_parts);
+    assert!(handoff_gas(split.cost.verifier_bytes) > 2_700);
+    // Too few rows for one lane's dot products at k = 10: refused, naming the flags that would do.
+    let started = std::time::Instant::now();
+    let refused = plan(&model, &PlanOptions { k: Some(10), max_k: models::prover::DEFAULT_MAX_K, lanes: Some(1) });
     let elapsed = started.elapsed();
     match refused {
         Err(Error::NoLayout(why)) => {
-            println!("max k 10: {why} ({elapsed:?})");
-            assert!(why.contains("pass --max-k"), "does not say what to change: {why}");
+            println!("k 10, 1 lane: {why} ({elapsed:?})");
+            assert!(why.contains("pass --k ") && !why.contains("--max-k"), "names the wrong flag: {why}");
         }
-        other => panic!("expected NoLayout at k ≤ 10, got {other:?}"),
+        other => panic!("expected NoLayout at k = 10 with 1 lane, got {other:?}"),
     }
     assert!(elapsed < std::time::Duration::from_secs(1), "refusal took {elapsed:?}");
-    // With a fixed k, the refusal names --k: --max-k is ignored when --k is given.
-    match plan(&model, &PlanOptions { k: Some(10), max_k: models::prover::DEFAULT_MAX_K, lanes: None }) {
-        Err(Error::NoLayout(why)) => {
-            assert!(why.contains("pass --k ") && !why.contains("--max-k"), "names the wrong flag: {why}")
-        }
-        other => panic!("expected NoLayout at k = 10, got {other:?}"),
-    }
-    // A forced lane count whose verifier never fits is blamed, not the model.
-    match plan(&model, &PlanOptions { k: None, max_k: models::prover::DEFAULT_MAX_K, lanes: Some(12) }) {
-        Err(Error::NoLayout(why)) => assert!(why.contains("fewer --lanes"), "does not name --lanes: {why}"),
-        other => panic!("expected NoLayout with 12 lanes (a verifier above the budget at every k), got {other:?}"),
-    }
     let chosen = plan(&model, &PlanOptions { k: None, max_k: models::prover::DEFAULT_MAX_K, lanes: None }).unwrap();
     assert!(chosen.cost.verifier_bytes <= VERIFIER_BYTES_BUDGET);
     println!("default: k = {}, {} lanes, {:?}", chosen.params.k(), chosen.params.lanes, chosen.cost);

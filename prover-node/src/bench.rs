@@ -113,7 +113,7 @@ pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path, private_in
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let verify_tx_gas = rt.block_on(async {
         let provider = chain::provider(&node.endpoint(), node.keys()[0].clone().into())?;
-        let address = chain::deploy(&provider, compiled.bytecode.clone()).await?;
+        let address = chain::deploy_verifier(&provider, &compiled).await?;
         let result = chain::verify_on_chain(&provider, address, proof.verifier_calldata.to_vec()).await?;
         result.tx_gas.ok_or_else(|| Error::Invalid("the verifier rejected a valid proof".into()))
     })?;
@@ -128,7 +128,7 @@ pub fn measure(onnx: &Path, runs: usize, solc: PathBuf, anvil: &Path, private_in
         verify_seconds,
         peak_rss_bytes: peak_rss_bytes(),
         proof_bytes: proof.proof.len(),
-        verifier_bytes: compiled.deployed_bytecode.len(),
+        verifier_bytes: compiled.total_runtime_bytes(),
         verify_tx_gas,
         quantized_accuracy: card.accuracy.as_ref().map(|a| a.quantized),
         float_accuracy: card.accuracy.as_ref().map(|a| a.float),

@@ -44,6 +44,54 @@ pub async fn deploy(provider: &DynProvider, bytecode: Vec<u8>) -> Result<Address
     receipt.contract_address.ok_or_else(|| Error::Reverted("no contract address in the receipt".into()))
 }
 
+/// Deploys a compiled verifier: first its later parts, if it was cut into several contracts
+/// (`verifier_gen::split`), each through the standard CREATE2 deployer with the zero salt unless
+/// its code is at its address already, then the verifier itself by CREATE. Returns the verifier's
+/// address.
+///
+/// # Errors
+/// [`Error::Invalid`] if the chain has no CREATE2 deployer or a part's address holds other code;
+/// [`Error::Reverted`], [`Error::Rpc`].
+pub async fn deploy_verifier(provider: &DynProvider, compiled: &verifier_gen::Compiled) -> Result<Address> {
+    for part in &compiled.parts {
+        let address = deploy_part(provider, part).await?;
+        tracing::debug!(part = %part.contract, %address, "verifier part deployed");
+    }
+    deploy(provider, compiled.bytecode.clone()).await
+}
+
+/// Deploys one later part of a verifier at its CREATE2 address (nothing is sent if it is there).
+pub async fn deploy_part(provider: &DynProvider, part: &verifier_gen::Part) -> Result<Address> {
+    let address: Address = part.address.parse().map_err(|_| Error::Invalid(format!("bad address {}", part.address)))?;
+    let rpc = |e: alloy::transports::TransportError| Error::Rpc(e.to_string());
+    let code = provider.get_code_at(address).await.map_err(rpc)?;
+    if code.is_empty() {
+        let factory = Address::new(verifier_gen::CREATE2_FACTORY);
+        if provider.get_code_at(factory).await.map_err(rpc)?.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{} must be deployed through the CREATE2 deployer {factory}, which this chain does not have",
+                part.contract
+            )));
+        }
+        let data = [&[0u8; 32][..], &part.bytecode].concat();
+        let tx = TransactionRequest::default().with_to(factory).with_input(Bytes::from(data));
+        let pending = provider.send_transaction(tx).await.map_err(rpc)?;
+        let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc(e.to_string()))?;
+        if !receipt.status() {
+            return Err(Error::Reverted(format!("deployment of {} in {}", part.contract, receipt.transaction_hash)));
+        }
+    }
+    let code = provider.get_code_at(address).await.map_err(rpc)?;
+    let hash = format!("{}", alloy::primitives::keccak256(&code));
+    if !hash.eq_ignore_ascii_case(&part.codehash) {
+        return Err(Error::Invalid(format!(
+            "the code at {address} has hash {hash}, not that of {} ({})",
+            part.contract, part.codehash
+        )));
+    }
+    Ok(address)
+}
+
 /// Outcome of calling a verifier contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OnChainVerification {

@@ -588,6 +588,12 @@ pub fn setup(a: SetupArgs) -> anyhow::Result<()> {
         "verifier        {} ({} bytes runtime{predicted}, codehash {})",
         card.verifier.contract, card.verifier.runtime_bytes, card.verifier.codehash
     );
+    for part in &card.verifier.parts {
+        println!(
+            "  calls part    {} ({} bytes runtime, at {} through the CREATE2 deployer, codehash {})",
+            part.contract, part.runtime_bytes, part.address, part.codehash
+        );
+    }
     let q = &card.quantization;
     println!(
         "quantization    scales 2^{} in / 2^{} weights / 2^{} activations, {} value bits, input range {:?}",
@@ -735,11 +741,21 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                             card.verifier.codehash
                         );
                     }
+                    for part in &card.verifier.parts {
+                        let at: alloy::primitives::Address = part.address.parse()?;
+                        if alloy::providers::Provider::get_code_at(&provider, at).await?.is_empty() {
+                            bail!(
+                                "the verifier calls its part {} at {at}, which is not deployed on this chain: \
+                                 leave out --verifier to deploy it with the verifier",
+                                part.contract
+                            );
+                        }
+                    }
                     addr
                 }
                 None => {
                     let compiled = verifier_gen::Compiled::for_card(&a.card, &card)?;
-                    let addr = chain::deploy(&provider, compiled.bytecode).await?;
+                    let addr = chain::deploy_verifier(&provider, &compiled).await?;
                     println!("deployed        {} at {addr}", card.verifier.contract);
                     addr
                 }

@@ -150,7 +150,7 @@ pub async fn deploy_system(
 ) -> Result<Deployment> {
     let card = ModelCard::load(card_path)?;
     let compiled = verifier_gen::Compiled::for_card(card_path, &card)?;
-    let verifier = chain::deploy(provider, compiled.bytecode).await?;
+    let verifier = chain::deploy_verifier(provider, &compiled).await?;
     let coordinator = chain::deploy(provider, forge_bytecode(out_dir, "InferenceCoordinator")?).await?;
     let c = IInferenceCoordinator::new(coordinator, provider.clone());
     let model_id = register_model(&c, verifier, &card, sample).await?;

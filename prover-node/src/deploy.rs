@@ -14,7 +14,7 @@ use std::path::Path;
 
 use alloy::{
     network::TransactionBuilder,
-    primitives::{address, keccak256, Address, Bytes, B256, U256},
+    primitives::{keccak256, Address, Bytes, B256, U256},
     providers::{DynProvider, Provider},
     rpc::types::{state::StateOverridesBuilder, TransactionReceipt, TransactionRequest},
     signers::local::PrivateKeySigner,
@@ -34,7 +34,7 @@ use crate::{
 /// The standard CREATE2 deployer (the "deterministic deployment proxy": calldata `salt ‖ init code`,
 /// returns the 20-byte address). It is on anvil and on most public chains at this address, and
 /// forge scripts deploy `new C{salt: s}()` through it.
-pub const CREATE2_FACTORY: Address = address!("4e59b44847b379578588920cA78FbF26c0B4956C");
+pub const CREATE2_FACTORY: Address = Address::new(verifier_gen::CREATE2_FACTORY);
 
 /// The preimage of the coordinator's default CREATE2 salt (`DeployCoordinator.s.sol`'s `DEFAULT_SALT`).
 pub const COORDINATOR_SALT_PREIMAGE: &str = "zkinfer.InferenceCoordinator";
@@ -258,6 +258,10 @@ impl Deployer {
                 expected,
             });
         }
+        // The later parts of a verifier cut into several contracts first: the verifier calls them.
+        for part in &compiled.parts {
+            self.deploy_part(part).await?;
+        }
         let address = create2_address(VERIFIER_SALT, &compiled.bytecode);
         let code = self.code(address).await?;
         if !code.is_empty() {
@@ -270,6 +274,31 @@ impl Deployer {
             check_code(address, &self.code(address).await?, expected)?;
         }
         Ok(VerifierDeployment { address, deployed: !self.dry_run })
+    }
+
+    /// Deploys a later part of a split verifier at its CREATE2 address unless it is there; checks
+    /// the code there is the part's.
+    async fn deploy_part(&mut self, part: &verifier_gen::Part) -> Result<()> {
+        let address = create2_address(VERIFIER_SALT, &part.bytecode);
+        let expected: B256 =
+            part.codehash.parse().map_err(|_| Error::Invalid(format!("bad code hash of {}", part.contract)))?;
+        if address.to_string().to_lowercase() != part.address.to_lowercase() {
+            return Err(Error::Invalid(format!(
+                "{}: the artifact says address {}, its init code gives {address}",
+                part.contract, part.address
+            )));
+        }
+        let code = self.code(address).await?;
+        if !code.is_empty() {
+            check_code(address, &code, expected)?;
+            self.say(format!("{} already deployed at {address}: nothing to send", part.contract));
+            return Ok(());
+        }
+        self.create2(&format!("deploy {}", part.contract), VERIFIER_SALT, &part.bytecode, address).await?;
+        if !self.dry_run {
+            check_code(address, &self.code(address).await?, expected)?;
+        }
+        Ok(())
     }
 
     /// Puts a card's model on the coordinator and lists it: deploys the verifier and registers the
@@ -345,15 +374,14 @@ impl Deployer {
                     .registerModel(predicted, encoding.clone(), sample.clone())
                     .into_transaction_request()
                     .with_from(self.sender);
-                let code =
-                    StateOverridesBuilder::default().with_code(predicted, compiled.deployed_bytecode.clone()).build();
+                let code = verifier_overrides(predicted, &compiled);
                 self.provider.call(pre).overrides(code).await.map_err(|e| simulation_error(&what, e))?;
             }
             let v = self.deploy_verifier(card, &compiled).await?;
             let tx = c.registerModel(v.address, encoding, sample).into_transaction_request();
             // On a dry run the verifier is not there yet: simulate with its code in place.
             let overrides = if self.code(v.address).await?.is_empty() {
-                Some(StateOverridesBuilder::default().with_code(v.address, compiled.deployed_bytecode.clone()).build())
+                Some(verifier_overrides(v.address, &compiled))
             } else {
                 None
             };
@@ -679,6 +707,18 @@ pub fn load_sample(path: &Path) -> Result<Bytes> {
         }
         _ => Err(bad("expected `verifier_calldata` (a `prover-node prove` file) or `instances` and `proof`".into())),
     }
+}
+
+/// State overrides putting a verifier's code at `address` and each later part's at its own, for
+/// simulating calls before they are deployed.
+fn verifier_overrides(address: Address, compiled: &Compiled) -> alloy::rpc::types::state::StateOverride {
+    let mut overrides = StateOverridesBuilder::default().with_code(address, compiled.deployed_bytecode.clone());
+    for part in &compiled.parts {
+        if let Ok(at) = part.address.parse::<Address>() {
+            overrides = overrides.with_code(at, part.deployed_bytecode.clone());
+        }
+    }
+    overrides.build()
 }
 
 fn card_codehash(card: &ModelCard) -> Result<B256> {

@@ -346,6 +346,16 @@ pub fn run(opts: &SetupOptions) -> Result<(ModelCard, PathBuf)> {
             codehash: compiled.codehash.clone(),
             runtime_bytes: compiled.deployed_bytecode.len(),
             compiler: compiled.compiler.clone(),
+            parts: compiled
+                .parts
+                .iter()
+                .map(|p| models::card::VerifierPart {
+                    contract: p.contract.clone(),
+                    address: p.address.clone(),
+                    codehash: p.codehash.clone(),
+                    runtime_bytes: p.deployed_bytecode.len(),
+                })
+                .collect(),
         },
         accuracy: acc,
         dims: opts.dims.clone(),

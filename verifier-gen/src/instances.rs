@@ -155,8 +155,14 @@ fn mstore_line(line: &str) -> Option<(usize, &str)> {
     Some((literal(args[0])?, args[1]))
 }
 
-/// The byte ranges of memory the code touches through literal addresses; fails on a non-literal one.
+/// The byte ranges of memory the code touches through literal addresses; fails on a non-literal one
+/// and on any copy into memory.
 fn memory_ranges(code: &str) -> Result<Vec<(usize, usize)>> {
+    memory_ranges_with(code, false)
+}
+
+/// [`memory_ranges`], with `calldatacopy` (literal destination and length) allowed if `calldata_copies`.
+pub(crate) fn memory_ranges_with(code: &str, calldata_copies: bool) -> Result<Vec<(usize, usize)>> {
     let lit = |a: &str, what: &str| literal(a).ok_or_else(|| err(format!("{what} with a non-literal operand `{a}`")));
     let mut out = Vec::new();
     for args in calls(code, "mload")? {
@@ -183,7 +189,17 @@ fn memory_ranges(code: &str) -> Result<Vec<(usize, usize)>> {
         out.push((v[0], v[0] + v[1]));
         out.push((v[2], v[2] + v[3]));
     }
-    for op in ["mcopy", "calldatacopy", "codecopy", "returndatacopy", "extcodecopy", "msize"] {
+    if calldata_copies {
+        for args in calls(code, "calldatacopy")? {
+            if args.len() != 3 {
+                return Err(err("a calldatacopy without 3 arguments"));
+            }
+            let (a, l) = (lit(args[0], "calldatacopy")?, lit(args[2], "calldatacopy")?);
+            out.push((a, a + l));
+        }
+    }
+    let copies: &[&str] = if calldata_copies { &[] } else { &["calldatacopy"] };
+    for op in ["mcopy", "codecopy", "returndatacopy", "extcodecopy", "msize"].iter().chain(copies) {
         if !calls(code, op)?.is_empty() {
             return Err(err(format!("unexpected `{op}`")));
         }

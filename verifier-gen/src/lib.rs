@@ -18,6 +18,7 @@
 pub mod error;
 pub mod harden;
 pub mod instances;
+pub mod split;
 
 use std::{
     io::Write,
@@ -73,6 +74,8 @@ pub struct Source {
     pub encoding_hash: [u8; 32],
     /// The only chain id it runs on, if guarded (dev SRS).
     pub dev_chain_id: Option<u64>,
+    /// The first memory byte the verifier keeps no value in (bytes; above it is scratch space).
+    pub memory_end: usize,
 }
 
 /// snark-verifier's verifier code for `vk` with `num_instances` instances, its compiled protocol,
@@ -165,7 +168,7 @@ pub fn solidity_source(
         )
         .replacen("pragma solidity 0.8.19;", "pragma solidity ^0.8.19;", 1)
         .replacen("contract Halo2Verifier {", &format!("contract {contract_name} {{"), 1);
-    Ok(Source { solidity, layout, encoding_hash, dev_chain_id: dev_chain_guard.then_some(DEV_CHAIN_ID) })
+    Ok(Source { solidity, layout, encoding_hash, dev_chain_id: dev_chain_guard.then_some(DEV_CHAIN_ID), memory_end })
 }
 
 /// Compiled verifier.
@@ -192,9 +195,59 @@ pub struct Compiled {
     /// The only chain id the verifier runs on (dev SRS keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_chain_id: Option<u64>,
+    /// The later parts of a verifier cut into several contracts ([`split`]), second to last; each
+    /// must be deployed through [`CREATE2_FACTORY`] with the zero salt before the verifier is
+    /// called. Empty for a verifier that fits one contract.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+/// A later part of a verifier cut into several contracts (see [`split`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Contract name (`<Verifier>Part<j>`).
+    pub contract: String,
+    /// Its address: the CREATE2 address of [`CREATE2_FACTORY`], the zero salt and `bytecode`.
+    pub address: String,
+    /// `keccak256(deployed_bytecode)`, checked by the part before it on every call.
+    pub codehash: String,
+    /// Creation bytecode.
+    #[serde(with = "hex_bytes")]
+    pub bytecode: Vec<u8>,
+    /// Runtime bytecode.
+    #[serde(with = "hex_bytes")]
+    pub deployed_bytecode: Vec<u8>,
+}
+
+/// The standard CREATE2 deployer (the "deterministic deployment proxy", the same address on every
+/// chain that has it; anvil and forge have it by default): calldata `salt ‖ init code`.
+pub const CREATE2_FACTORY: [u8; 20] = [
+    0x4e, 0x59, 0xb4, 0x48, 0x47, 0xb3, 0x79, 0x57, 0x85, 0x88, 0x92, 0x0c, 0xa7, 0x8f, 0xbf, 0x26, 0xc0, 0xb4, 0x95,
+    0x6c,
+];
+
+/// The address `init_code` gets when deployed through [`CREATE2_FACTORY`] with `salt` (EIP-1014:
+/// the last 20 bytes of `keccak256(0xff ‖ deployer ‖ salt ‖ keccak256(init_code))`).
+pub fn create2_address(salt: &[u8; 32], init_code: &[u8]) -> [u8; 20] {
+    let mut preimage = Vec::with_capacity(85);
+    preimage.push(0xff);
+    preimage.extend_from_slice(&CREATE2_FACTORY);
+    preimage.extend_from_slice(salt);
+    preimage.extend_from_slice(&keccak256(init_code));
+    keccak256(&preimage)[12..].try_into().expect("20 bytes")
 }
 
 impl Compiled {
+    /// Runtime bytes of the verifier and all its parts.
+    pub fn total_runtime_bytes(&self) -> usize {
+        self.deployed_bytecode.len() + self.parts.iter().map(|p| p.deployed_bytecode.len()).sum::<usize>()
+    }
+
+    /// The largest runtime bytecode among the verifier and its parts (what EIP-170 limits).
+    pub fn largest_runtime_bytes(&self) -> usize {
+        self.parts.iter().map(|p| p.deployed_bytecode.len()).chain([self.deployed_bytecode.len()]).max().unwrap_or(0)
+    }
+
     /// Reads a compiled verifier artifact (`<Contract>.json`).
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "reading", path: path.into(), source })?;
@@ -224,6 +277,35 @@ pub struct Generated {
     pub artifact_path: PathBuf,
 }
 
+/// Compiles a generated verifier: one contract if it fits EIP-170's `limit`, else cut into the
+/// fewest parts (from `⌈size / PART_TARGET_BYTES⌉` up to [`split::MAX_PARTS`]) that each fit.
+/// Returns the compiled verifier (its later parts in [`Compiled::parts`]) and the source of each
+/// part, first to last.
+pub fn compile_verifier(solc: &Path, source: &Source, contract: &str, limit: usize) -> Result<(Compiled, Vec<String>)> {
+    let whole = compile_unlimited(solc, &source.solidity, contract)?;
+    if whole.deployed_bytecode.len() <= limit {
+        return Ok((whole, vec![source.solidity.clone()]));
+    }
+    let first = whole.deployed_bytecode.len().div_ceil(split::PART_TARGET_BYTES.min(limit)).max(2);
+    let mut last = Error::TooLarge { size: whole.deployed_bytecode.len(), limit };
+    for parts in first..=split::MAX_PARTS {
+        match split::build(
+            solc,
+            &source.solidity,
+            source.memory_end,
+            source.layout.calldata_len(),
+            contract,
+            parts,
+            limit,
+        ) {
+            Ok(done) => return Ok(done),
+            Err(e @ Error::TooLarge { .. }) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
 /// Generates the verifier for `vk` and `encoding`, compiles it with `solc`, and writes
 /// `<contract>.sol` and `<contract>.json` into `out_dir`.
 #[allow(clippy::too_many_arguments)]
@@ -238,14 +320,16 @@ pub fn generate(
     out_dir: &Path,
 ) -> Result<Generated> {
     let generated = solidity_source(params, vk, num_instances, contract, header, encoding)?;
-    let source = generated.solidity;
-    let mut compiled = compile_solidity(solc, &source, contract)?;
+    let (mut compiled, sources) = compile_verifier(solc, &generated, contract, EIP170_LIMIT)?;
     compiled.layout = Some(generated.layout);
     compiled.encoding_hash = Some(format!("0x{}", hex::encode(generated.encoding_hash)));
     compiled.dev_chain_id = generated.dev_chain_id;
     let sol_path = out_dir.join(format!("{contract}.sol"));
     let artifact_path = out_dir.join(format!("{contract}.json"));
-    write_file(&sol_path, &source)?;
+    write_file(&sol_path, &sources[0])?;
+    for (part, source) in compiled.parts.iter().zip(&sources[1..]) {
+        write_file(&out_dir.join(format!("{}.sol", part.contract)), source)?;
+    }
     write_file(&artifact_path, serde_json::to_string_pretty(&compiled).expect("artifacts serialize"))?;
     Ok(Generated { compiled, sol_path, artifact_path })
 }
@@ -332,7 +416,19 @@ fn solc_version(solc: &Path) -> Option<String> {
 }
 
 /// Compiles `source` with `solc --standard-json` and the shared settings.
+///
+/// Errors: [`Error::TooLarge`] for runtime bytecode above EIP-170 (use [`compile_verifier`] to cut
+/// a verifier into parts instead).
 pub fn compile_solidity(solc: &Path, source: &str, contract_name: &str) -> Result<Compiled> {
+    let compiled = compile_unlimited(solc, source, contract_name)?;
+    if compiled.deployed_bytecode.len() > EIP170_LIMIT {
+        return Err(Error::TooLarge { size: compiled.deployed_bytecode.len(), limit: EIP170_LIMIT });
+    }
+    Ok(compiled)
+}
+
+/// [`compile_solidity`] without the size limit.
+pub(crate) fn compile_unlimited(solc: &Path, source: &str, contract_name: &str) -> Result<Compiled> {
     let shared: serde_json::Value =
         serde_json::from_str(SOLC_SETTINGS).expect("contracts/solc-settings.json is valid JSON");
     let mut settings = shared["settings"].clone();
@@ -383,9 +479,6 @@ pub fn compile_solidity(solc: &Path, source: &str, contract_name: &str) -> Resul
     if deployed_bytecode.is_empty() {
         return Err(Error::SolcFailed(format!("no bytecode for {contract_name}")));
     }
-    if deployed_bytecode.len() > EIP170_LIMIT {
-        return Err(Error::TooLarge { size: deployed_bytecode.len(), limit: EIP170_LIMIT });
-    }
     let codehash = format!("0x{}", hex::encode(Keccak256::digest(&deployed_bytecode)));
     let compiler = shared["compiler"].as_str().unwrap_or("unknown").to_string();
     Ok(Compiled {
@@ -397,6 +490,7 @@ pub fn compile_solidity(solc: &Path, source: &str, contract_name: &str) -> Resul
         layout: None,
         encoding_hash: None,
         dev_chain_id: None,
+        parts: Vec::new(),
     })
 }
 
