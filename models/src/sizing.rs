@@ -19,7 +19,11 @@
 //!
 //! A verifier predicted above [`VERIFIER_BYTES_BUDGET`] is deployed cut into contracts of about
 //! [`PART_BYTES`] each, which call one another (`verifier_gen::split`); each hand-on adds
-//! [`handoff_gas`] to the verify gas. So every layout deploys, whatever its number of columns.
+//! [`handoff_gas`] to the verify gas. So every layout deploys, whatever its number of columns. A
+//! split verifier is chosen only when no layout within the bounds has a one-contract verifier:
+//! the layouts that need one have so many columns that they cost far more gas (LeNet-5's fastest,
+//! k = 14 with 21 advice columns, would cost about 1.3M gas against 0.6M at k = 16), besides the
+//! hand-ons and a deployment per part.
 //!
 //! Prove work comes first: every layout within [`WORK_SLACK`] (or [`WORK_SLACK_UNITS`]) of the
 //! least work is compared by verify gas, and the lowest wins. So a small model, which proves in
@@ -277,8 +281,13 @@ fn search(
     let mut candidates: Vec<Plan> = Vec::new();
     for &k in ks {
         // Lower bound of any layout's work at this k (one advice column, degree 3): stop when a
-        // layout found so far is already cheaper.
-        let least = candidates.iter().map(|c| c.cost.prove_work).fold(f64::INFINITY, f64::min);
+        // one-contract layout found so far is already cheaper (a split one would not be chosen
+        // over a one-contract layout found further on).
+        let least = candidates
+            .iter()
+            .filter(|c| c.cost.verifier_parts == 1)
+            .map(|c| c.cost.prove_work)
+            .fold(f64::INFINITY, f64::min);
         let slack = (least * WORK_SLACK).max(least + WORK_SLACK_UNITS);
         if slack < (1u64 << (k + 1)) as f64 * 3.0 / 1e6 {
             break;
@@ -318,8 +327,12 @@ fn search(
     Ok(candidates)
 }
 
-/// Prove work first; among layouts within the slack of the least, the lowest verify gas.
-fn choose(candidates: Vec<Plan>) -> Option<Plan> {
+/// A verifier in one contract if any layout has one; then prove work first, and among layouts
+/// within the slack of the least, the lowest verify gas.
+fn choose(mut candidates: Vec<Plan>) -> Option<Plan> {
+    if candidates.iter().any(|c| c.cost.verifier_parts == 1) {
+        candidates.retain(|c| c.cost.verifier_parts == 1);
+    }
     let least = candidates.iter().map(|c| c.cost.prove_work).fold(f64::INFINITY, f64::min);
     let slack = (least * WORK_SLACK).max(least + WORK_SLACK_UNITS);
     candidates.into_iter().filter(|c| c.cost.prove_work <= slack).min_by(|a, b| {

@@ -561,3 +561,64 @@ async fn a_missing_keystore_or_forge_build_is_named_before_connecting() {
         run.stderr
     );
 }
+
+/// A verifier above EIP-170 (case 12 of `../shared/cases` at `k ≤ 10`, cut into parts): forge's
+/// DeployVerifier deploys its later parts through the CREATE2 deployer and then the verifier, each
+/// at the address the CLI computes; the CLI then finds all of them and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verifier_in_parts_is_deployed_by_forge_and_found_by_the_cli() {
+    use prover_node::setup::{self, SetupOptions, SrsSource};
+    std::fs::create_dir_all(root().join("build")).unwrap();
+    let dir = tempfile::Builder::new().prefix("deploy-split-").tempdir_in(root().join("build")).unwrap();
+    let onnx = root().join("models/tests/data/cases/12_verifier_too_large.onnx");
+    let mut opts =
+        SetupOptions::new(onnx, dir.path().to_path_buf(), SrsSource::InsecureDev { seed: zkinfer_tests::DEV_SEED });
+    opts.max_k = 10;
+    let (card, card_path) = setup::run(&opts).expect("setup of case 12 at k ≤ 10");
+    let compiled = verifier_gen::Compiled::for_card(&card_path, &card).unwrap();
+    assert!(!compiled.parts.is_empty(), "case 12 at k ≤ 10 needs a verifier in parts");
+
+    let anvil = anvil();
+    let rpc = anvil.endpoint();
+    let owner = key(&anvil, 0);
+    let owner_key = hex_key(&owner);
+    let provider = chain::provider(&rpc, owner.clone()).unwrap();
+    let env = [("PRIVATE_KEY", owner_key.as_str()), ("ZKINFER_CARD", path_str(&card_path))];
+    let out = forge_step(&rpc, "DeployVerifier.s.sol", &["--broadcast"], &env).await;
+    assert_eq!(out.matches("verifier part deployed at").count(), compiled.parts.len(), "{out}");
+    for part in &compiled.parts {
+        let at: Address = part.address.parse().unwrap();
+        assert_eq!(deploy::create2_address(deploy::VERIFIER_SALT, &part.bytecode), at);
+        let code = provider.get_code_at(at).await.unwrap();
+        assert_eq!(code.as_ref(), part.deployed_bytecode.as_slice(), "{} at {at}", part.contract);
+    }
+    let verifier = deploy::create2_address(deploy::VERIFIER_SALT, &compiled.bytecode);
+    assert_eq!(provider.get_code_at(verifier).await.unwrap().as_ref(), compiled.deployed_bytecode.as_slice());
+
+    let sent = nonce(&provider, owner.address()).await;
+    let file = dir.path().join("31337.json");
+    let args = ["deploy-verifier", "--card", path_str(&card_path), "--deployments", path_str(&file)];
+    let run = cli(&rpc, &args, &[("ZKINFER_PRIVATE_KEY", owner_key.as_str())]).await;
+    run.assert_ok("deploy-verifier after forge");
+    for part in &compiled.parts {
+        assert!(run.says(&format!("{} already deployed at", part.contract)), "{}", run.stdout);
+    }
+    assert!(run.says(&format!("{} already deployed at {verifier}", compiled.contract)), "{}", run.stdout);
+    assert_eq!(nonce(&provider, owner.address()).await, sent, "a second deployment sent a transaction");
+
+    // On a fresh chain the CLI deploys the parts, then the verifier, at the same addresses.
+    let fresh = zkinfer_tests::anvil();
+    let file = dir.path().join("fresh.json");
+    let args = ["deploy-verifier", "--card", path_str(&card_path), "--deployments", path_str(&file)];
+    let run = cli(&fresh.endpoint(), &args, &[("ZKINFER_PRIVATE_KEY", owner_key.as_str())]).await;
+    run.assert_ok("deploy-verifier on a fresh chain");
+    let fresh_provider = chain::provider(&fresh.endpoint(), owner.clone()).unwrap();
+    for part in &compiled.parts {
+        let at: Address = part.address.parse().unwrap();
+        assert!(run.says(&format!("deploy {}: at {at}", part.contract)), "{}", run.stdout);
+        let code = fresh_provider.get_code_at(at).await.unwrap();
+        assert_eq!(code.as_ref(), part.deployed_bytecode.as_slice());
+    }
+    let code = fresh_provider.get_code_at(verifier).await.unwrap();
+    assert_eq!(code.as_ref(), compiled.deployed_bytecode.as_slice());
+}
