@@ -333,10 +333,11 @@ contract DigitsCnnRealVerifierTest is RealVerifierTest {
         return address(new DigitsCnnVerifier());
     }
 
-    /// The sizing now lays the CNN out at k = 13 with 5 advice columns (the flex gate only): it proves
-    /// in about 1.2 s instead of 2.5 s at k = 14 with 3 columns, for about 60k more verify gas.
+    /// The sizing puts prove time first (a work slack of 0.05 units, not 0.5): the CNN is laid out at
+    /// k = 12 with 10 advice columns and one dot-product lane. It proves in about two thirds of the
+    /// time of k = 13 with 5 columns, for about 110k more verify gas (632k per fulfilment, measured).
     function _verifyGasBudget() internal pure override returns (uint256) {
-        return 560_000;
+        return 680_000;
     }
 }
 
