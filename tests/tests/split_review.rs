@@ -362,6 +362,78 @@ async fn digits_mlp_cut_at_every_boundary_of_several_windows() {
     assert!(copy_in_a_later_part, "no window put the first squeeze's calldatacopy in a later part");
 }
 
+/// The coordinator measures a verifier with `MAX_VERIFY_GAS` (2,000,000) and refuses a model whose
+/// sample proof does not verify within it: the layout a setup plans must be verifiable within it.
+#[test]
+fn planned_layouts_verify_within_the_coordinators_gas_cap() {
+    const MAX_VERIFY_GAS: u64 = 2_000_000;
+    let mut over = Vec::new();
+    for name in ["digits_mlp", "digits_cnn"] {
+        let m = zoo(name);
+        for max_k in models::prover::MIN_K..=12 {
+            let opts = models::sizing::PlanOptions { k: None, max_k, lanes: None };
+            let Ok(plan) = models::sizing::plan(&m.loaded.model, &opts) else { continue };
+            let c = &plan.cost;
+            eprintln!(
+                "{name}, max k {max_k}: k = {}, {} advice columns, {} bytes in {} parts, {} gas",
+                plan.params.k(),
+                c.counts.advice,
+                c.verifier_bytes,
+                c.verifier_parts,
+                c.verify_gas
+            );
+            if c.verify_gas > MAX_VERIFY_GAS {
+                over.push(format!("{name} at max k {max_k}: {} gas in {} parts", c.verify_gas, c.verifier_parts));
+            }
+        }
+    }
+    assert!(over.is_empty(), "planned above the coordinator's MAX_VERIFY_GAS: {over:#?}");
+}
+
+/// digits_cnn set up with `--max-k 9` plans a verifier in 7 parts (80 advice columns): setup should
+/// either refuse it or give a verifier the coordinator registers (its sample proof measured within
+/// MAX_VERIFY_GAS). Setup succeeds; registration then fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planned_split_verifier_is_registered_by_the_coordinator() {
+    use prover_node::setup::{self, SetupOptions, SrsSource};
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = zkinfer_tests::root().join("models/zoo/digits_cnn.onnx");
+    let mut opts =
+        SetupOptions::new(onnx, dir.path().to_path_buf(), SrsSource::InsecureDev { seed: zkinfer_tests::DEV_SEED });
+    opts.max_k = 9;
+    let Ok((card, card_path)) = setup::run(&opts) else { return }; // refusing is fine
+    let compiled = Compiled::for_card(&card_path, &card).unwrap();
+    let predicted = card.circuit.predicted.clone().unwrap();
+    let srs = card.srs(None).unwrap();
+    let loaded = prove::load(&card_path, &srs).unwrap();
+    let file =
+        prover_node::proof::InputFile::load(&zkinfer_tests::root().join("models/zoo/digits_cnn.input.json")).unwrap();
+    let input = file.quantized(&loaded.model).unwrap();
+    let fulfiller = Fulfiller { chain_id: 31337, coordinator: Address::repeat_byte(0xc0), address: Address::ZERO };
+    let proof = prove::prove(&loaded, &input, None, U256::from(1), &fulfiller).unwrap();
+    let node = anvil();
+    let provider = chain::provider(&node.endpoint(), node.keys()[0].clone().into()).unwrap();
+    let verifier = chain::deploy_verifier(&provider, &compiled).await.unwrap();
+    let measured = gas(&provider, verifier, &proof.verifier_calldata).await;
+    eprintln!(
+        "digits_cnn at k ≤ 9: {} parts, {} bytes, predicted {} gas, measured {measured} (transaction)",
+        compiled.parts.len() + 1,
+        compiled.total_runtime_bytes(),
+        predicted.verify_gas
+    );
+    let sample = Bytes::from(proof.verifier_calldata.to_vec());
+    let deployed = prover_node::contracts::deploy_system(
+        &provider,
+        &zkinfer_tests::forge_out(),
+        &card_path,
+        sample,
+        U256::ZERO,
+        3600,
+    )
+    .await;
+    assert!(deployed.is_ok(), "setup planned a verifier the coordinator does not register: {:?}", deployed.err());
+}
+
 /// Deploying a verifier in parts where it cannot work: a chain without the CREATE2 deployer is
 /// named before anything is sent; an artifact whose part bytecode was changed is refused.
 #[tokio::test(flavor = "multi_thread")]
