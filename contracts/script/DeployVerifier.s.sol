@@ -82,6 +82,9 @@ contract DeployVerifier is ZkinferScript {
         bytes memory initCode = vm.parseJsonBytes(artifact, string.concat(key, ".bytecode"));
         bytes32 codehash = vm.parseJsonBytes32(artifact, string.concat(key, ".codehash"));
         address part = vm.computeCreate2Address(bytes32(0), keccak256(initCode));
+        if (part != vm.parseJsonAddress(artifact, string.concat(key, ".address"))) {
+            revert(string.concat("the init code of ", key, " does not give the address the artifact records"));
+        }
         if (part.code.length == 0) {
             if (CREATE2_FACTORY.code.length == 0) {
                 revert("no CREATE2 deployer at 0x4e59b44847b379578588920cA78FbF26c0B4956C on this chain");

@@ -66,6 +66,14 @@ pub fn handoff_gas(verifier_bytes: usize) -> u64 {
     2_700 + 9 * words + words * words / 512
 }
 
+/// The coordinator's cap on one verification (`InferenceCoordinator.MAX_VERIFY_GAS`): it measures
+/// a model's sample proof with this much gas at registration and never forwards more.
+pub const COORDINATOR_MAX_VERIFY_GAS: u64 = 2_000_000;
+/// Predicted verify gas above which a layout is not planned: the coordinator's cap over the 1.25
+/// margin it adds to the measured gas, less the prediction's error (about 10% for verifiers in many
+/// parts) and the 1/64 of the gas each nested call keeps back (EIP-150).
+pub const VERIFY_GAS_LIMIT: u64 = 1_400_000;
+
 /// Contracts a predicted verifier of `verifier_bytes` is deployed as.
 pub fn verifier_parts(verifier_bytes: usize) -> usize {
     if verifier_bytes <= VERIFIER_BYTES_BUDGET {
@@ -239,6 +247,7 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         None => std::iter::once(0).chain(LANE_CHOICES).collect(),
     };
     let found = search(model, &ks, &lane_choices, &dots, instances)?;
+    let cheapest = found.iter().map(|c| c.cost.clone()).min_by_key(|c| c.verify_gas);
     if let Some(best) = choose(found) {
         return Ok(best);
     }
@@ -246,7 +255,15 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         Some(k) => format!("k = {k}"),
         None => format!("k ≤ {}", opts.max_k),
     };
-    let problem = format!("the model does not fit a circuit of {range}");
+    let problem = match cheapest {
+        None => format!("the model does not fit a circuit of {range}"),
+        Some(c) => format!(
+            "every layout with {range} needs so many columns that its verifier would cost more than {VERIFY_GAS_LIMIT} \
+             gas (the least: {} gas, {} bytes in {} contracts, {} advice columns), above what the coordinator \
+             allows a verification ({COORDINATOR_MAX_VERIFY_GAS} gas with its margin)",
+            c.verify_gas, c.verifier_bytes, c.verifier_parts, c.counts.advice
+        ),
+    };
     // Say what would work: the smallest larger k with a layout.
     let start = ks.last().copied().unwrap_or(MIN_K) + 1;
     for k in start..=MAX_K {
@@ -287,7 +304,7 @@ fn search(
         // over a one-contract layout found further on).
         let least = candidates
             .iter()
-            .filter(|c| c.cost.verifier_parts == 1)
+            .filter(|c| c.cost.verifier_parts == 1 && c.cost.verify_gas <= VERIFY_GAS_LIMIT)
             .map(|c| c.cost.prove_work)
             .fold(f64::INFINITY, f64::min);
         let slack = (least * WORK_SLACK).max(least + WORK_SLACK_UNITS);
@@ -329,9 +346,11 @@ fn search(
     Ok(candidates)
 }
 
-/// A verifier in one contract if any layout has one; then prove work first, and among layouts
-/// within the slack of the least, the lowest verify gas.
+/// A verifier the coordinator accepts ([`VERIFY_GAS_LIMIT`]); in one contract if any layout has
+/// one; then prove work first, and among layouts within the slack of the least, the lowest verify
+/// gas.
 fn choose(mut candidates: Vec<Plan>) -> Option<Plan> {
+    candidates.retain(|c| c.cost.verify_gas <= VERIFY_GAS_LIMIT);
     if candidates.iter().any(|c| c.cost.verifier_parts == 1) {
         candidates.retain(|c| c.cost.verifier_parts == 1);
     }

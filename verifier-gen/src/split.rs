@@ -214,6 +214,9 @@ pub fn build(
     if !(2..=MAX_PARTS).contains(&parts) {
         return Err(unexpected(format!("{parts} parts (2 to {MAX_PARTS})")));
     }
+    if !source.contains(&format!("contract {contract} {{")) {
+        return Err(unexpected(format!("the source does not define the contract {contract}")));
+    }
     let memory_end = memory_end.next_multiple_of(32);
     let p = pieces(source)?;
     let uses = p.statements.iter().map(|s| memory_use(s, memory_end)).collect::<Result<Vec<_>>>()?;
