@@ -105,6 +105,14 @@ async fn gas(provider: &DynProvider, to: Address, calldata: &[u8]) -> u64 {
     provider.estimate_gas(tx).await.unwrap()
 }
 
+/// The card's verifier source regenerated from its key (the same code hash as the card's).
+fn card_source(m: &ZooModel) -> verifier_gen::Source {
+    let encoding = Encoding::of_card(&m.card);
+    let n = m.card.circuit.num_instances;
+    verifier_gen::solidity_source(&m.loaded.srs, m.loaded.pk.get_vk(), n, &m.compiled.contract, "review", &encoding)
+        .unwrap()
+}
+
 /// The model's verifier (one contract, as the card has it) and the same source cut under each of
 /// `limits`; on anvil every one accepts a valid proof and agrees with the one-contract verifier on
 /// every tampering.
@@ -119,17 +127,7 @@ async fn same_verdicts(m: &ZooModel, limits: &[usize], parts: &[usize], tag: &st
     let other = other.verifier_calldata.to_vec();
     assert_eq!(valid.len(), other.len());
 
-    let encoding = Encoding::of_card(&m.card);
-    let n = proof.instances.len();
-    let source = verifier_gen::solidity_source(
-        &m.loaded.srs,
-        m.loaded.pk.get_vk(),
-        n,
-        &m.compiled.contract,
-        "review",
-        &encoding,
-    )
-    .unwrap();
+    let source = card_source(m);
     let solc = verifier_gen::default_solc();
     let whole: Compiled = verifier_gen::compile_solidity(&solc, &source.solidity, &m.compiled.contract).unwrap();
     assert_eq!(whole.codehash, m.card.verifier.codehash, "the review regenerates the card's verifier");
@@ -280,17 +278,7 @@ async fn digits_mlp_cut_at_every_boundary_of_several_windows() {
     other_input[0] = if other_input[0] == 0 { 1 } else { 0 };
     let other = prove::prove(&m.loaded, &other_input, None, U256::from(2), &fulfiller).unwrap();
     let other = other.verifier_calldata.to_vec();
-    let encoding = Encoding::of_card(&m.card);
-    let n = proof.instances.len();
-    let mut source = verifier_gen::solidity_source(
-        &m.loaded.srs,
-        m.loaded.pk.get_vk(),
-        n,
-        &m.compiled.contract,
-        "review",
-        &encoding,
-    )
-    .unwrap();
+    let mut source = card_source(m);
     let original = source.solidity.clone();
     let starts = statement_starts(&original);
     let text = |i: usize| &original[starts[i]..starts.get(i + 1).copied().unwrap_or(original.len())];
@@ -439,17 +427,7 @@ async fn a_planned_split_verifier_is_registered_by_the_coordinator() {
 #[tokio::test(flavor = "multi_thread")]
 async fn parts_that_cannot_be_deployed_are_named() {
     let m = zoo("digits_mlp");
-    let encoding = Encoding::of_card(&m.card);
-    let n = m.card.circuit.num_instances;
-    let source = verifier_gen::solidity_source(
-        &m.loaded.srs,
-        m.loaded.pk.get_vk(),
-        n,
-        &m.compiled.contract,
-        "review",
-        &encoding,
-    )
-    .unwrap();
+    let source = card_source(m);
     let (split, _) =
         verifier_gen::compile_verifier(&verifier_gen::default_solc(), &source, &m.compiled.contract, 8_000).unwrap();
     assert!(!split.parts.is_empty());
