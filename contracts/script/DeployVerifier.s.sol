@@ -50,6 +50,8 @@ contract DeployVerifier is ZkinferScript {
             );
         }
 
+        _checkParts(card, artifact);
+
         bytes32 salt = bytes32(0);
         // A verifier above EIP-170 is cut into contracts: its later parts first (the verifier calls them).
         for (uint256 i = 0; vm.keyExistsJson(artifact, _part(i)); i++) {
@@ -71,6 +73,33 @@ contract DeployVerifier is ZkinferScript {
         if (verifier.codehash != card.codehash) {
             revert(string.concat("code at ", vm.toString(verifier), " is not the card's verifier"));
         }
+    }
+
+    /// @notice The artifact must hold the later parts the card lists, with the same code hashes: one
+    /// without them would deploy a verifier whose every call fails on a part never deployed.
+    function _checkParts(Card memory card, string memory artifact) private view {
+        for (uint256 i = 0; vm.keyExistsJson(artifact, _part(i)) || vm.keyExistsJson(card.json, _cardPart(i)); i++) {
+            bool same = vm.keyExistsJson(artifact, _part(i)) && vm.keyExistsJson(card.json, _cardPart(i))
+                && vm.parseJsonBytes32(artifact, string.concat(_part(i), ".codehash"))
+                    == vm.parseJsonBytes32(card.json, string.concat(_cardPart(i), ".codehash"));
+            if (!same) {
+                revert(
+                    string.concat(
+                        card.artifactPath,
+                        " does not belong to the card ",
+                        card.path,
+                        ": part ",
+                        vm.toString(i + 2),
+                        " of the verifier is not the same in both (the card lists the parts its verifier calls); ",
+                        "use the artifact prover-node setup wrote beside the card, or run setup again"
+                    )
+                );
+            }
+        }
+    }
+
+    function _cardPart(uint256 i) private pure returns (string memory) {
+        return string.concat(".verifier.parts[", vm.toString(i), "]");
     }
 
     function _part(uint256 i) private pure returns (string memory) {

@@ -247,7 +247,7 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         None => std::iter::once(0).chain(LANE_CHOICES).collect(),
     };
     let found = search(model, &ks, &lane_choices, &dots, instances)?;
-    let cheapest = found.iter().map(|c| c.cost.clone()).min_by_key(|c| c.verify_gas);
+    let cheapest = found.iter().min_by_key(|c| c.cost.verify_gas).cloned();
     if let Some(best) = choose(found) {
         return Ok(best);
     }
@@ -259,9 +259,12 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         None => format!("the model does not fit a circuit of {range}"),
         Some(c) => format!(
             "every layout with {range} needs so many columns that its verifier would cost more than {VERIFY_GAS_LIMIT} \
-             gas (the least: {} gas, {} bytes in {} contracts, {} advice columns), above what the coordinator \
-             allows a verification ({COORDINATOR_MAX_VERIFY_GAS} gas with its margin)",
-            c.verify_gas, c.verifier_bytes, c.verifier_parts, c.counts.advice
+             gas (the least: {} gas, {} bytes in {} contracts, {}), above what the coordinator allows a \
+             verification ({COORDINATOR_MAX_VERIFY_GAS} gas with its margin)",
+            c.cost.verify_gas,
+            c.cost.verifier_bytes,
+            c.cost.verifier_parts,
+            columns(&c.params)
         ),
     };
     // Say what would work: the smallest larger k with a layout.
@@ -272,9 +275,12 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
             // With a fixed `--k`, `--max-k` alone would change nothing: name the flag that was given.
             let flag = if opts.k.is_some() { "--k" } else { "--max-k" };
             return Err(Error::NoLayout(format!(
-                "{problem}; at k = {k} it fits ({} advice columns, {} lanes, predicted verifier {} bytes in {} \
-                 contract(s) and {} gas): pass {flag} {k} (and an SRS of at least 2^{k} points)",
-                p.cost.counts.advice, p.params.lanes, p.cost.verifier_bytes, p.cost.verifier_parts, p.cost.verify_gas
+                "{problem}; at k = {k} it fits ({}, predicted verifier {} bytes in {} contract(s) and {} gas): \
+                 pass {flag} {k} (and an SRS of at least 2^{k} points)",
+                columns(&p.params),
+                p.cost.verifier_bytes,
+                p.cost.verifier_parts,
+                p.cost.verify_gas
             )));
         }
     }
@@ -286,6 +292,19 @@ pub fn plan(model: &QuantModel, opts: &PlanOptions) -> Result<Plan> {
         )));
     }
     Err(Error::NoLayout(format!("{problem}, and no k up to {MAX_K} fits: the model is too large for one circuit")))
+}
+
+/// A layout's columns as `setup` prints them and the model card records them (the advice columns
+/// of the flex gate, the lookup advice columns, the dot-product lanes), so that a refusal naming a
+/// layout reads like the setup that then makes it.
+fn columns(params: &CircuitParams) -> String {
+    let lanes = params.lanes;
+    format!(
+        "{} advice + {} lookup columns, dot-product gate of {lanes} lane{}",
+        params.base.num_advice_per_phase.first().copied().unwrap_or(0),
+        params.base.num_lookup_advice_per_phase.first().copied().unwrap_or(0),
+        if lanes == 1 { "" } else { "s" }
+    )
 }
 
 /// Evaluates every layout with `k ∈ ks` and a lane count in `lane_choices`.

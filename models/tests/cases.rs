@@ -226,6 +226,10 @@ fn case_12_sizing_never_ends_at_an_undeployable_verifier() {
         Err(Error::NoLayout(why)) => {
             println!("k 10, 1 lane: {why} ({elapsed:?})");
             assert!(why.contains("pass --k ") && !why.contains("--max-k"), "names the wrong flag: {why}");
+            // The layout it names reads as setup then prints it (and the card records it): flex-gate
+            // advice, lookup advice and lanes apart, not one total of every advice column.
+            let at = why.split("it fits (").nth(1).expect("names a layout");
+            assert!(at.contains(" advice + ") && at.contains(" lookup columns, dot-product gate of 1 lane,"), "{why}");
         }
         other => panic!("expected NoLayout at k = 10 with 1 lane, got {other:?}"),
     }

@@ -41,6 +41,14 @@ pub enum Error {
     /// A compiled verifier artifact could not be parsed.
     #[error("{} is not a compiled verifier artifact: {reason}", path.display())]
     BadArtifact { path: PathBuf, reason: String },
+    /// A verifier artifact that is not the one its model card describes (other later parts).
+    #[error(
+        "{} does not belong to the model card {}: {reason}. Use the artifact `prover-node setup` wrote beside \
+         this card, or run setup again",
+        artifact.display(),
+        card.display()
+    )]
+    ArtifactMismatch { artifact: PathBuf, card: PathBuf, reason: String },
     /// An error from the models crate (keys, SRS).
     #[error(transparent)]
     Models(#[from] models::Error),

@@ -254,9 +254,57 @@ impl Compiled {
         serde_json::from_slice(&bytes).map_err(|e| Error::BadArtifact { path: path.into(), reason: e.to_string() })
     }
 
-    /// Reads the verifier artifact a model card names.
+    /// Reads the verifier artifact a model card names, and checks that it holds the later parts the
+    /// card lists ([`Compiled::check_parts`]): an artifact without them would deploy a verifier that
+    /// calls contracts never deployed, and reject every proof.
     pub fn for_card(card_path: &Path, card: &ModelCard) -> Result<Self> {
-        Self::load(&ModelCard::resolve(card_path, &card.files.verifier_artifact))
+        let path = ModelCard::resolve(card_path, &card.files.verifier_artifact);
+        let compiled = Self::load(&path)?;
+        compiled.check_parts(&card.verifier.parts).map_err(|reason| Error::ArtifactMismatch {
+            artifact: path,
+            card: card_path.into(),
+            reason,
+        })?;
+        Ok(compiled)
+    }
+
+    /// Checks that this artifact's later parts are `listed` (a model card's `verifier.parts`): the
+    /// same contracts in the same order, at the same addresses with the same code hashes, and that
+    /// each part's runtime code has its code hash. Says what differs.
+    pub fn check_parts(&self, listed: &[models::card::VerifierPart]) -> std::result::Result<(), String> {
+        let describe = |parts: Vec<(&str, &str)>| match parts.len() {
+            0 => "no later part".to_string(),
+            n => format!(
+                "{n} later part{} ({})",
+                if n == 1 { "" } else { "s" },
+                parts.iter().map(|(c, a)| format!("{c} at {a}")).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let ours: Vec<(&str, &str)> = self.parts.iter().map(|p| (p.contract.as_str(), p.address.as_str())).collect();
+        let theirs: Vec<(&str, &str)> = listed.iter().map(|p| (p.contract.as_str(), p.address.as_str())).collect();
+        let same = self.parts.len() == listed.len()
+            && self.parts.iter().zip(listed).all(|(a, c)| {
+                a.contract == c.contract
+                    && a.address.eq_ignore_ascii_case(&c.address)
+                    && a.codehash.eq_ignore_ascii_case(&c.codehash)
+            });
+        if !same {
+            return Err(format!(
+                "the card lists {} of its verifier, the artifact {}",
+                describe(theirs),
+                describe(ours)
+            ));
+        }
+        for part in &self.parts {
+            let hash = format!("0x{}", hex::encode(keccak256(&part.deployed_bytecode)));
+            if !hash.eq_ignore_ascii_case(&part.codehash) {
+                return Err(format!(
+                    "the artifact's part {} has code hash {hash}, not the {} it records",
+                    part.contract, part.codehash
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The model id the coordinator derives for this verifier and `encoding` (hex).
@@ -633,6 +681,67 @@ pub fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn part(contract: &str, runtime: &[u8]) -> Part {
+        let init = [&[0x60, 0x00][..], runtime].concat();
+        Part {
+            contract: contract.into(),
+            address: format!("0x{}", hex::encode(create2_address(&[0; 32], &init))),
+            codehash: format!("0x{}", hex::encode(keccak256(runtime))),
+            bytecode: init,
+            deployed_bytecode: runtime.to_vec(),
+        }
+    }
+
+    fn listed(p: &Part) -> models::card::VerifierPart {
+        models::card::VerifierPart {
+            contract: p.contract.clone(),
+            address: p.address.to_uppercase().replace("0X", "0x"),
+            codehash: p.codehash.clone(),
+            runtime_bytes: p.deployed_bytecode.len(),
+        }
+    }
+
+    /// An artifact is taken for a card only with the later parts the card lists: one without them
+    /// (or with others) would deploy a verifier whose every call fails on a part never deployed.
+    #[test]
+    fn an_artifact_must_hold_the_parts_its_card_lists() {
+        let (p2, p3) = (part("VPart2", &[1, 2, 3]), part("VPart3", &[4, 5]));
+        let compiled = |parts: Vec<Part>| Compiled {
+            contract: "V".into(),
+            bytecode: vec![0x60],
+            deployed_bytecode: vec![0x00],
+            codehash: format!("0x{}", hex::encode(keccak256(&[0x00]))),
+            compiler: "0.8.30".into(),
+            layout: None,
+            encoding_hash: None,
+            dev_chain_id: None,
+            parts,
+        };
+        let card = [listed(&p2), listed(&p3)];
+        assert_eq!(compiled(vec![p2.clone(), p3.clone()]).check_parts(&card), Ok(()));
+        assert_eq!(compiled(vec![]).check_parts(&[]), Ok(()));
+
+        let missing = compiled(vec![]).check_parts(&card).unwrap_err();
+        assert!(missing.contains("the card lists 2 later parts (VPart2 at 0x"), "{missing}");
+        assert!(missing.ends_with("the artifact no later part"), "{missing}");
+        let extra = compiled(vec![p2.clone()]).check_parts(&[]).unwrap_err();
+        assert!(
+            extra.contains("the card lists no later part of its verifier, the artifact 1 later part (VPart2"),
+            "{extra}"
+        );
+        let swapped = compiled(vec![p3.clone(), p2.clone()]).check_parts(&card);
+        assert!(swapped.is_err(), "parts out of order were taken");
+        let mut other = listed(&p3);
+        other.codehash = p2.codehash.clone();
+        assert!(compiled(vec![p2.clone(), p3.clone()]).check_parts(&[listed(&p2), other]).is_err());
+
+        // A part whose runtime code is not the code hash it records.
+        let mut tampered = p3.clone();
+        tampered.deployed_bytecode = vec![9];
+        let err = compiled(vec![p2.clone(), tampered]).check_parts(&card).unwrap_err();
+        assert!(err.contains("the artifact's part VPart3 has code hash 0x"), "{err}");
+    }
 
     /// A fake `solc` in `dir` that reports `version`.
     #[cfg(unix)]

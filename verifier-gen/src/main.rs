@@ -72,6 +72,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         compiled.deployed_bytecode.len(),
         verifier_gen::EIP170_LIMIT
     );
+    for part in &compiled.parts {
+        println!(
+            "  calls part    {} ({} bytes runtime, at {} through the CREATE2 deployer, codehash {})",
+            part.contract,
+            part.deployed_bytecode.len(),
+            part.address,
+            part.codehash
+        );
+    }
     println!("codehash        {}", compiled.codehash);
     println!("encoding hash   {}", compiled.encoding_hash.as_deref().unwrap_or("?"));
     if let Some(id) = compiled.dev_chain_id {
