@@ -203,7 +203,7 @@ fn what_cannot_be_proved_exactly_is_refused() {
 /// onnxruntime.
 #[test]
 fn case_12_sizing_never_ends_at_an_undeployable_verifier() {
-    use models::sizing::{handoff_gas, plan, predict, PlanOptions, VERIFIER_BYTES_BUDGET};
+    use models::sizing::{plan, PlanOptions, VERIFIER_BYTES_BUDGET};
     let (path, _) = case("12_verifier_too_large");
     let model = setup(&path);
     // With packed dot products (several outputs per weight cell) the case's own request fits.
@@ -215,9 +215,6 @@ fn case_12_sizing_never_ends_at_an_undeployable_verifier() {
     assert!(started.elapsed() < std::time::Duration::from_secs(1), "sizing took {:?}", started.elapsed());
     println!("max k 10: {:?}", split.cost);
     assert!(split.cost.verifier_bytes > VERIFIER_BYTES_BUDGET && split.cost.verifier_parts >= 2, "{:?}", split.cost);
-    let unsplit = predict(split.params.k(), split.cost.counts, model.num_instances());
-    assert_eq!(unsplit.verifier_parts, split.cost.verifier_parts);
-    assert!(handoff_gas(split.cost.verifier_bytes) > 2_700);
     // Too few rows for one lane's dot products at k = 10: refused, naming the flags that would do.
     let started = std::time::Instant::now();
     let refused = plan(&model, &PlanOptions { k: Some(10), max_k: models::prover::DEFAULT_MAX_K, lanes: Some(1) });

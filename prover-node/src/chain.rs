@@ -62,15 +62,8 @@ pub async fn deploy_verifier(provider: &DynProvider, compiled: &verifier_gen::Co
 
 /// Deploys one later part of a verifier at its CREATE2 address (nothing is sent if it is there).
 pub async fn deploy_part(provider: &DynProvider, part: &verifier_gen::Part) -> Result<Address> {
-    let address: Address = part.address.parse().map_err(|_| Error::Invalid(format!("bad address {}", part.address)))?;
     // The address follows from the init code: a changed artifact is refused before anything is sent.
-    let derived = Address::new(verifier_gen::create2_address(&[0; 32], &part.bytecode));
-    if derived != address {
-        return Err(Error::Invalid(format!(
-            "{}: the artifact says address {address}, its init code gives {derived}",
-            part.contract
-        )));
-    }
+    let address = Address::new(part.check().map_err(Error::Invalid)?);
     let rpc = |e: alloy::transports::TransportError| Error::Rpc(e.to_string());
     let code = provider.get_code_at(address).await.map_err(rpc)?;
     if code.is_empty() {

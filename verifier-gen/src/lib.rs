@@ -219,6 +219,31 @@ pub struct Part {
     pub deployed_bytecode: Vec<u8>,
 }
 
+impl Part {
+    /// Checks that the part is what it records: its address is the CREATE2 address of its init code
+    /// ([`create2_address`], zero salt) and its code hash that of its runtime code. Returns the
+    /// address; says what differs otherwise.
+    pub fn check(&self) -> std::result::Result<[u8; 20], String> {
+        let address = create2_address(&[0; 32], &self.bytecode);
+        if !format!("0x{}", hex::encode(address)).eq_ignore_ascii_case(&self.address) {
+            return Err(format!(
+                "the artifact's part {} records address {}, its init code gives 0x{}",
+                self.contract,
+                self.address,
+                hex::encode(address)
+            ));
+        }
+        let hash = format!("0x{}", hex::encode(keccak256(&self.deployed_bytecode)));
+        if !hash.eq_ignore_ascii_case(&self.codehash) {
+            return Err(format!(
+                "the artifact's part {} has code hash {hash}, not the {} it records",
+                self.contract, self.codehash
+            ));
+        }
+        Ok(address)
+    }
+}
+
 /// The standard CREATE2 deployer (the "deterministic deployment proxy", the same address on every
 /// chain that has it; anvil and forge have it by default): calldata `salt ‖ init code`.
 pub const CREATE2_FACTORY: [u8; 20] = [
@@ -296,13 +321,7 @@ impl Compiled {
             ));
         }
         for part in &self.parts {
-            let hash = format!("0x{}", hex::encode(keccak256(&part.deployed_bytecode)));
-            if !hash.eq_ignore_ascii_case(&part.codehash) {
-                return Err(format!(
-                    "the artifact's part {} has code hash {hash}, not the {} it records",
-                    part.contract, part.codehash
-                ));
-            }
+            part.check()?;
         }
         Ok(())
     }
